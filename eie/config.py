@@ -1,0 +1,293 @@
+"""The one configuration object of an EIE design.
+
+:class:`EIEConfig` is the single source of truth for every width, depth and count
+of the generated hardware. The golden model, the hardware generator, the
+simulator driver and the board runtime all take it; widths that follow from
+other fields are properties, so they cannot disagree.
+
+Presets are small edits of :data:`DEFAULT`::
+
+    from dataclasses import replace
+    cfg = replace(PRESETS["paper"], pes=16)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+
+__all__ = ["EIEConfig", "DEFAULT", "PRESETS", "preset", "clog2", "LAYER_FIELDS"]
+
+
+def clog2(n: int) -> int:
+    """Bits needed to hold the values ``0 .. n-1`` (``clog2(1) == 0``)."""
+    if n < 1:
+        raise ValueError(f"clog2 argument must be a positive integer, not {n!r}")
+    return (n - 1).bit_length()
+
+
+# (field name, lower bound, upper bound, meaning)
+_LIMITS = {
+    "pes":                  (1, 4096, "number of processing elements"),
+    "fifo_depth":           (1, 256, "activation-queue depth per PE"),
+    "column_buffer_depth":  (1, 64, "column buffer depth between pointer read and multiplier"),
+    "act_bits":             (2, 32, "activation width in bits"),
+    "act_frac_bits":        (0, 31, "fraction bits of the network input activations"),
+    "index_bits":           (1, 8, "weight-index (codebook address) width in bits"),
+    "codebook_bits":        (2, 32, "codebook value width in bits"),
+    "zrun_bits":            (1, 8, "zero-run (relative row index) width in bits"),
+    "spmat_depth":          (1, 1 << 24, "Spmat words per PE"),
+    "entries_per_word":     (1, 8, "(v, z) entries per Spmat word"),
+    "ptr_depth":            (2, 1 << 24, "column pointers per PE (all layers together)"),
+    "act_depth":            (1, 1 << 16, "activation register-file depth per PE (each of the two banks)"),
+    "bias_depth":           (1, 1 << 24, "bias words per PE (all layers together)"),
+    "max_layers":           (1, 256, "entries of the layer table"),
+}
+
+# Layer-table entry, packed LSB first in this order (see docs/protocol.md).
+# Widths are functions of the config so that hardware and host agree.
+LAYER_FIELDS = (
+    ("in_len",    lambda c: c.len_bits),
+    ("out_len",   lambda c: c.len_bits),
+    ("ptr_base",  lambda c: c.ptr_addr_bits),
+    ("codebook",  lambda c: c.layer_bits),
+    ("bias_base", lambda c: c.bias_addr_bits),
+    ("shift",     lambda c: c.shift_bits),
+    ("relu",      lambda c: 1),
+)
+
+
+@dataclass(frozen=True)
+class EIEConfig:
+    """Parameters of one EIE accelerator.
+
+    Parameters
+    ----------
+    pes : int
+        Number of processing elements ``N``. Row ``i`` and activation ``j`` live
+        in PE ``i mod N`` / ``j mod N``.
+    fifo_depth : int
+        Depth of each PE's activation queue of broadcast ``(column, value)``.
+    column_buffer_depth : int
+        Depth of the buffer between a PE's pointer read and its Spmat read /
+        multiplier; it lets the pointer read of later columns run ahead.
+    act_bits, act_frac_bits : int
+        Activations are signed ``act_bits``-bit fixed point; the network input
+        is quantised with ``act_frac_bits`` fraction bits.
+    index_bits : int
+        Width of a weight index ``v``; the codebook has ``2**index_bits``
+        entries, code 0 is reserved for the value 0.
+    codebook_bits : int
+        Width of a signed codebook value.
+    zrun_bits : int
+        Width of a zero run ``z``; runs longer than ``2**zrun_bits - 1`` are
+        bridged by padding entries.
+    spmat_depth, entries_per_word : int
+        Spmat memory of each PE: ``spmat_depth`` words of ``entries_per_word``
+        entries each.
+    ptr_depth : int
+        Column pointers per PE over all layers (a layer of ``n`` inputs uses
+        ``ceil``-free ``n + 1`` of them).
+    act_depth : int
+        Depth of each of the two activation register files of a PE; a layer's
+        input and output lengths are limited to ``pes * act_depth``.
+    bias_depth : int
+        Bias words per PE over all layers.
+    max_layers : int
+        Entries of the layer table (and codebooks per PE).
+    """
+
+    pes: int = 4
+    fifo_depth: int = 8
+    column_buffer_depth: int = 4
+    act_bits: int = 16
+    act_frac_bits: int = 8
+    index_bits: int = 4
+    codebook_bits: int = 16
+    zrun_bits: int = 4
+    spmat_depth: int = 2048
+    entries_per_word: int = 8
+    ptr_depth: int = 1024
+    act_depth: int = 128
+    bias_depth: int = 512
+    max_layers: int = 8
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            lo, hi, what = _LIMITS[f.name]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"EIEConfig.{f.name} ({what}) must be an integer, not {value!r}")
+            if not lo <= value <= hi:
+                raise ValueError(f"EIEConfig.{f.name} ({what}) must be in range {lo}..{hi}, not {value!r}")
+        if self.act_frac_bits >= self.act_bits:
+            raise ValueError(f"EIEConfig.act_frac_bits must be in range 0..{self.act_bits - 1} "
+                             f"(below act_bits={self.act_bits}), not {self.act_frac_bits!r}")
+        if self.ptr_depth < 2:
+            raise ValueError(f"EIEConfig.ptr_depth must be at least 2, not {self.ptr_depth!r}")
+        if self.bias_depth < self.act_depth:
+            raise ValueError(f"EIEConfig.bias_depth must be in range {self.act_depth}..{_LIMITS['bias_depth'][1]} "
+                             f"(at least act_depth={self.act_depth}, one layer of bias), not {self.bias_depth!r}")
+        if self.acc_bits > 64:
+            raise ValueError(f"EIEConfig.act_bits + codebook_bits + clog2(pes * act_depth) + 1 = {self.acc_bits} "
+                             f"exceeds the 64-bit accumulator limit; reduce act_bits, codebook_bits, pes or act_depth")
+
+    # -- derived sizes ---------------------------------------------------
+    @property
+    def codebook_size(self) -> int:
+        """Entries per codebook (``2**index_bits``); code 0 holds the value 0."""
+        return 1 << self.index_bits
+
+    @property
+    def max_zrun(self) -> int:
+        """Longest zero run one entry can express."""
+        return (1 << self.zrun_bits) - 1
+
+    @property
+    def entry_bits(self) -> int:
+        """Bits of one ``(v, z)`` entry: ``v`` in the low ``index_bits``, ``z`` above."""
+        return self.index_bits + self.zrun_bits
+
+    @property
+    def spmat_word_bits(self) -> int:
+        """Width of a Spmat word; entry ``e`` sits in slot ``e % entries_per_word``, slot 0 at the LSBs."""
+        return self.entry_bits * self.entries_per_word
+
+    @property
+    def spmat_entries(self) -> int:
+        """Capacity of one PE's Spmat in entries."""
+        return self.spmat_depth * self.entries_per_word
+
+    @property
+    def ptr_bits(self) -> int:
+        """Width of a column pointer: addresses ``0 .. spmat_entries`` inclusive."""
+        return clog2(self.spmat_entries + 1)
+
+    @property
+    def ptr_addr_bits(self) -> int:
+        return clog2(self.ptr_depth)
+
+    @property
+    def spmat_addr_bits(self) -> int:
+        return clog2(self.spmat_depth)
+
+    @property
+    def act_addr_bits(self) -> int:
+        return clog2(self.act_depth)
+
+    @property
+    def bias_addr_bits(self) -> int:
+        return clog2(self.bias_depth)
+
+    @property
+    def layer_bits(self) -> int:
+        return clog2(self.max_layers)
+
+    @property
+    def max_len(self) -> int:
+        """Longest input or output vector of a layer: ``pes * act_depth``."""
+        return self.pes * self.act_depth
+
+    @property
+    def len_bits(self) -> int:
+        """Width of a vector length ``0 .. max_len``."""
+        return clog2(self.max_len + 1)
+
+    @property
+    def col_bits(self) -> int:
+        """Width of a column (input activation) index ``0 .. max_len - 1``."""
+        return max(1, clog2(self.max_len))
+
+    @property
+    def acc_bits(self) -> int:
+        """Accumulator width: no sum of a layer can overflow.
+
+        ``|sum of products| <= max_len * 2**(act_bits + codebook_bits - 2)`` and the
+        bias is limited to ``bias_bits`` (one less than the accumulator), so the
+        total stays within ``acc_bits`` signed bits.
+        """
+        return self.act_bits + self.codebook_bits + clog2(self.max_len) + 1
+
+    @property
+    def bias_bits(self) -> int:
+        """Width of a signed bias word (seeds the accumulator)."""
+        return self.acc_bits - 1
+
+    @property
+    def shift_bits(self) -> int:
+        """Width of a layer's write-back right shift (``0 .. acc_bits - 1``)."""
+        return clog2(self.acc_bits)
+
+    @property
+    def product_bits(self) -> int:
+        return self.act_bits + self.codebook_bits
+
+    @property
+    def layer_entry_bits(self) -> int:
+        """Width of a packed layer-table entry."""
+        return sum(width(self) for _, width in LAYER_FIELDS)
+
+    # -- serialisation ---------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EIEConfig":
+        if not isinstance(data, dict):
+            raise ValueError(f"EIE config must be a JSON object, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"EIE config has unknown field(s) {', '.join(unknown)}; "
+                             f"known fields are {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> "EIEConfig":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, path) -> "EIEConfig":
+        """Read a config from a JSON file: a bare config object, or any artifact
+        carrying one under the key ``"config"``."""
+        with open(path) as f:
+            data = json.load(f)
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            data = data["config"]
+        return cls.from_dict(data)
+
+    def save(self, path) -> None:
+        with open(path, "w") as f:
+            f.write(self.to_json(indent=2) + "\n")
+
+    @property
+    def digest(self) -> str:
+        """Short stable hash of the config (names build folders, checked by the host)."""
+        return hashlib.sha256(self.to_json(sort_keys=True).encode()).hexdigest()[:16]
+
+    def replace(self, **changes) -> "EIEConfig":
+        return replace(self, **changes)
+
+
+DEFAULT = EIEConfig()
+
+PRESETS = {
+    # Small enough for fast simulation and the iCEBreaker.
+    "tiny": replace(DEFAULT, pes=4, fifo_depth=8, spmat_depth=2048, entries_per_word=8,
+                    ptr_depth=1024, act_depth=128, bias_depth=512, max_layers=8),
+    # The paper: 64 PEs, queue depth 8, 16-bit activations and codebook values,
+    # 4-bit (v, z), 128 KB Spmat per PE as 16K x 64-bit words, 64-entry register files.
+    "paper": replace(DEFAULT, pes=64, fifo_depth=8, spmat_depth=16384, entries_per_word=8,
+                     ptr_depth=16384, act_depth=64, bias_depth=1024, max_layers=16),
+}
+
+
+def preset(name: str) -> EIEConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown config preset {name!r}; choose one of {', '.join(sorted(PRESETS))}") from None
