@@ -1,0 +1,18 @@
+import numpy as np
+import pytest
+
+from eie.config import PRESETS
+from eie.host import distribute, gather
+
+
+@pytest.mark.parametrize("pes", [1, 3, 4, 64])
+@pytest.mark.parametrize("length", [1, 5, 300])
+def test_distribute_gather_round_trip(pes, length):
+    cfg = PRESETS["tiny"].replace(pes=pes)
+    v = np.arange(length) * 7 - 100
+    slices = distribute(cfg, v)
+    assert len(slices) == pes
+    for k, s in enumerate(slices):            # element j lives in PE j mod N at index j // N
+        for r, value in enumerate(s):
+            assert value == v[r * pes + k]
+    assert np.array_equal(gather(cfg, slices, length), v)
