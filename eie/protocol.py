@@ -249,6 +249,19 @@ def bytes_to_words(data: bytes) -> list[int]:
 
 # -- response decoding -------------------------------------------------------
 
+def _opcode(value: int):
+    """``Opcode(value)``, or the plain int for an unknown opcode (sent with ``HostSession.raw``)."""
+    try:
+        return Opcode(value)
+    except ValueError:
+        return int(value)
+
+
+def _opcode_name(value: int) -> str:
+    op = _opcode(value)
+    return op.name if isinstance(op, Opcode) else f"opcode {value:#04x}"
+
+
 @dataclass
 class Response:
     opcode: Opcode
@@ -264,7 +277,7 @@ class Response:
     def check(self) -> "Response":
         if not self.ok:
             op, mem, pe, addr, count = self.request or (self.opcode, self.mem, 0, 0, 0)
-            raise ProtocolError(f"{Opcode(op).name} mem={mem} pe={pe} addr={addr} count={count} "
+            raise ProtocolError(f"{_opcode_name(op)} mem={mem} pe={pe} addr={addr} count={count} "
                                 f"answered {self.status.name}", self.status)
         return self
 
@@ -376,7 +389,7 @@ class HostSession:
                 status, opcode, mem = word & 0xFF, (word >> 8) & 0xFF, (word >> 16) & 0xFF
                 if opcode != p.opcode:
                     raise ProtocolError(f"response opcode {opcode:#x} does not match command "
-                                        f"{Opcode(p.opcode).name} (word {word:#010x})")
+                                        f"{_opcode_name(p.opcode)} (word {word:#010x})")
                 try:
                     status = Status(status)
                 except ValueError:
@@ -388,11 +401,11 @@ class HostSession:
             if len(self._rx) < p.ok_words:
                 break
             payload = [self._rx.popleft() for _ in range(p.ok_words)]
-            if p.opcode == Opcode.READ and p.ok_words:
+            if p.opcode == Opcode.READ and p.ok_words and p.width:   # raw() READs stay words
                 data = unpack_items(payload, p.width, p.signed)
             else:
                 data = payload
-            done.append(Response(Opcode(p.opcode), self._status, self._mem, data,
+            done.append(Response(_opcode(p.opcode), self._status, self._mem, data,
                                  (p.opcode, p.mem, p.pe, p.addr, p.count)))
             self._current = None
         return done
