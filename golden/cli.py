@@ -1,0 +1,81 @@
+"""``eie compress``: Deep Compression of a model into the EIE format.
+
+Writes ``DIR/manifest.json`` (config, per-layer metadata, accuracy, storage),
+``DIR/layers.npz`` (the quantised layers), ``DIR/image.npz`` (per-PE memory
+images) and ``DIR/model.pt`` (the compressed float model as a plain
+``nn.Sequential``); prints the Deep-Compression-style table, or with
+``--json`` one JSON object (the report). Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+__all__ = ["add_arguments", "main"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="digits-mlp",
+                        help="'digits-mlp' (built in), a file saved with torch.save(nn.Sequential) of Linear/ReLU "
+                             "(loaded with weights_only=False: trusted files only), or module:function returning "
+                             "one (default: digits-mlp)")
+    parser.add_argument("--data", metavar="FILE.npz",
+                        help="training/test data for a user model: arrays X_train, y_train, X_test, y_test. "
+                             "Without it a user model is compressed without retraining or accuracy")
+    parser.add_argument("--density", type=float, metavar="D",
+                        help="fraction of weights kept in every layer, in (0, 1] (default: 8%% hidden, "
+                             "25%% output layer)")
+    parser.add_argument("--pes", type=int, metavar="N", help="number of PEs (overrides the config)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="EIEConfig JSON (or any artifact carrying one); default: preset 'tiny'")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    parser.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--no-balance", action="store_true",
+                        help="keep the plain row interleave (row i in PE i mod N): no load-balancing permutation")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="retrain digits-mlp instead of using build/cache ($EIE_CACHE)")
+    # For tests: far fewer epochs (lower accuracy).
+    parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+
+
+def _config(args):
+    from eie.config import EIEConfig, preset
+    cfg = EIEConfig.load(args.config) if args.config else preset("tiny")
+    if args.pes is not None:
+        cfg = replace(cfg, pes=args.pes)  # re-runs the config's checks
+    return cfg
+
+
+def main(args) -> int:
+    from .pipeline import Schedule, compress, format_report, write_output
+
+    if args.density is not None and not 0.0 < args.density <= 1.0:
+        raise ValueError(f"--density must be in range (0, 1] (fraction of weights kept), not {args.density!r}")
+    cfg = _config(args)
+    if args.model != "digits-mlp" and args.data is None:
+        print("eie compress: no --data given: compressing without retraining and without accuracy "
+              "(calibration on random inputs)", file=sys.stderr)
+    result = compress(args.model, cfg, density=args.density, seed=args.seed, data=args.data,
+                      schedule=Schedule.quick() if args.quick else Schedule(), cache=not args.no_cache, balance=not args.no_balance)
+    files = write_output(result, args.out)
+    report = {**result.report, "config": cfg.to_dict(), "files": files}
+    if args.json:
+        print(json.dumps(report, default=_json_default))
+    else:
+        print(format_report(result.report))
+        print(f"wrote {', '.join(files.values())}")
+    return 0
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot serialise {type(o).__name__}")

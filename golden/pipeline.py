@@ -1,0 +1,391 @@
+"""The whole Deep Compression of a model into EIE layers, and its report.
+
+:func:`compress` runs, in order:
+
+1. load the model (``digits-mlp`` trained or cached, a user file or
+   ``module:function``) and check it fits the config (:mod:`.models`);
+2. prune to the target densities with retraining (:mod:`.prune`);
+3. share weights per layer by k-means and fine-tune the centroids (:mod:`.share`);
+4. convert to fixed point, calibrated on the training data (:mod:`.quantize`);
+5. **balance hook**: a load-balancing row permutation (``golden/balance.py``,
+   ``balance(layers, cfg) -> (layers, output_perm)``) when that module exists;
+6. encode every layer in interleaved CSC and lay out the memory image (:mod:`.encode`);
+7. measure the fixed-point accuracy with the bit-exact reference on the test
+   split (:mod:`.reference`) and the storage at each stage, Huffman included
+   (:mod:`.huffman`).
+
+:func:`write_output` writes the folder of ``docs/format.md``; :func:`format_report`
+renders the Deep-Compression-style table.
+
+Storage accounting (``compression`` in the report, all in bytes):
+
+``dense_bytes``
+    float32 weights and biases of the original model.
+``pruned_bytes``
+    After pruning only: every stored entry (padding included) as a float32
+    value plus a ``zrun_bits`` zero run, plus the pointers.
+``eie_bytes``
+    The format the hardware reads: ``index_bits + zrun_bits`` per entry
+    (padding included), ``N * (in_len + 1)`` pointers of ``cfg.ptr_bits`` per
+    layer, and the codebooks (``2**index_bits * codebook_bits``). Biases are
+    not included (as in Deep Compression's weight-storage figures); they are
+    reported separately as ``bias_bytes`` (``bias_bits`` each).
+``huffman_bytes``
+    As ``eie_bytes`` with the index and zero-run streams Huffman coded (one
+    code per stream and layer, code tables included).
+``ratio``
+    ``dense_bytes / eie_bytes``; ``huffman_ratio`` = ``dense_bytes / huffman_bytes``.
+
+The manifest (``manifest.json``, besides ``format``, ``format_version`` and
+``config``) holds ``model``, ``seed``, ``densities`` (targets per layer),
+``input_frac`` (quantise the network input with
+:func:`eie.golden.quantize.quantize_input`), ``output_frac``,
+``output_perm`` (``output_perm[h]`` = logical output at hardware output
+``h``), ``balanced``, ``layers`` (per layer: ``name, shift, relu, in_frac,
+out_frac, codebook_frac, in_len, out_len, weights, nonzeros, density,
+entries, padding, pe_entries, codebook_used, bytes, huffman, calibration``),
+``accuracy`` (``float, pruned, shared, fixed_point``; ``null`` without
+data), ``compression`` (above), ``data``, ``notes`` and ``files``.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Schedule", "Compressed", "compress", "storage_report", "write_output", "format_report"]
+
+# Inputs drawn for calibration when a user model comes without data.
+_NO_DATA_CALIBRATION_SAMPLES = 1024
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Training effort of each stage (epochs over the training data)."""
+    float_epochs: int = 40       # digits-mlp only; user models come trained
+    prune_steps: int = 4         # pruning rounds, density falling geometrically to the target
+    prune_epochs: int = 12       # retraining after each round
+    share_epochs: int = 10       # centroid fine-tuning
+
+    @classmethod
+    def quick(cls) -> "Schedule":
+        """Few epochs, for tests (accuracy a little lower)."""
+        return cls(float_epochs=15, prune_steps=2, prune_epochs=3, share_epochs=2)
+
+
+@dataclass
+class Compressed:
+    """Result of :func:`compress`."""
+    config: object
+    layers: list                 # QuantLayer, after balancing, as encoded
+    output_perm: list            # output_perm[i] = logical output at hardware output i
+    input_frac: int
+    encoded: list                # EncodedLayer per layer
+    image: object                # eie.format.NetworkImage
+    report: dict
+    float_model: object = None   # the original float model
+    compressed_model: object = None  # float nn.Sequential with the pruned, shared weights
+    test_data: tuple = None      # (X_test, y_test) or None
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _dense_sequential(shared_layers):
+    """A plain ``nn.Sequential`` of Linear/ReLU with the shared float weights (saved as model.pt)."""
+    import torch
+    import torch.nn as nn
+    modules = []
+    for sl in shared_layers:
+        lin = nn.Linear(sl.codes.shape[1], sl.codes.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(sl.weight, dtype=torch.float32))
+            lin.bias.copy_(torch.tensor(sl.bias, dtype=torch.float32))
+        modules.append(lin)
+        if sl.relu:
+            modules.append(nn.ReLU())
+    return nn.Sequential(*modules).eval()
+
+
+def _balance(layers, cfg, x_calib, enabled: bool = True):
+    """HOOK (step 5): load balancing by row permutation, after quantisation, before encoding.
+
+    When ``golden/balance.py`` exists (and ``enabled``), its ``balance(layers,
+    cfg, x_calib) -> (layers, output_perm)`` is applied: it may permute the
+    rows of any layer (and the next layer's columns to match) and keeps the
+    network's function, except that the final outputs come out in the order
+    ``output_perm`` (``output_perm[h]`` = logical output held at hardware
+    output ``h``). Otherwise the outputs stay in order (identity).
+    ``x_calib`` are fixed-point calibration inputs (which columns are active).
+    Returns ``(layers, output_perm, applied)``.
+    """
+    identity = list(range(layers[-1].out_len))
+    if not enabled:
+        return layers, identity, False
+    try:
+        from .balance import balance
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.balance":
+            raise
+        return layers, identity, False
+    layers, perm = balance(layers, cfg, x_calib)
+    return layers, [int(p) for p in perm], True
+
+
+def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=None,
+             schedule: Schedule = Schedule(), cache: bool = True, balance: bool = True,
+             progress=_stderr) -> Compressed:
+    """Compress ``model`` for the EIE of config ``cfg`` (default preset ``tiny``).
+
+    ``model`` is ``"digits-mlp"``, a path, ``"module:function"`` or an
+    ``nn.Sequential``. ``density`` (0, 1] replaces the default per-layer target
+    densities. ``data`` is a ``.npz`` path or a tuple ``(X_train, y_train,
+    X_test, y_test)``; for ``digits-mlp`` it defaults to :func:`digits_split`.
+    Without data the model is pruned and shared without retraining, calibrated
+    on seeded standard-normal inputs, and no accuracy is measured (the report's
+    ``notes`` say so). ``balance=False`` keeps the plain row interleave (no
+    load balancing). ``progress(str)`` gets progress lines (default: stderr).
+    """
+    import torch
+
+    from eie.config import preset
+    from . import models, prune, share, quantize
+    from .encode import build_image, encode_layer
+
+    progress = progress or (lambda msg: None)
+    cfg = cfg or preset("tiny")
+    models.set_threads()
+    torch.manual_seed(seed)
+    notes, timings = [], {}
+    t0 = time.perf_counter()
+
+    # 1. model and data
+    if isinstance(model, str) and model == "digits-mlp":
+        name = "digits-mlp"
+        models.network_layers(models.build_digits_mlp(), cfg)  # refuse a too-small config before training
+        if data is None:
+            data = models.digits_split()
+        float_model = models.digits_mlp(seed, epochs=schedule.float_epochs, cache=cache, progress=progress)
+    elif isinstance(model, str):
+        name = model
+        float_model = models.load_model(model)
+    else:
+        name = type(model).__name__
+        float_model = model
+    specs = models.network_layers(float_model, cfg)
+    if isinstance(data, (str, Path)):
+        data = models.load_data(data, specs[0].in_len)
+    X_train = y_train = X_test = y_test = None
+    if data is not None:
+        X_train, y_train, X_test, y_test = data
+        if X_train.shape[1] != specs[0].in_len:
+            raise ValueError(f"data has {X_train.shape[1]} features but the model's first layer takes "
+                             f"{specs[0].in_len}")
+    else:
+        notes.append("no --data given: pruning and weight sharing ran without retraining, calibration used "
+                     f"{_NO_DATA_CALIBRATION_SAMPLES} seeded standard-normal inputs, and no accuracy was measured")
+    acc = {"float": None, "pruned": None, "shared": None, "fixed_point": None}
+    if X_test is not None:
+        acc["float"] = models.accuracy(float_model, X_test, y_test)
+    timings["model"] = time.perf_counter() - t0
+
+    # 2. pruning (on a copy: the float model stays intact for comparison)
+    t = time.perf_counter()
+    work = copy.deepcopy(float_model)
+    specs = models.network_layers(work, cfg)
+    densities = prune.default_densities(len(specs), density)
+    progress(f"pruning to densities {', '.join(f'{d:.0%}' for d in densities)}")
+    masks = prune.prune_network(work, [s.linear for s in specs], densities, X_train, y_train,
+                                steps=schedule.prune_steps, epochs=schedule.prune_epochs, seed=seed,
+                                progress=progress)
+    if X_test is not None:
+        acc["pruned"] = models.accuracy(work, X_test, y_test)
+        progress(f"pruned: test accuracy {acc['pruned']:.2%} (float {acc['float']:.2%})")
+    timings["prune"] = time.perf_counter() - t
+
+    # 3. weight sharing + centroid fine-tuning
+    t = time.perf_counter()
+    progress(f"weight sharing: {cfg.codebook_size - 1} clusters per layer + code 0 for zero")
+    shared_layers, shared_model = share.share_network(specs, masks, index_bits=cfg.index_bits, X=X_train,
+                                                      y=y_train, epochs=schedule.share_epochs, seed=seed,
+                                                      progress=progress)
+    compressed_model = _dense_sequential(shared_layers)
+    if X_test is not None:
+        acc["shared"] = models.accuracy(compressed_model, X_test, y_test)
+        progress(f"shared: test accuracy {acc['shared']:.2%}")
+    timings["share"] = time.perf_counter() - t
+
+    # 4. fixed point
+    t = time.perf_counter()
+    if X_train is not None:
+        X_calib = X_train
+    else:
+        X_calib = np.random.default_rng(seed).standard_normal((_NO_DATA_CALIBRATION_SAMPLES, specs[0].in_len))
+    layers, input_frac, calibration = quantize.quantize_network(shared_layers, X_calib, cfg)
+    progress(f"fixed point: input_frac {input_frac}, out_frac per layer {[l.out_frac for l in layers]}")
+    if calibration[0]["input_saturated"]:
+        notes.append(f"{calibration[0]['input_saturated']} calibration input values saturate even with input_frac=0 "
+                     f"(act_bits={cfg.act_bits}); scale the inputs down")
+    for c in calibration:
+        if c["saturated"]:
+            notes.append(f"{c['name']}: {c['saturated']} outputs saturate on the calibration data even with "
+                         f"out_frac=0 (values up to {c['out_max']:g}); scale the model down")
+
+    # 5. balance hook, then 6. encoding
+    layers, output_perm, balanced = _balance(layers, cfg, quantize.quantize_input(X_calib, input_frac, cfg), balance)
+    encoded = [encode_layer(layer, cfg) for layer in layers]
+    image = build_image(layers, cfg)
+    progress(f"encoded for {cfg.pes} PEs: {sum(e.entries for e in encoded)} entries "
+             f"({sum(e.padding for e in encoded)} padding)" + (", rows load-balanced" if balanced else ""))
+    timings["quantize_encode"] = time.perf_counter() - t
+
+    # 7. fixed-point accuracy on the test split, storage
+    t = time.perf_counter()
+    if X_test is not None:
+        acc["fixed_point"] = quantize.fixed_point_accuracy(layers, X_test, y_test, cfg, input_frac, output_perm)
+    timings["evaluate"] = time.perf_counter() - t
+    compression, layer_rows = storage_report(layers, encoded, cfg)
+    for row, c in zip(layer_rows, calibration):
+        row["calibration"] = {k: c[k] for k in ("in_max", "out_max", "codebook_max", "saturated")}
+    timings["total"] = time.perf_counter() - t0
+    report = {
+        "model": name, "seed": seed, "pes": cfg.pes, "config_digest": cfg.digest,
+        "densities": densities, "input_frac": input_frac, "output_frac": layers[-1].out_frac,
+        "output_perm": output_perm, "balanced": balanced,
+        "data": None if X_test is None else {"train": int(len(X_train)), "test": int(len(X_test)),
+                                             "source": "digits_split" if name == "digits-mlp" else "--data"},
+        "accuracy": acc, "compression": compression, "layers": layer_rows, "notes": notes,
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+    }
+    return Compressed(config=cfg, layers=layers, output_perm=output_perm, input_frac=input_frac, encoded=encoded,
+                      image=image, report=report, float_model=float_model, compressed_model=compressed_model,
+                      test_data=None if X_test is None else (X_test, y_test))
+
+
+def storage_report(layers, encoded, cfg):
+    """Per-layer and total storage (see the module docstring). Returns ``(compression, layer_rows)``."""
+    from .huffman import stream_report
+
+    rows = []
+    tot = {"dense": 0, "pruned": 0, "eie": 0, "huffman": 0, "bias": 0, "index": 0, "zrun": 0,
+           "pointer": 0, "codebook": 0}
+    for layer, enc in zip(layers, encoded):
+        n_w = layer.out_len * layer.in_len
+        v = np.concatenate(enc.v) if enc.v else np.zeros(0, np.uint8)
+        z = np.concatenate(enc.z) if enc.z else np.zeros(0, np.uint8)
+        entries = enc.entries
+        dense_bits = 32 * (n_w + layer.out_len)
+        pointer_bits = cfg.pes * (layer.in_len + 1) * cfg.ptr_bits
+        codebook_bits = cfg.codebook_size * cfg.codebook_bits
+        index_bits = entries * cfg.index_bits
+        zrun_bits = entries * cfg.zrun_bits
+        pruned_bits = entries * (32 + cfg.zrun_bits) + pointer_bits
+        eie_bits = index_bits + zrun_bits + pointer_bits + codebook_bits
+        hv = stream_report(v, cfg.index_bits)
+        hz = stream_report(z, cfg.zrun_bits)
+        huff_bits = hv["huffman_bits"] + hz["huffman_bits"] + pointer_bits + codebook_bits
+        bias_bits = layer.out_len * cfg.bias_bits
+        pe_entries = enc.pe_entries
+        rows.append({
+            **layer.metadata(), "in_len": layer.in_len, "out_len": layer.out_len, "weights": n_w,
+            "nonzeros": layer.nnz, "density": layer.nnz / n_w, "entries": entries, "padding": enc.padding,
+            "pe_entries": [int(e) for e in pe_entries],
+            "codebook_used": int(len(np.unique(layer.codes[layer.codes != 0]))),
+            "bytes": {"dense": dense_bits / 8, "pruned": pruned_bits / 8, "eie": eie_bits / 8,
+                      "huffman": huff_bits / 8, "index": index_bits / 8, "zrun": zrun_bits / 8,
+                      "pointer": pointer_bits / 8, "codebook": codebook_bits / 8, "bias": bias_bits / 8},
+            "huffman": {"index_bits": hv["huffman_bits"], "zrun_bits": hz["huffman_bits"],
+                        "index_entropy_bits": round(hv["entropy_bits"], 1),
+                        "zrun_entropy_bits": round(hz["entropy_bits"], 1)},
+        })
+        for key, bits in (("dense", dense_bits), ("pruned", pruned_bits), ("eie", eie_bits), ("huffman", huff_bits),
+                          ("bias", bias_bits), ("index", index_bits), ("zrun", zrun_bits),
+                          ("pointer", pointer_bits), ("codebook", codebook_bits)):
+            tot[key] += bits
+    b = {k: -(-v // 8) for k, v in tot.items()}  # whole bytes, rounded up
+    nonzeros = sum(l.nnz for l in layers)
+    weights = sum(l.out_len * l.in_len for l in layers)
+    compression = {
+        "dense_bytes": b["dense"], "pruned_bytes": b["pruned"], "eie_bytes": b["eie"], "huffman_bytes": b["huffman"],
+        "ratio": b["dense"] / b["eie"], "pruned_ratio": b["dense"] / b["pruned"],
+        "huffman_ratio": b["dense"] / b["huffman"],
+        "breakdown_bytes": {k: b[k] for k in ("index", "zrun", "pointer", "codebook")},
+        "bias_bytes": b["bias"], "ratio_with_bias": b["dense"] / (b["eie"] + b["bias"]),
+        "ratio_without_pointers": b["dense"] / max(1, b["eie"] - b["pointer"]),
+        "weights": weights, "nonzeros": nonzeros, "density": nonzeros / weights,
+        "entries": sum(e.entries for e in encoded), "padding": sum(e.padding for e in encoded),
+        "ptr_bits": cfg.ptr_bits, "pes": cfg.pes,
+    }
+    return compression, rows
+
+
+def write_output(result: Compressed, out_dir, *, save_model: bool = True) -> dict:
+    """Write ``manifest.json``, ``layers.npz``, ``image.npz`` (and ``model.pt``) into ``out_dir``.
+
+    Returns ``{file kind: path}``.
+    """
+    from eie.format import write_manifest
+    from .encode import save_layers
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {out} exists and is not a folder; choose another -o")
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"manifest": "manifest.json", "layers": "layers.npz", "image": "image.npz"}
+    save_layers(out / files["layers"], result.layers)
+    result.image.save(out / files["image"])
+    if save_model and result.compressed_model is not None:
+        import torch
+        files["model"] = "model.pt"
+        torch.save(result.compressed_model, out / files["model"])
+    r = result.report
+    write_manifest(out, result.config, model=r["model"], seed=r["seed"], input_frac=r["input_frac"],
+                   output_frac=r["output_frac"], output_perm=r["output_perm"], balanced=r["balanced"],
+                   densities=r["densities"], layers=r["layers"],
+                   accuracy=r["accuracy"], compression=r["compression"], data=r["data"], notes=r["notes"],
+                   files=files)
+    return {k: str(out / v) for k, v in files.items()}
+
+
+def _kb(n_bytes: float) -> str:
+    return f"{n_bytes / 1024:.1f}K"
+
+
+def format_report(report: dict) -> str:
+    """The Deep-Compression-style table of a :func:`compress` report, with accuracies."""
+    c = report["compression"]
+    head = (f"{'layer':<6}{'shape':>10}{'weights':>9}{'density':>9}{'entries':>9}{'padding':>9}"
+            f"{'dense':>9}{'pruned':>9}{'shared':>9}{'huffman':>9}{'ratio':>8}")
+    lines = [f"Deep Compression of {report['model']} for {report['pes']} PEs "
+             f"(sizes in KiB; 'shared' is the EIE format: {c['ptr_bits']}-bit pointers)", head, "-" * len(head)]
+    for row in report["layers"]:
+        b = row["bytes"]
+        lines.append(f"{row['name']:<6}{row['in_len']:>5}x{row['out_len']:<4}{row['weights']:>9}"
+                     f"{row['density']:>9.1%}{row['entries']:>9}{row['padding']:>9}{_kb(b['dense']):>9}"
+                     f"{_kb(b['pruned']):>9}{_kb(b['eie']):>9}{_kb(b['huffman']):>9}"
+                     f"{b['dense'] / b['eie']:>7.1f}x")
+    lines.append("-" * len(head))
+    lines.append(f"{'total':<16}{c['weights']:>9}{c['density']:>9.1%}{c['entries']:>9}{c['padding']:>9}"
+                 f"{_kb(c['dense_bytes']):>9}{_kb(c['pruned_bytes']):>9}{_kb(c['eie_bytes']):>9}"
+                 f"{_kb(c['huffman_bytes']):>9}{c['ratio']:>7.1f}x")
+    bd = c["breakdown_bytes"]
+    lines.append(f"compression: {c['ratio']:.1f}x in the EIE format, {c['huffman_ratio']:.1f}x with Huffman coding, "
+                 f"{c['ratio_without_pointers']:.1f}x without the pointers "
+                 f"(EIE bytes: indices {bd['index']}, zero runs {bd['zrun']}, pointers {bd['pointer']}, "
+                 f"codebooks {bd['codebook']}; biases {c['bias_bytes']} more)")
+    a = report["accuracy"]
+    if a["float"] is not None:
+        lines.append(f"accuracy on {report['data']['test']} test inputs: float {a['float']:.2%}, pruned "
+                     f"{a['pruned']:.2%}, shared {a['shared']:.2%}, fixed point (bit-exact) {a['fixed_point']:.2%}")
+    lines.append(f"fixed point: input {report['input_frac']} fraction bits; per layer (in, codebook, out, shift): "
+                 + ", ".join(f"{r['name']} ({r['in_frac']}, {r['codebook_frac']}, {r['out_frac']}, {r['shift']})"
+                             for r in report["layers"]))
+    for note in report["notes"]:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""k-means weight sharing: code 0 reserved, linear initialisation, Lloyd fixed point, centroid gradients."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+from eie.golden.models import LinearSpec
+from eie.golden.share import SharedLinear, kmeans_1d, share_layer, share_network
+from eie.golden.models import set_threads
+
+set_threads()   # one torch thread: the machine is shared by parallel tests
+
+
+def test_linear_initialisation_spans_min_to_max():
+    values = np.random.default_rng(0).standard_normal(500)
+    centroids, labels = kmeans_1d(values, 15, iters=0)
+    np.testing.assert_allclose(centroids, np.linspace(values.min(), values.max(), 15))
+    # With no iteration, every value is labelled with its nearest initial centroid.
+    np.testing.assert_array_equal(labels, np.abs(values[:, None] - centroids[None]).argmin(axis=1))
+
+
+def test_converged_kmeans_is_a_lloyd_fixed_point():
+    values = np.random.default_rng(1).laplace(size=2000)
+    centroids, labels = kmeans_1d(values, 15)
+    assert np.all(np.diff(centroids) > 0)
+    np.testing.assert_array_equal(labels, np.abs(values[:, None] - centroids[None]).argmin(axis=1))
+    for c in range(15):
+        members = values[labels == c]
+        if members.size:
+            assert centroids[c] == pytest.approx(members.mean())
+
+
+def test_well_separated_clusters_recovered():
+    rng = np.random.default_rng(2)
+    centres = np.array([-3.0, 0.5, 4.0])
+    values = np.concatenate([c + 0.01 * rng.standard_normal(100) for c in centres])
+    centroids, labels = kmeans_1d(values, 3)
+    np.testing.assert_allclose(centroids, centres, atol=0.01)
+    assert np.bincount(labels).tolist() == [100, 100, 100]
+
+
+def test_share_layer_reserves_code_zero_for_pruned_weights():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((30, 20))
+    mask = rng.random(w.shape) < 0.2
+    layer = share_layer(w * mask, mask, np.zeros(30), index_bits=4, relu=True)
+    assert layer.codebook.shape == (16,) and layer.codebook[0] == 0
+    assert layer.codes.dtype == np.uint8
+    np.testing.assert_array_equal(layer.codes != 0, mask)
+    assert layer.codes.max() <= 15
+    # Non-zero codes are numbered by increasing centroid, initialised between the survivors' min and max.
+    assert np.all(np.diff(layer.codebook[1:]) >= 0)
+    kept = w[mask]
+    assert kept.min() <= layer.codebook[1] and layer.codebook[15] <= kept.max()
+    # Each survivor maps to its nearest centroid.
+    dist = np.abs(kept[:, None] - layer.codebook[1:][None])
+    np.testing.assert_allclose(np.abs(kept - layer.codebook[layer.codes[mask]]), dist.min(axis=1))
+    assert layer.density == pytest.approx(mask.mean())
+
+
+def test_fewer_survivors_than_clusters():
+    w = np.zeros((4, 4))
+    w[0, 0], w[1, 2] = 0.5, -0.25
+    layer = share_layer(w, w != 0, np.zeros(4), index_bits=4, relu=False)
+    np.testing.assert_allclose(layer.weight, w)
+
+
+def test_centroid_gradient_is_sum_over_cluster():
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((6, 5))
+    mask = rng.random(w.shape) < 0.6
+    layer = share_layer(w * mask, mask, rng.standard_normal(6), index_bits=2, relu=False)
+    shared = SharedLinear(layer)
+    x = torch.tensor(rng.standard_normal((8, 5)), dtype=torch.float32)
+    shared(x).pow(2).sum().backward()
+    # Independent: gradient of the same dense weight in a plain Linear, summed per code.
+    plain = nn.Linear(5, 6)
+    with torch.no_grad():
+        plain.weight.copy_(torch.tensor(layer.weight, dtype=torch.float32))
+        plain.bias.copy_(torch.tensor(layer.bias, dtype=torch.float32))
+    plain(x).pow(2).sum().backward()
+    g = plain.weight.grad.numpy()
+    expected = [g[layer.codes == c].sum() for c in range(1, 4)]
+    np.testing.assert_allclose(shared.centroids.grad.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fine_tuning_keeps_codes_and_mask():
+    torch.manual_seed(0)
+    lin = nn.Linear(10, 3)
+    with torch.no_grad():
+        lin.weight[lin.weight.abs() < 0.15] = 0
+    mask = (lin.weight != 0).numpy()
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((64, 10)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    layers, model = share_network([LinearSpec(0, lin, False)], [mask], index_bits=3, X=None)
+    codes_before = layers[0].codes.copy()
+    tuned, _ = share_network([LinearSpec(0, lin, False)], [mask], index_bits=3, X=X, y=y, epochs=3, lr=1e-2)
+    np.testing.assert_array_equal(tuned[0].codes, codes_before)
+    assert tuned[0].codebook[0] == 0
+    assert not np.allclose(tuned[0].codebook, layers[0].codebook)   # the centroids did move
