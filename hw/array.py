@@ -1,0 +1,136 @@
+"""The EIE array: ``N`` processing elements and the CCU, with a flat io port.
+
+No protocol here: :class:`eie.hw.top.EIETop` decodes host commands into the io
+port and the start/run signals of :class:`EIEArray`. Ports: see the
+``EIEArray`` table of docs/hardware.md (this class implements it exactly).
+"""
+
+from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from eie.config import EIEConfig
+from eie.protocol import ALL_PES, Mem
+
+from .ccu import CCU
+from .pe import ProcessingElement, io_width
+
+__all__ = ["EIEArray", "io_width"]
+
+
+class EIEArray(wiring.Component):
+    """``cfg.pes`` processing elements and the CCU.
+
+    Members
+    -------
+    start : In(1)
+        Pulse: start a run of ``num_layers`` layers (ignored while ``running``).
+    num_layers : In(range(max_layers + 1))
+        Sampled with ``start``.
+    running : Out(1)
+        High from the cycle after ``start`` until the run is complete.
+    done : Out(1)
+        One-cycle pulse when a run completes (``running`` falls the same cycle).
+    io_mem, io_pe, io_addr, io_wdata, io_we : In
+        Write ``io_wdata`` to item ``io_addr`` of memory ``io_mem``
+        (:class:`eie.protocol.Mem`) of PE ``io_pe`` (``0xFFFF``: every PE).
+    io_re : In(1)
+        Read; ``io_rdata`` holds the item from the next cycle on, until the next ``io_re``.
+    io_rdata : Out(io_width)
+        Read data, zero-extended raw bits. ``COUNTER`` with ``io_pe = 0xFFFF``
+        reads the global counters (:class:`eie.protocol.Counter`), with
+        ``io_pe = k`` PE ``k``'s (:class:`eie.protocol.PECounter`).
+
+    The caller has checked the io fields against :func:`eie.protocol.memory_depth`
+    and keeps io idle while ``running``.
+    """
+
+    def __init__(self, cfg: EIEConfig):
+        if not isinstance(cfg, EIEConfig):
+            raise TypeError(f"EIEArray needs an EIEConfig, not {cfg!r}")
+        self._cfg = cfg
+        width = io_width(cfg)
+        super().__init__({
+            "start": In(1),
+            "num_layers": In(range(cfg.max_layers + 1)),
+            "running": Out(1),
+            "done": Out(1),
+            "io_mem": In(3),
+            "io_pe": In(16),
+            "io_addr": In(32),
+            "io_wdata": In(width),
+            "io_we": In(1),
+            "io_re": In(1),
+            "io_rdata": Out(width),
+        })
+
+    @property
+    def cfg(self) -> EIEConfig:
+        return self._cfg
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        ccu = m.submodules.ccu = CCU(cfg)
+        m.d.comb += [
+            ccu.start.eq(self.start),
+            ccu.num_layers.eq(self.num_layers),
+            self.running.eq(ccu.running),
+            self.done.eq(ccu.done),
+            ccu.io_mem.eq(self.io_mem),
+            ccu.io_addr.eq(self.io_addr),
+            ccu.io_wdata.eq(self.io_wdata),
+            ccu.io_we.eq(self.io_we),
+        ]
+        pes = []
+        for k in range(cfg.pes):
+            pe = ProcessingElement(cfg, k)
+            m.submodules[f"pe{k}"] = pe
+            pes.append(pe)
+            m.d.comb += [
+                pe.running.eq(ccu.running),
+                pe.clear.eq(ccu.clear),
+                pe.ptr_base.eq(ccu.ptr_base),
+                pe.codebook.eq(ccu.codebook),
+                pe.bias_base.eq(ccu.bias_base),
+                pe.shift.eq(ccu.shift),
+                pe.relu.eq(ccu.relu),
+                pe.dst_bank.eq(ccu.dst_bank),
+                pe.bcast.valid.eq(ccu.bcast_valid),
+                pe.bcast.payload.eq(ccu.bcast),
+                pe.bcast_pending.eq(ccu.bcast_pending),
+                ccu.pe_ready[k].eq(pe.bcast.ready),
+                ccu.pe_idle[k].eq(pe.idle),
+                pe.scan_en.eq(ccu.scan_en),
+                pe.scan_addr.eq(ccu.scan_addr),
+                ccu.scan_data[k].eq(pe.scan_data),
+                pe.wb_issue.eq(ccu.wb_issue),
+                pe.wb_row.eq(ccu.wb_row),
+                pe.wb_rem.eq(ccu.wb_rem),
+                pe.acc_clear.eq(ccu.acc_clear),
+                pe.io_mem.eq(self.io_mem),
+                pe.io_addr.eq(self.io_addr),
+                pe.io_wdata.eq(self.io_wdata),
+                pe.io_we.eq(self.io_we & ((self.io_pe == k) | (self.io_pe == ALL_PES))),
+            ]
+
+        # Reads: the memories answer in the cycle after io_re; that word is
+        # passed through and kept until the next read.
+        rd_valid = Signal()
+        rd_global = Signal()
+        rd_pe = Signal(range(cfg.pes))
+        m.d.sync += [
+            rd_valid.eq(self.io_re),
+            rd_global.eq((self.io_mem == Mem.LAYER) | (self.io_mem == Mem.COUNTER) & (self.io_pe == ALL_PES)),
+            rd_pe.eq(self.io_pe),
+        ]
+        pe_rdata = Array(pe.io_rdata for pe in pes)
+        now = Signal.like(self.io_rdata)
+        hold = Signal.like(self.io_rdata)
+        m.d.comb += [
+            now.eq(Mux(rd_global, ccu.io_rdata, pe_rdata[rd_pe])),
+            self.io_rdata.eq(Mux(rd_valid, now, hold)),
+        ]
+        with m.If(rd_valid):
+            m.d.sync += hold.eq(now)
+        return m

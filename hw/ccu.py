@@ -1,0 +1,337 @@
+"""Central control unit (CCU): layer sequencing, activation scan, broadcast, counters.
+
+The CCU runs layers ``0 .. num_layers - 1`` of its layer table with one start
+pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
+
+``LOAD`` (1 cycle)
+    The table entry is latched; row 0 of source bank ``k % 2`` is read in every PE.
+``SCAN``
+    The source register files are scanned row by row (row ``r`` holds
+    activations ``j = r * N + k``). A row read sits in a prefetch buffer (the
+    read ports hold it) while the previous row is broadcast from a second
+    register (``cur``): an all-zero prefetched row is skipped in one cycle
+    without disturbing the broadcasts, and a non-zero row replaces ``cur`` in
+    the cycle ``cur``'s last non-zero is broadcast, so rows cost no bubbles.
+    The LNZD tree picks the lowest non-zero ``j < in_len`` of ``cur``; it is
+    broadcast in a cycle in which every PE's queue can accept it. This is the
+    one exception to "valid never waits for ready": the broadcast's valid to
+    the PEs is ``pending & all ready``; a PE's ready is "queue not full" and
+    never depends on valid, so there is no loop.
+    The phase ends in the first cycle in which nothing is left to scan and
+    every PE is idle.
+``WB`` (``ceil(out_len / N)`` cycles) then ``WBLAST`` (1 cycle)
+    Each PE writes back local row ``r`` (bias added, rounded, saturated,
+    ReLU) into bank ``(k + 1) % 2`` and zeroes the accumulator, leaving every
+    accumulator at 0 for the next layer.
+
+After the last layer's ``WBLAST`` ``running`` falls and ``done`` pulses. The
+per-layer cycle formula is in docs/hardware.md ("Timing").
+
+The accumulators are not initialised (the Verilog gives memories no initial
+contents) and a reset may interrupt a run: a reset-less flag, set at power-up,
+marks them dirty, and the CCU then zeroes them in the background while idle
+(``act_depth`` cycles after power-up or reset, while the host loads memories;
+``acc_clear`` with ``running`` low). A run started before that has finished
+first zeroes them all (``CLEAR``, ``act_depth`` cycles, counted in ``cycles``
+but not in the cycle model).
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from eie.config import EIEConfig, LAYER_FIELDS
+from eie.protocol import Counter, Mem
+
+from .layouts import broadcast_layout
+from .lnzd import LNZDTree
+from .pe import COUNTER_BITS, io_width
+
+__all__ = ["CCU", "Phase"]
+
+
+class Phase(enum.Enum, shape=3):
+    IDLE = 0
+    CLEAR = 1
+    LOAD = 2
+    SCAN = 3
+    WB = 4
+    WBLAST = 5
+
+
+class CCU(wiring.Component):
+    """Central control unit of an EIE array of ``cfg.pes`` PEs.
+
+    Members
+    -------
+    start, num_layers, running, done :
+        As on :class:`eie.hw.array.EIEArray`.
+    io_mem, io_addr, io_wdata, io_we : In
+        Host access to the layer table (writes with ``io_mem == LAYER``).
+    io_rdata : Out(io_width)
+        Layer-table entry or global counter (``io_addr``) addressed in the
+        previous cycle.
+    clear : Out(1)
+        A run is starting: clear the PE counters.
+    ptr_base, codebook, bias_base, shift, relu, dst_bank : Out
+        Fields of the current layer for the PEs.
+    bcast_valid, bcast_pending, bcast : Out
+        ``bcast_pending``: a broadcast is waiting; ``bcast_valid``: it is
+        taken by every PE this cycle; ``bcast``: its ``(col, value)``.
+    pe_ready, pe_idle : In(pes)
+    scan_en, scan_addr : Out
+        Register-file read of every PE.
+    scan_data : In(ArrayLayout(signed(act_bits), pes))
+    wb_issue, wb_row, wb_rem, acc_clear : Out
+        Write-back / accumulator clear of local row ``wb_row``; ``wb_rem`` is
+        ``out_len - wb_row * N`` (PE ``k`` writes 0 when ``k >= wb_rem``).
+    """
+
+    def __init__(self, cfg: EIEConfig):
+        if not isinstance(cfg, EIEConfig):
+            raise TypeError(f"CCU needs an EIEConfig, not {cfg!r}")
+        self._cfg = cfg
+        n = cfg.pes
+        super().__init__({
+            "start": In(1),
+            "num_layers": In(range(cfg.max_layers + 1)),
+            "running": Out(1),
+            "done": Out(1),
+            "io_mem": In(3),
+            "io_addr": In(32),
+            "io_wdata": In(io_width(cfg)),
+            "io_we": In(1),
+            "io_rdata": Out(io_width(cfg)),
+            "clear": Out(1),
+            "ptr_base": Out(cfg.ptr_addr_bits),
+            "codebook": Out(cfg.layer_bits),
+            "bias_base": Out(cfg.bias_addr_bits),
+            "shift": Out(cfg.shift_bits),
+            "relu": Out(1),
+            "dst_bank": Out(1),
+            "bcast_valid": Out(1),
+            "bcast_pending": Out(1),
+            "bcast": Out(broadcast_layout(cfg)),
+            "pe_ready": In(n),
+            "pe_idle": In(n),
+            "scan_en": Out(1),
+            "scan_addr": Out(range(2 * cfg.act_depth)),
+            "scan_data": In(data.ArrayLayout(signed(cfg.act_bits), n)),
+            "wb_issue": Out(1),
+            "wb_row": Out(range(cfg.act_depth)),
+            "wb_rem": Out(cfg.len_bits),
+            "acc_clear": Out(1),
+            "phase": Out(Phase),
+            "counters": Out(data.ArrayLayout(COUNTER_BITS, len(Counter))),
+        })
+
+    @property
+    def cfg(self) -> EIEConfig:
+        return self._cfg
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        n = cfg.pes
+        m = Module()
+        phase = self.phase
+        m.d.comb += self.running.eq(phase != Phase.IDLE)
+
+        # -- layer table: read address = next layer index, so the entry of the
+        # current layer is on the read port in the cycle the index changes.
+        table = m.submodules.layer_table = Memory(shape=unsigned(cfg.layer_entry_bits),
+                                                  depth=cfg.max_layers, init=[])
+        tbl_r, tbl_w = table.read_port(), table.write_port()
+        layer_idx = Signal(range(cfg.max_layers + 1))
+        layer_next = Signal.like(layer_idx)
+        num = Signal.like(self.num_layers)
+        m.d.comb += [
+            tbl_w.addr.eq(self.io_addr), tbl_w.data.eq(self.io_wdata),
+            tbl_w.en.eq(self.io_we & (self.io_mem == Mem.LAYER) & ~self.running),
+            layer_next.eq(layer_idx),
+        ]
+        m.d.sync += layer_idx.eq(layer_next)
+        with m.If(self.running):
+            m.d.comb += tbl_r.addr.eq(layer_next)
+        with m.Elif(self.start):
+            m.d.comb += tbl_r.addr.eq(0)
+        with m.Else():
+            m.d.comb += tbl_r.addr.eq(self.io_addr)
+
+        entry = {}
+        pos = 0
+        for name, width_of in LAYER_FIELDS:
+            width = width_of(cfg)
+            entry[name] = tbl_r.data[pos:pos + width]
+            pos += width
+
+        out_len = Signal(cfg.len_bits)
+        src_bank = Signal()
+
+        # -- scan state --------------------------------------------------------------
+        cur_mask = Signal(n)                          # non-zeros of the row being broadcast
+        cur_vals = Signal(data.ArrayLayout(signed(cfg.act_bits), n))
+        cur_base = Signal(cfg.col_bits + 1)           # r * N of that row
+        next_valid = Signal()                         # a row read is held on the RF read ports
+        # Remaining lengths are one bit wider than needed so that no comparison
+        # with N is constant (lint-clean for act_depth = 1 too).
+        rem_bits = max(cfg.len_bits, n.bit_length()) + 1
+        next_rem = Signal(rem_bits)                   # in_len - r * N of that row
+        next_base = Signal.like(cur_base)
+        fetch_row = Signal(range(cfg.act_depth + 1))  # next row to read
+        fetch_rem = Signal(rem_bits)                  # in_len - fetch_row * N
+        fetch_base = Signal(cfg.col_bits + 1 + max(1, n.bit_length()))
+        fetch_more = Signal()
+
+        lnzd = m.submodules.lnzd = LNZDTree(n, signed(cfg.act_bits))
+        m.d.comb += [lnzd.mask.eq(cur_mask), lnzd.data.eq(cur_vals)]
+
+        all_ready = self.pe_ready.all()
+        all_idle = self.pe_idle.all()
+        cur_any = Signal()
+        cur_rest = Signal(n)                          # cur_mask without its lowest non-zero
+        fire = Signal()
+        cur_free = Signal()
+        next_mask = Signal(n)
+        load = Signal()
+        next_free = Signal()
+        fetch = Signal()
+        scan_done = Signal()
+        m.d.comb += [
+            cur_any.eq(cur_mask.any()),
+            cur_rest.eq(cur_mask & (cur_mask - 1)),
+            self.bcast_pending.eq(cur_any),
+            fire.eq(cur_any & all_ready),
+            self.bcast_valid.eq(fire),
+            self.bcast.col.eq(cur_base + lnzd.index),
+            self.bcast.value.eq(lnzd.o_data),
+            cur_free.eq(~cur_any | (fire & (cur_rest == 0))),
+            load.eq(next_valid & next_mask.any() & cur_free),
+            next_free.eq(~next_valid | ~next_mask.any() | load),
+            fetch.eq((phase == Phase.SCAN) & next_free & fetch_more),
+            scan_done.eq(~fetch_more & ~next_valid & ~cur_any),
+        ]
+        for k in range(n):
+            m.d.comb += next_mask[k].eq((self.scan_data[k] != 0) & (k < next_rem))
+
+        with m.If(load):
+            m.d.sync += [cur_mask.eq(next_mask), cur_vals.eq(self.scan_data), cur_base.eq(next_base)]
+        with m.Elif(fire):
+            m.d.sync += cur_mask.eq(cur_rest)
+        with m.If(fetch):
+            m.d.sync += [
+                next_valid.eq(1), next_rem.eq(fetch_rem), next_base.eq(fetch_base),
+                fetch_row.eq(fetch_row + 1), fetch_rem.eq(fetch_rem - n), fetch_base.eq(fetch_base + n),
+                fetch_more.eq(fetch_rem > n),
+            ]
+        with m.Elif(next_free):
+            m.d.sync += next_valid.eq(0)
+        m.d.comb += [
+            self.scan_en.eq(fetch | (phase == Phase.LOAD)),
+            # LOAD reads row 0 of bank layer_idx % 2; SCAN reads fetch_row of src_bank.
+            self.scan_addr.eq(Mux(phase == Phase.LOAD,
+                                  Mux(layer_idx[0], cfg.act_depth, 0),
+                                  Mux(src_bank, cfg.act_depth + fetch_row, fetch_row))),
+        ]
+
+        # -- write-back / clear rows -------------------------------------------------
+        wb_row = Signal(range(cfg.act_depth))
+        wb_rem = Signal(rem_bits)
+        # Accumulators may be non-zero: at power-up (memories are not
+        # initialised) and after a reset that interrupted a run. Reset-less, so
+        # a reset does not forget it.
+        acc_dirty = Signal(init=1, reset_less=True)
+        m.d.comb += [
+            self.wb_row.eq(wb_row),
+            self.wb_rem.eq(wb_rem),
+            self.wb_issue.eq(phase == Phase.WB),
+            # CLEAR inside a run, or the background clear while idle (below).
+            self.acc_clear.eq((phase == Phase.CLEAR) | (phase == Phase.IDLE) & acc_dirty & ~self.start),
+        ]
+
+        # -- counters ---------------------------------------------------------------
+        cnt = self.counters
+        done = Signal()
+        m.d.comb += self.done.eq(done)
+        m.d.sync += done.eq(0)
+        start = self.start & ~self.running
+        m.d.comb += self.clear.eq(start)
+        with m.If(start):
+            for c in Counter:
+                m.d.sync += cnt[c].eq(0)
+        with m.Else():
+            with m.If(self.running):
+                m.d.sync += cnt[Counter.CYCLES].eq(cnt[Counter.CYCLES] + 1)
+            with m.If(fire):
+                m.d.sync += cnt[Counter.BROADCASTS].eq(cnt[Counter.BROADCASTS] + 1)
+            with m.If(cur_any & ~all_ready):
+                m.d.sync += cnt[Counter.BROADCAST_STALLS].eq(cnt[Counter.BROADCAST_STALLS] + 1)
+            with m.If(phase == Phase.WBLAST):
+                m.d.sync += cnt[Counter.LAYERS].eq(cnt[Counter.LAYERS] + 1)
+
+        # -- phase sequencer ----------------------------------------------------------
+        with m.Switch(phase):
+            with m.Case(Phase.IDLE):
+                with m.If(self.start):
+                    m.d.comb += layer_next.eq(0)
+                    m.d.sync += [num.eq(self.num_layers), wb_row.eq(0)]
+                    with m.If(acc_dirty):
+                        m.d.sync += phase.eq(Phase.CLEAR)
+                    with m.Else():
+                        m.d.sync += phase.eq(Phase.LOAD)
+                with m.Elif(acc_dirty):
+                    # Zero the accumulators in the background while the host
+                    # loads memories (the io port never touches them).
+                    m.d.sync += wb_row.eq(wb_row + 1)
+                    with m.If(wb_row == cfg.act_depth - 1):
+                        m.d.sync += [acc_dirty.eq(0), wb_row.eq(0)]
+            with m.Case(Phase.CLEAR):
+                m.d.sync += wb_row.eq(wb_row + 1)
+                with m.If(wb_row == cfg.act_depth - 1):
+                    m.d.sync += phase.eq(Phase.LOAD)
+            with m.Case(Phase.LOAD):
+                with m.If(layer_idx == num):          # a run of 0 layers
+                    m.d.sync += [phase.eq(Phase.IDLE), done.eq(1)]
+                with m.Else():
+                    in_len = Signal(rem_bits)
+                    m.d.comb += in_len.eq(entry["in_len"])
+                    m.d.sync += [
+                        out_len.eq(entry["out_len"]),
+                        self.ptr_base.eq(entry["ptr_base"]),
+                        self.codebook.eq(entry["codebook"]),
+                        self.bias_base.eq(entry["bias_base"]),
+                        self.shift.eq(entry["shift"]),
+                        self.relu.eq(entry["relu"]),
+                        src_bank.eq(layer_idx[0]),
+                        self.dst_bank.eq(~layer_idx[0]),
+                        # row 0 is read in this cycle (scan_en above)
+                        next_valid.eq(1), next_rem.eq(in_len), next_base.eq(0),
+                        fetch_row.eq(1), fetch_rem.eq(in_len - n), fetch_base.eq(n),
+                        fetch_more.eq(in_len > n),
+                        acc_dirty.eq(1),
+                        phase.eq(Phase.SCAN),
+                    ]
+            with m.Case(Phase.SCAN):
+                with m.If(scan_done & all_idle):
+                    m.d.sync += [phase.eq(Phase.WB), wb_row.eq(0), wb_rem.eq(out_len)]
+            with m.Case(Phase.WB):
+                m.d.sync += [wb_row.eq(wb_row + 1), wb_rem.eq(wb_rem - n)]
+                with m.If(wb_rem <= n):
+                    m.d.sync += phase.eq(Phase.WBLAST)
+            with m.Case(Phase.WBLAST):
+                m.d.sync += acc_dirty.eq(0)
+                with m.If(layer_idx + 1 == num):
+                    m.d.sync += [phase.eq(Phase.IDLE), done.eq(1)]
+                with m.Else():
+                    m.d.comb += layer_next.eq(layer_idx + 1)
+                    m.d.sync += phase.eq(Phase.LOAD)
+
+        # -- io read data ----------------------------------------------------------------
+        rd_mem = Signal(3)
+        rd_addr = Signal(range(len(Counter)))
+        m.d.sync += [rd_mem.eq(self.io_mem), rd_addr.eq(self.io_addr)]
+        with m.If(rd_mem == Mem.LAYER):
+            m.d.comb += self.io_rdata.eq(tbl_r.data)
+        with m.Else():
+            m.d.comb += self.io_rdata.eq(cnt[rd_addr])
+        return m

@@ -1,0 +1,44 @@
+"""Stream payload layouts shared by the CCU and the processing elements."""
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+from eie.config import EIEConfig, clog2
+
+__all__ = ["broadcast_layout", "column_layout", "divide_by_constant"]
+
+
+def broadcast_layout(cfg: EIEConfig) -> data.StructLayout:
+    """One broadcast of the CCU: input column ``col`` (``j``) and its non-zero activation ``value``."""
+    return data.StructLayout({
+        "col": unsigned(cfg.col_bits),
+        "value": signed(cfg.act_bits),
+    })
+
+
+def column_layout(cfg: EIEConfig) -> data.StructLayout:
+    """A non-empty column slice waiting in a PE's column buffer.
+
+    ``word``/``slot``: Spmat position of its first entry (``start // E``,
+    ``start % E``); ``count``: its entries (``end - start >= 1``); ``value``: the
+    activation it is multiplied by.
+    """
+    return data.StructLayout({
+        "word": unsigned(cfg.spmat_addr_bits + 1),
+        "slot": unsigned(clog2(cfg.entries_per_word)),
+        "count": unsigned(cfg.ptr_bits),
+        "value": signed(cfg.act_bits),
+    })
+
+
+def divide_by_constant(bits: int, divisor: int) -> tuple[int, int]:
+    """``(multiplier, shift)`` with ``x // divisor == (x * multiplier) >> shift`` for
+    every ``0 <= x < 2**bits`` (Granlund & Montgomery 1994, theorem 4.2: with
+    ``l = ceil(log2(divisor))`` and ``m = ceil(2**(bits + l) / divisor)`` the error
+    ``m * divisor - 2**(bits + l) < divisor <= 2**l``)."""
+    if divisor < 1:
+        raise ValueError(f"divisor must be a positive integer, not {divisor!r}")
+    l = clog2(divisor)
+    shift = bits + l
+    multiplier = -(-(1 << shift) // divisor)
+    return multiplier, shift

@@ -1,0 +1,412 @@
+"""The EIE processing element (PE).
+
+PE ``k`` of ``N`` owns output rows ``i = r * N + k`` (local row ``r``) and input
+activations ``j = r * N + k`` (register-file index ``r``). Its pipeline, one
+broadcast column in, one weight entry per cycle out of the multiplier::
+
+    activation queue (fifo_depth x (j, a_j))
+      -> pointer read: p[ptr_base + j], p[ptr_base + j + 1] from the even/odd banks
+         (one column per cycle; empty columns are dropped here)
+      -> column buffer (column_buffer_depth x (word, slot, count, a_j))
+      -> Spmat read: one entry per cycle, no bubble between columns
+      -> arithmetic: codebook lookup || row address, multiply, accumulate (bypass)
+
+Cycle-level contract (what ``eie.golden.cycle_model`` reproduces; see
+docs/hardware.md, "Timing"): for the ``b``-th broadcast pushed in cycle ``t_b``
+and its ``n_b`` entries in this PE,
+
+* the queue accepts a push while it holds fewer than ``fifo_depth`` items
+  (``bcast.ready`` does not depend on ``bcast.valid``);
+* the pointer stage pops column ``b`` in ``q_b = max(t_b + 1, l_{b-1})``; the
+  pointers arrive in ``q_b + 1``; an empty column leaves the stage then
+  (``l_b = q_b + 1``), a non-empty one is pushed into the column buffer in
+  ``c_b = max(q_b + 1, f_{i-C})`` (``l_b = c_b``), where ``i`` counts non-empty
+  columns and ``f`` is the cycle the Spmat read issues a column's last entry;
+* the Spmat read issues the ``n_i`` entries in ``s_i .. f_i = s_i + n_i - 1``,
+  ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written three
+  cycles after an entry is issued; the PE is idle from ``f + 4``.
+
+Memories (``lib.memory.Memory``, synchronous read, one read and one write port
+each, shared between compute and the host io port by muxes): Spmat (one
+address for both ports: single-port RAM), even and odd pointer banks,
+codebook, bias, accumulators and the two activation register files (one
+memory, bank ``b`` at ``b * act_depth``).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from eie.config import EIEConfig, clog2
+from eie.protocol import Mem
+
+from .fifo import SyncQueue
+from .layouts import broadcast_layout, column_layout, divide_by_constant
+
+__all__ = ["ProcessingElement", "COUNTER_BITS", "io_width"]
+
+COUNTER_BITS = 64
+
+
+def io_width(cfg: EIEConfig) -> int:
+    """Width of the io data port: the widest memory item (and the 64-bit counters)."""
+    return max(cfg.spmat_word_bits, cfg.ptr_bits, cfg.codebook_bits, cfg.bias_bits, cfg.act_bits,
+               cfg.layer_entry_bits, COUNTER_BITS)
+
+
+class ProcessingElement(wiring.Component):
+    """Processing element ``index`` of an EIE array built from ``cfg``.
+
+    Members
+    -------
+    running : In(1)
+        Compute mode: the memories belong to the datapath, not to the io port.
+    clear : In(1)
+        Clear the performance counters (a run starts).
+    ptr_base, codebook, bias_base, shift, relu : In
+        Fields of the current layer (registered in the CCU).
+    bcast : In(stream.Signature(broadcast_layout))
+        Broadcast ``(j, a_j)`` into the activation queue. ``ready`` is "queue
+        not full" and does not depend on ``valid``; the CCU raises ``valid``
+        only in a cycle in which every PE is ready (so all PEs take it).
+    bcast_pending : In(1)
+        The CCU has a broadcast waiting (for the stall counter).
+    idle : Out(1)
+        Nothing is queued or in flight in the datapath.
+    scan_en, scan_addr : In
+        Read the activation register file at ``scan_addr`` (the CCU's scan);
+        ``scan_data`` holds the word from the next cycle until the next read.
+    scan_data : Out(signed(act_bits))
+    wb_issue, wb_row, wb_rem, dst_bank : In
+        Write-back: read accumulator and bias of local row ``wb_row``; one cycle
+        later write ``relu?(saturate(round(acc + bias)))`` (or 0 if
+        ``index >= wb_rem``, i.e. the global row ``wb_row * N + index`` is past
+        ``out_len``) to the destination register file and zero the accumulator.
+    acc_clear : In(1)
+        Zero accumulator ``wb_row`` (after a reset interrupted a run).
+    io_mem, io_addr, io_wdata, io_we : In
+        Host access to this PE's memories (``io_we`` already decoded for this PE).
+    io_rdata : Out(io_width)
+        Item addressed by ``io_mem``/``io_addr`` in the previous cycle, raw bits.
+    """
+
+    def __init__(self, cfg: EIEConfig, index: int):
+        if not isinstance(cfg, EIEConfig):
+            raise TypeError(f"ProcessingElement needs an EIEConfig, not {cfg!r}")
+        if not isinstance(index, int) or not 0 <= index < cfg.pes:
+            raise ValueError(f"ProcessingElement index must be in range 0..{cfg.pes - 1}, not {index!r}")
+        self._cfg = cfg
+        self._index = index
+        super().__init__({
+            "running": In(1),
+            "clear": In(1),
+            "ptr_base": In(cfg.ptr_addr_bits),
+            "codebook": In(cfg.layer_bits),
+            "bias_base": In(cfg.bias_addr_bits),
+            "shift": In(cfg.shift_bits),
+            "relu": In(1),
+            "bcast": In(stream.Signature(broadcast_layout(cfg))),
+            "bcast_pending": In(1),
+            "idle": Out(1),
+            "scan_en": In(1),
+            "scan_addr": In(range(2 * cfg.act_depth)),
+            "scan_data": Out(signed(cfg.act_bits)),
+            "wb_issue": In(1),
+            "wb_row": In(range(cfg.act_depth)),
+            "wb_rem": In(cfg.len_bits),
+            "dst_bank": In(1),
+            "acc_clear": In(1),
+            "io_mem": In(3),
+            "io_addr": In(32),
+            "io_wdata": In(io_width(cfg)),
+            "io_we": In(1),
+            "io_rdata": Out(io_width(cfg)),
+            "busy_count": Out(COUNTER_BITS),
+            "stall_count": Out(COUNTER_BITS),
+        })
+
+    @property
+    def cfg(self) -> EIEConfig:
+        return self._cfg
+
+    @property
+    def index(self) -> int:
+        return self._index
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+        E = cfg.entries_per_word
+        io_addr = self.io_addr
+
+        def io_write(mem):
+            return self.io_we & (self.io_mem == mem) & ~self.running
+
+        # -- activation queue ------------------------------------------------------
+        queue = m.submodules.activation_queue = SyncQueue(broadcast_layout(cfg), cfg.fifo_depth)
+        wiring.connect(m, wiring.flipped(self.bcast), queue.w)
+
+        # -- pointer read: p[i] and p[i+1] from the even and odd banks in one cycle ---
+        half = (cfg.ptr_depth + 1) // 2
+        even = m.submodules.ptr_even = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=[])
+        odd = m.submodules.ptr_odd = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=[])
+        even_r, even_w = even.read_port(), even.write_port()
+        odd_r, odd_w = odd.read_port(), odd.write_port()
+
+        ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
+        m.d.comb += ptr_index.eq(self.ptr_base + queue.r.payload.col)
+        p_valid = Signal()                           # pointers of a popped column are on the read ports
+        p_odd = Signal()
+        p_value = Signal(signed(cfg.act_bits))
+        p_start = Signal(cfg.ptr_bits)
+        p_end = Signal(cfg.ptr_bits)
+        p_empty = Signal()
+        m.d.comb += [
+            p_start.eq(Mux(p_odd, odd_r.data, even_r.data)),
+            p_end.eq(Mux(p_odd, even_r.data, odd_r.data)),
+            p_empty.eq(p_start == p_end),
+        ]
+
+        column_buffer = m.submodules.column_buffer = SyncQueue(
+            column_layout(cfg), cfg.column_buffer_depth, ready_when_popping=True)
+        p_leave = Signal()
+        pop = Signal()
+        m.d.comb += [
+            # An empty column leaves the pointer stage at once: it costs no MAC cycle.
+            p_leave.eq(p_valid & (p_empty | column_buffer.w.ready)),
+            queue.r.ready.eq(~p_valid | p_leave),
+            pop.eq(queue.r.valid & queue.r.ready),
+        ]
+        with m.If(pop):
+            m.d.sync += [p_valid.eq(1), p_odd.eq(ptr_index[0]), p_value.eq(queue.r.payload.value)]
+        with m.Elif(p_leave):
+            m.d.sync += p_valid.eq(0)
+
+        with m.If(self.running):
+            # p[i] is in bank i & 1 at i >> 1; p[i + 1] in the other bank at (i + 1) >> 1.
+            m.d.comb += [
+                even_r.addr.eq((ptr_index + 1) >> 1),
+                odd_r.addr.eq(ptr_index >> 1),
+                even_r.en.eq(pop),
+                odd_r.en.eq(pop),
+            ]
+        with m.Else():
+            m.d.comb += [
+                even_r.addr.eq(io_addr >> 1),
+                odd_r.addr.eq(io_addr >> 1),
+                even_r.en.eq(1),
+                odd_r.en.eq(1),
+            ]
+        m.d.comb += [
+            even_w.addr.eq(io_addr >> 1), even_w.data.eq(self.io_wdata),
+            even_w.en.eq(io_write(Mem.PTR) & ~io_addr[0]),
+            odd_w.addr.eq(io_addr >> 1), odd_w.data.eq(self.io_wdata),
+            odd_w.en.eq(io_write(Mem.PTR) & io_addr[0]),
+        ]
+
+        # Entry address -> (Spmat word, slot) for the column buffer.
+        col_in = column_buffer.w.payload
+        if E & (E - 1) == 0:
+            m.d.comb += [col_in.word.eq(p_start >> clog2(E)), col_in.slot.eq(p_start[:clog2(E)])]
+        else:
+            multiplier, shift = divide_by_constant(cfg.ptr_bits, E)
+            word = Signal(cfg.ptr_bits)
+            m.d.comb += [
+                word.eq((p_start * multiplier) >> shift),
+                col_in.word.eq(word),
+                col_in.slot.eq(p_start - word * E),
+            ]
+        m.d.comb += [
+            col_in.count.eq(p_end - p_start),
+            col_in.value.eq(p_value),
+            column_buffer.w.valid.eq(p_valid & ~p_empty),
+        ]
+
+        # -- Spmat read: one entry per cycle ---------------------------------------
+        spmat = m.submodules.spmat = Memory(shape=unsigned(cfg.spmat_word_bits), depth=cfg.spmat_depth, init=[])
+        spmat_r, spmat_w = spmat.read_port(), spmat.write_port()
+        head = column_buffer.r.payload
+        m_in_col = Signal()                       # the head column has been started
+        m_word = Signal.like(head.word)
+        m_slot = Signal.like(head.slot)
+        m_left = Signal.like(head.count)
+        word = Signal.like(head.word)
+        slot = Signal.like(head.slot)
+        left = Signal.like(head.count)
+        issue = Signal()
+        last = Signal()
+        m.d.comb += [
+            word.eq(Mux(m_in_col, m_word, head.word)),
+            slot.eq(Mux(m_in_col, m_slot, head.slot)),
+            left.eq(Mux(m_in_col, m_left, head.count)),
+            issue.eq(column_buffer.r.valid),
+            last.eq(left == 1),
+            # The head leaves with its last entry; the next column starts next cycle.
+            column_buffer.r.ready.eq(last),
+        ]
+        with m.If(issue):
+            m.d.sync += [m_in_col.eq(~last), m_left.eq(left - 1)]
+            if E == 1:
+                m.d.sync += m_word.eq(word + 1)
+            else:
+                with m.If(slot == E - 1):
+                    m.d.sync += [m_word.eq(word + 1), m_slot.eq(0)]
+                with m.Else():
+                    m.d.sync += [m_word.eq(word), m_slot.eq(slot + 1)]
+
+        spmat_addr = Signal(range(cfg.spmat_depth))     # one address for both ports: single-port RAM
+        m.d.comb += [
+            spmat_addr.eq(Mux(self.running, word, io_addr)),
+            spmat_r.addr.eq(spmat_addr),
+            spmat_w.addr.eq(spmat_addr),
+            spmat_r.en.eq(Mux(self.running, issue, 1)),
+            spmat_w.data.eq(self.io_wdata),
+            spmat_w.en.eq(io_write(Mem.SPMAT)),
+        ]
+
+        # -- arithmetic pipeline -------------------------------------------------------
+        # B: entry unpacked; codebook read and row address in parallel.
+        b_valid = Signal()
+        b_slot = Signal.like(slot)
+        b_first = Signal()
+        b_value = Signal(signed(cfg.act_bits))
+        m.d.sync += [b_valid.eq(issue), b_slot.eq(slot), b_first.eq(~m_in_col), b_value.eq(head.value)]
+
+        entry = Signal(cfg.entry_bits)
+        if E == 1:
+            m.d.comb += entry.eq(spmat_r.data)
+        else:
+            m.d.comb += entry.eq(spmat_r.data.word_select(b_slot, cfg.entry_bits))
+        v = entry[:cfg.index_bits]
+        z = entry[cfg.index_bits:]
+
+        codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits),
+                                                  depth=cfg.max_layers * cfg.codebook_size, init=[])
+        cb_r, cb_w = codebook.read_port(), codebook.write_port()
+        m.d.comb += [
+            cb_r.addr.eq(Mux(self.running, Cat(v, self.codebook), io_addr)),
+            cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
+        ]
+
+        row = Signal(range(cfg.act_depth))      # local row of the last entry
+        row_next = Signal(range(cfg.act_depth))
+        # Rows start at -1 in every column: the first entry's row is z.
+        m.d.comb += row_next.eq(Mux(b_first, z, row + z + 1))
+        with m.If(b_valid):
+            m.d.sync += row.eq(row_next)
+
+        # C: codebook value x activation; accumulator read.
+        c_valid = Signal()
+        c_row = Signal.like(row)
+        c_value = Signal(signed(cfg.act_bits))
+        m.d.sync += [c_valid.eq(b_valid), c_row.eq(row_next), c_value.eq(b_value)]
+
+        acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[])
+        acc_r, acc_w = acc.read_port(), acc.write_port()
+        m.d.comb += acc_r.addr.eq(Mux(self.wb_issue, self.wb_row, c_row))
+
+        # D: add into the accumulator. The entry before wrote in the cycle this
+        # one read the memory, so a hit on the same row takes the bypass.
+        d_valid = Signal()
+        d_row = Signal.like(row)
+        d_product = Signal(signed(cfg.product_bits))
+        m.d.sync += [d_valid.eq(c_valid), d_row.eq(c_row), d_product.eq(c_value * cb_r.data)]
+
+        h_valid = Signal()
+        h_row = Signal.like(row)
+        h_sum = Signal(signed(cfg.acc_bits))
+        acc_old = Signal(signed(cfg.acc_bits))
+        acc_sum = Signal(signed(cfg.acc_bits))
+        m.d.comb += [
+            acc_old.eq(Mux(h_valid & (h_row == d_row), h_sum, acc_r.data)),
+            acc_sum.eq(acc_old + d_product),
+        ]
+        m.d.sync += [h_valid.eq(d_valid), h_row.eq(d_row), h_sum.eq(acc_sum)]
+
+        # -- bias and write-back --------------------------------------------------
+        bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=[])
+        bias_r, bias_w = bias.read_port(), bias.write_port()
+        m.d.comb += [
+            bias_r.addr.eq(Mux(self.running, self.bias_base + self.wb_row, io_addr)),
+            bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
+        ]
+        wbd_valid = Signal()
+        wbd_row = Signal.like(row)
+        wbd_in = Signal()                         # the global row is < out_len
+        m.d.sync += [
+            wbd_valid.eq(self.wb_issue),
+            wbd_row.eq(self.wb_row),
+            wbd_in.eq(self._index < self.wb_rem),
+        ]
+        # The bias is added here rather than seeded: the sum is the same, and
+        # no seeding pass is needed before a layer.
+        total = Signal(signed(cfg.acc_bits + 1))
+        half_lsb = Signal(cfg.acc_bits + 1)
+        rounded = Signal(signed(cfg.acc_bits + 2))
+        shifted = Signal(signed(cfg.acc_bits + 2))
+        hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
+        saturated = Signal(signed(cfg.act_bits))
+        result = Signal(signed(cfg.act_bits))
+        m.d.comb += [
+            total.eq(acc_r.data + bias_r.data),
+            half_lsb.eq((Const(1, cfg.acc_bits + 2) << self.shift)[1:]),   # 2**(shift-1), 0 for shift 0
+            rounded.eq(total + half_lsb),
+            shifted.eq(rounded >> self.shift),
+            saturated.eq(Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))),
+            result.eq(Mux(~wbd_in | (self.relu & (saturated < 0)), 0, saturated)),
+        ]
+
+        with m.If(d_valid):
+            m.d.comb += [acc_w.addr.eq(d_row), acc_w.data.eq(acc_sum), acc_w.en.eq(1)]
+        with m.Elif(wbd_valid):
+            m.d.comb += [acc_w.addr.eq(wbd_row), acc_w.data.eq(0), acc_w.en.eq(1)]
+        with m.Elif(self.acc_clear):
+            m.d.comb += [acc_w.addr.eq(self.wb_row), acc_w.data.eq(0), acc_w.en.eq(1)]
+
+        # -- activation register files (bank b at b * act_depth) -----------------------
+        rf = m.submodules.act_rf = Memory(shape=signed(cfg.act_bits), depth=2 * cfg.act_depth, init=[])
+        rf_r, rf_w = rf.read_port(), rf.write_port()
+        m.d.comb += [
+            rf_r.addr.eq(Mux(self.running, self.scan_addr, io_addr)),
+            rf_r.en.eq(Mux(self.running, self.scan_en, 1)),
+            self.scan_data.eq(rf_r.data),
+        ]
+        with m.If(self.running):
+            m.d.comb += [
+                rf_w.addr.eq(Mux(self.dst_bank, cfg.act_depth + wbd_row, wbd_row)),
+                rf_w.data.eq(result),
+                rf_w.en.eq(wbd_valid),
+            ]
+        with m.Else():
+            m.d.comb += [rf_w.addr.eq(io_addr), rf_w.data.eq(self.io_wdata), rf_w.en.eq(io_write(Mem.ACT))]
+
+        # -- status and counters ------------------------------------------------------
+        m.d.comb += self.idle.eq(~queue.r.valid & ~p_valid & ~column_buffer.r.valid
+                                 & ~b_valid & ~c_valid & ~d_valid)
+        with m.If(self.clear):
+            m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
+        with m.Else():
+            with m.If(d_valid):
+                m.d.sync += self.busy_count.eq(self.busy_count + 1)
+            with m.If(self.bcast_pending & ~queue.w.ready):
+                m.d.sync += self.stall_count.eq(self.stall_count + 1)
+
+        # -- io read data (the item addressed in the previous cycle) -----------------
+        rd_mem = Signal(3)
+        rd_bit0 = Signal()
+        m.d.sync += [rd_mem.eq(self.io_mem), rd_bit0.eq(io_addr[0])]
+        with m.Switch(rd_mem):
+            with m.Case(Mem.SPMAT):
+                m.d.comb += self.io_rdata.eq(spmat_r.data)
+            with m.Case(Mem.PTR):
+                m.d.comb += self.io_rdata.eq(Mux(rd_bit0, odd_r.data, even_r.data))
+            with m.Case(Mem.CODEBOOK):
+                m.d.comb += self.io_rdata.eq(cb_r.data.as_unsigned())
+            with m.Case(Mem.BIAS):
+                m.d.comb += self.io_rdata.eq(bias_r.data.as_unsigned())
+            with m.Case(Mem.ACT):
+                m.d.comb += self.io_rdata.eq(rf_r.data.as_unsigned())
+            with m.Case(Mem.COUNTER):
+                m.d.comb += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
+        return m

@@ -1,0 +1,314 @@
+"""The generated top level: the host-protocol decoder around the EIE array.
+
+:class:`EIETop` is what ``eie generate`` turns into ``eie.v`` (module
+``eie_top``). It implements the device side of ``docs/protocol.md`` on top of
+:class:`eie.hw.array.EIEArray`: it parses three header words per command,
+validates them, streams ``WRITE`` payloads into the array's io port one item per
+``io_we``, streams ``READ`` items back word by word, starts runs and answers
+``STATUS`` and ``INFO``.
+
+Every geometry number (memory depths, item widths, words per item, the INFO
+words) comes from :mod:`eie.protocol`, the same functions the host uses, so the
+two sides cannot disagree.
+
+Throughput: the decoder accepts a header or payload word every cycle and
+emits a response word every cycle while the host keeps up; a ``WRITE`` costs
+``3 + count * words_per_item`` words plus a constant two cycles (decode and
+status word). Responses leave through a small FIFO so ``host_out.valid``
+never depends on ``host_out.ready``.
+"""
+
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import EIEConfig
+from ..protocol import (ALL_PES, HEADER_WORDS, STATUS_RUNNING, Mem, Opcode, Status, info_words,
+                        memory_depth, memory_width, words_per_item)
+
+__all__ = ["EIETop"]
+
+
+class EIETop(wiring.Component):
+    """Host-protocol top level of an EIE design.
+
+    Parameters
+    ----------
+    cfg : EIEConfig
+        The design's configuration; sizes the array and every check.
+    array : callable, optional
+        ``array(cfg)`` returns the component to drive; it must have the ports
+        of ``EIEArray`` (docs/hardware.md). Defaults to
+        :class:`eie.hw.array.EIEArray`; tests pass a behavioural stand-in.
+    response_fifo_depth : int
+        Words buffered between the decoder and ``host_out`` (at least 2 for a
+        response word every cycle).
+
+    Members
+    -------
+    host_in : ``In(stream.Signature(32))``
+        Command words (header words and ``WRITE`` payloads).
+    host_out : ``Out(stream.Signature(32))``
+        Response words, one status word per command, in command order.
+    running : ``Out(1)``
+        A run is in progress.
+    error : ``Out(1)``
+        The last answered command failed (for an LED).
+    """
+
+    host_in: In(stream.Signature(32))
+    host_out: Out(stream.Signature(32))
+    running: Out(1)
+    error: Out(1)
+
+    def __init__(self, cfg: EIEConfig, *, array=None, response_fifo_depth: int = 4):
+        if not isinstance(cfg, EIEConfig):
+            raise TypeError(f"EIETop needs an EIEConfig, not {cfg!r}")
+        if not isinstance(response_fifo_depth, int) or not 2 <= response_fifo_depth <= 64:
+            raise ValueError(f"EIETop response_fifo_depth must be in range 2..64, not {response_fifo_depth!r}")
+        self._cfg = cfg
+        self._array_factory = array
+        self._response_fifo_depth = response_fifo_depth
+        super().__init__()
+
+    @property
+    def cfg(self) -> EIEConfig:
+        return self._cfg
+
+    def _make_array(self):
+        if self._array_factory is not None:
+            return self._array_factory(self._cfg)
+        from .array import EIEArray
+        return EIEArray(self._cfg)
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        m = Module()
+
+        array = m.submodules.array = self._make_array()
+        io_width = len(array.io_wdata)
+        slots = (io_width + 31) // 32          # 32-bit words of the widest item
+
+        m.submodules.response_fifo = rsp = fifo.SyncFIFO(width=32, depth=self._response_fifo_depth)
+        m.d.comb += [
+            self.host_out.payload.eq(rsp.r_data),
+            self.host_out.valid.eq(rsp.r_rdy),
+            rsp.r_en.eq(self.host_out.ready),
+            self.running.eq(array.running),
+        ]
+
+        # -- header registers -------------------------------------------------
+        opcode = Signal(8)
+        mem = Signal(8)
+        pe = Signal(16)
+        arg0 = Signal(32)        # addr (WRITE/READ), layers (RUN)
+        arg1 = Signal(32)        # count (WRITE/READ), flags (RUN)
+        header_index = Signal(range(HEADER_WORDS))
+
+        # -- per-memory constants (from eie.protocol, like the host) -----------
+        pe_all = pe == ALL_PES
+        mem_known = mem < len(Mem)
+        item_words = Signal(range(slots + 1))   # words per item; 1 for an unknown memory id
+        item_mask = Signal(io_width)            # bits of an item (zero the rest on read)
+        depth = Signal(33)
+        pe_ok = Signal()
+        m.d.comb += item_words.eq(1)
+        with m.Switch(mem):
+            for mm in Mem:
+                with m.Case(mm):
+                    m.d.comb += [
+                        item_words.eq(words_per_item(cfg, mm)),
+                        item_mask.eq((1 << memory_width(cfg, mm)) - 1),
+                    ]
+                    if mm == Mem.COUNTER:
+                        m.d.comb += [
+                            depth.eq(Mux(pe_all, memory_depth(cfg, mm, ALL_PES), memory_depth(cfg, mm, 0))),
+                            pe_ok.eq(pe_all | (pe < cfg.pes)),
+                        ]
+                    elif mm == Mem.LAYER:
+                        m.d.comb += [depth.eq(memory_depth(cfg, mm)), pe_ok.eq(pe_all | (pe == 0))]
+                    else:
+                        # ALL_PES is a broadcast write; a broadcast read is ERR_ARG (checked below).
+                        m.d.comb += [depth.eq(memory_depth(cfg, mm)),
+                                     pe_ok.eq((pe < cfg.pes) | (pe_all & (opcode == Opcode.WRITE)))]
+
+        # -- validation (combinational on the header registers, used in DECODE) --
+        # When several checks fail the first reported is, in this order (docs/protocol.md):
+        # opcode, memory id, read-only, PE index, addr + count, RUN layers, busy.
+        status = Signal(8)
+        is_write = opcode == Opcode.WRITE
+        is_read = opcode == Opcode.READ
+        per_pe_mem = mem < Mem.LAYER             # SPMAT, PTR, CODEBOOK, BIAS, ACT
+        # 33-bit sum: addr + count cannot wrap (the "64-bit-safe" compare).
+        end = Signal(33)
+        m.d.comb += end.eq(arg0 + arg1)
+        m.d.comb += status.eq(Status.OK)
+        with m.If(opcode > max(Opcode)):
+            m.d.comb += status.eq(Status.ERR_OPCODE)
+        with m.Elif(is_write | is_read):
+            with m.If(~mem_known):
+                m.d.comb += status.eq(Status.ERR_MEM)
+            with m.Elif(is_write & (mem == Mem.COUNTER)):
+                m.d.comb += status.eq(Status.ERR_READONLY)
+            with m.Elif(is_read & per_pe_mem & pe_all):
+                m.d.comb += status.eq(Status.ERR_ARG)
+            with m.Elif(~pe_ok):
+                m.d.comb += status.eq(Status.ERR_RANGE)
+            with m.Elif(end > depth):
+                m.d.comb += status.eq(Status.ERR_RANGE)
+            with m.Elif(array.running & (mem != Mem.COUNTER)):
+                m.d.comb += status.eq(Status.ERR_BUSY)
+        with m.Elif(opcode == Opcode.RUN):
+            with m.If((arg0 == 0) | (arg0 > cfg.max_layers)):
+                m.d.comb += status.eq(Status.ERR_ARG)
+            with m.Elif(array.running):
+                m.d.comb += status.eq(Status.ERR_BUSY)
+
+        # -- command state ----------------------------------------------------
+        result = Signal(8)                       # status of the command being answered
+        result_ok = result == Status.OK
+        items_left = Signal(32)
+        word_index = Signal(range(max(slots, 4)))   # word within an item; INFO word index
+        address = Signal(32)                     # item address of the next io access
+        assembly = [Signal(32, name=f"assembly{k}") for k in range(slots)]
+        write_pending = Signal()                 # io_we next cycle (registered write port)
+        write_data = Signal(io_width)
+        error = Signal()
+
+        m.d.comb += [
+            self.error.eq(error),
+            array.io_mem.eq(mem[:len(array.io_mem)]),
+            array.io_pe.eq(pe),
+            array.io_addr.eq(address),
+            array.io_wdata.eq(write_data),
+            array.io_we.eq(write_pending),
+            array.num_layers.eq(arg0[:len(array.num_layers)]),
+        ]
+        m.d.sync += write_pending.eq(0)
+        with m.If(write_pending):
+            m.d.sync += address.eq(address + 1)
+
+        # Item being completed by the current payload word: earlier words from
+        # the assembly registers, this word in its slot, zeros above.
+        def item_in(index):
+            return Cat(*(Mux(index == k, self.host_in.payload, Mux(index > k, assembly[k], 0))
+                         for k in range(slots)))
+
+        def take_payload_word(index, items, ok):
+            # One payload word of a WRITE: complete an item (io_we next cycle) or keep it.
+            with m.If(index == item_words - 1):
+                m.d.sync += [
+                    word_index.eq(0),
+                    items_left.eq(items - 1),
+                    write_pending.eq(ok),
+                    write_data.eq(item_in(index)),
+                ]
+                with m.If(items == 1):
+                    m.next = "RESPOND"
+                with m.Else():
+                    m.next = "PAYLOAD"
+            with m.Else():
+                m.d.sync += [word_index.eq(index + 1), items_left.eq(items)]
+                with m.Switch(index):
+                    for k in range(slots - 1):
+                        with m.Case(k):
+                            m.d.sync += assembly[k].eq(self.host_in.payload)
+                m.next = "PAYLOAD"
+
+        # Word `word_index` of the item on io_rdata, the unused upper bits zeroed.
+        read_item = Signal(32 * slots)
+        m.d.comb += read_item.eq(array.io_rdata & item_mask)
+        read_word = read_item.word_select(word_index, 32)
+
+        info = Array(Const(w, 32) for w in info_words(cfg))
+        response_word = Cat(result, opcode, Mux(is_write | is_read, mem, 0), Const(0, 8))
+
+        with m.FSM(name="decoder"):
+            with m.State("HEADER"):
+                m.d.comb += self.host_in.ready.eq(1)
+                m.d.sync += word_index.eq(0)
+                with m.If(self.host_in.valid):
+                    m.d.sync += header_index.eq(header_index + 1)
+                    with m.Switch(header_index):
+                        with m.Case(0):
+                            m.d.sync += Cat(opcode, mem, pe).eq(self.host_in.payload)
+                        with m.Case(1):
+                            m.d.sync += [arg0.eq(self.host_in.payload), address.eq(self.host_in.payload)]
+                        with m.Case(2):
+                            m.d.sync += [arg1.eq(self.host_in.payload), header_index.eq(0)]
+                            m.next = "DECODE"
+
+            with m.State("DECODE"):
+                m.d.sync += [result.eq(status), items_left.eq(arg1), word_index.eq(0)]
+                with m.If(is_write):
+                    # A failed WRITE still consumes its payload so the stream stays in step.
+                    # The first payload word is taken here already: no bubble after the header.
+                    with m.If(arg1 == 0):
+                        m.next = "RESPOND"
+                    with m.Else():
+                        m.d.comb += self.host_in.ready.eq(1)
+                        with m.If(self.host_in.valid):
+                            take_payload_word(0, arg1, status == Status.OK)
+                        with m.Else():
+                            m.next = "PAYLOAD"
+                with m.Elif(is_read & (status == Status.OK) & (arg1 != 0)):
+                    # First item: io_rdata holds it from the next cycle on.
+                    m.d.comb += array.io_re.eq(1)
+                    m.d.sync += address.eq(address + 1)
+                    m.next = "RESPOND"
+                with m.Elif((opcode == Opcode.RUN) & (status == Status.OK)):
+                    m.d.comb += array.start.eq(1)
+                    with m.If(arg1[0]):
+                        m.next = "WAIT_RUN"
+                    with m.Else():
+                        m.next = "RESPOND"
+                with m.Else():
+                    m.next = "RESPOND"
+
+            with m.State("PAYLOAD"):
+                m.d.comb += self.host_in.ready.eq(1)
+                with m.If(self.host_in.valid):
+                    take_payload_word(word_index, items_left, result_ok)
+
+            with m.State("WAIT_RUN"):
+                with m.If(array.done):
+                    m.next = "RESPOND"
+
+            with m.State("RESPOND"):
+                with m.If(rsp.w_rdy):
+                    m.d.comb += [rsp.w_en.eq(1), rsp.w_data.eq(response_word)]
+                    m.d.sync += error.eq(~result_ok)
+                    with m.If(result_ok & ((is_read & (items_left != 0)) |
+                                           (opcode == Opcode.STATUS) | (opcode == Opcode.INFO))):
+                        m.next = "DATA"
+                    with m.Else():
+                        m.next = "HEADER"
+
+            with m.State("DATA"):
+                with m.If(rsp.w_rdy):
+                    m.d.comb += rsp.w_en.eq(1)
+                    with m.If(is_read):
+                        m.d.comb += rsp.w_data.eq(read_word)
+                        with m.If(word_index == item_words - 1):
+                            m.d.sync += [word_index.eq(0), items_left.eq(items_left - 1)]
+                            with m.If(items_left == 1):
+                                m.next = "HEADER"
+                            with m.Else():
+                                # Next item; this cycle's word came from the old io_rdata.
+                                m.d.comb += array.io_re.eq(1)
+                                m.d.sync += address.eq(address + 1)
+                        with m.Else():
+                            m.d.sync += word_index.eq(word_index + 1)
+                    with m.Elif(opcode == Opcode.STATUS):
+                        state = Signal(32)
+                        m.d.comb += state.eq(Mux(array.running, STATUS_RUNNING, 0))
+                        m.d.comb += rsp.w_data.eq(state)
+                        m.next = "HEADER"
+                    with m.Else():   # INFO
+                        m.d.comb += rsp.w_data.eq(info[word_index])
+                        m.d.sync += word_index.eq(word_index + 1)
+                        with m.If(word_index == len(info) - 1):
+                            m.next = "HEADER"
+
+        return m

@@ -1,0 +1,173 @@
+"""The cycle model (max-plus recurrences) against a cycle-by-cycle simulation.
+
+``_step_simulation`` below is an independent, deliberately naive model of the
+same micro-architecture: it keeps every queue, register and pipeline stage of
+docs/hardware.md ("Timing") explicitly and advances one clock at a time. The
+fast model must agree with it exactly (cycles, stalls) on many random small
+layers and configurations; the RTL itself is checked against the fast model
+in tests/hw/test_array.py. The last test runs the paper's nine layers at 64
+PEs / queue depth 8 through the fast model (the benchmark's time budget) and
+prints their load efficiencies.
+"""
+
+import math
+import time
+from collections import deque
+
+import numpy as np
+import pytest
+
+from eie.config import EIEConfig, PRESETS
+from eie.golden import cycle_model
+from eie.golden.encode import build_image, encode_layer
+from eie.golden.synthetic import PAPER_LAYERS, make_layer, random_layer
+
+
+def _step_simulation(cfg, col_entries, x, out_len):
+    """Cycle-by-cycle simulation of one layer; returns (cycles, broadcast stalls, per-PE stalls)."""
+    n, depth, cbuf = cfg.pes, cfg.fifo_depth, cfg.column_buffer_depth
+    in_len = len(x)
+    rows_in = -(-in_len // n)
+    rows_out = -(-out_len // n)
+
+    def row_nonzeros(r):
+        return [j for j in range(r * n, min(in_len, (r + 1) * n)) if x[j] != 0]
+
+    queue = [deque() for _ in range(n)]       # column indices j
+    pointer = [None] * n                       # column whose pointers are on the read ports
+    colbuf = [deque() for _ in range(n)]       # entry counts of non-empty columns
+    in_col = [0] * n                           # entries left of the head column once started (0: not started)
+    last_issue = [-10] * n
+    stalls = [0] * n
+    broadcast_stalls = 0
+    # LOAD (cycle 0) reads row 0.
+    next_row, fetch_row = 0, 1
+    cur = []
+    t = 1
+    while True:
+        ready = [len(queue[k]) < depth for k in range(n)]
+        pending = bool(cur)
+        fire = pending and all(ready)
+        cur_free = not cur or (fire and len(cur) == 1)
+        next_nz = next_row is not None and bool(row_nonzeros(next_row))
+        load = next_nz and cur_free
+        next_free = next_row is None or not next_nz or load
+        fetch = next_free and fetch_row < rows_in
+        idle = [not queue[k] and pointer[k] is None and not colbuf[k] and t - last_issue[k] > 3 for k in range(n)]
+        if fetch_row == rows_in and next_row is None and not cur and all(idle):
+            end = t
+            break
+        if pending and not fire:
+            broadcast_stalls += 1
+        for k in range(n):
+            stalls[k] += pending and not ready[k]
+        # PE stages, from the state at the start of the cycle.
+        for k in range(n):
+            issue = bool(colbuf[k])
+            left = in_col[k] if in_col[k] else (colbuf[k][0] if issue else 0)
+            cb_pop = issue and left == 1
+            cb_ready = len(colbuf[k]) < cbuf or cb_pop
+            p_col = pointer[k]
+            p_empty = p_col is not None and col_entries[k][p_col] == 0
+            p_leave = p_col is not None and (p_empty or cb_ready)
+            q_ready = p_col is None or p_leave
+            pop = bool(queue[k]) and q_ready
+            if issue:
+                last_issue[k] = t
+                in_col[k] = 0 if cb_pop else left - 1
+            if cb_pop:
+                colbuf[k].popleft()
+            if p_leave and not p_empty:
+                colbuf[k].append(col_entries[k][p_col])
+            if pop:
+                pointer[k] = queue[k].popleft()
+            elif p_leave:
+                pointer[k] = None
+        # CCU
+        if fire:
+            j = cur.pop(0)
+            for k in range(n):
+                queue[k].append(j)
+        if load:
+            cur = row_nonzeros(next_row)
+        if fetch:
+            next_row, fetch_row = fetch_row, fetch_row + 1
+        elif next_free:
+            next_row = None
+        t += 1
+        assert t < 100000
+    return end + 1 + rows_out + 1, broadcast_stalls, stalls
+
+
+def _random_case(rng, n):
+    in_len = int(rng.integers(1, 60))
+    out_len = int(rng.integers(1, 40))
+    weights = rng.choice([0.0, 0.3, 1.0, 3.0])
+    col_entries = rng.poisson(weights, size=(n, in_len))
+    if rng.random() < 0.3:
+        col_entries[:, rng.random(in_len) < 0.5] = 0           # columns empty in every PE
+    density = rng.choice([0.0, 0.1, 0.4, 1.0])
+    x = np.where(rng.random(in_len) < density, rng.integers(1, 100, in_len), 0)
+    return col_entries, x, out_len
+
+
+@pytest.mark.parametrize("pes", [1, 2, 3, 4, 7, 16])
+def test_model_matches_step_simulation(pes):
+    rng = np.random.default_rng(pes)
+    for case in range(40):
+        cfg = EIEConfig(pes=pes, fifo_depth=int(rng.choice([1, 2, 3, 8])),
+                        column_buffer_depth=int(rng.choice([1, 2, 5])))
+        col_entries, x, out_len = _random_case(rng, pes)
+        timing = cycle_model.layer_cycles(cfg, col_entries, x, out_len)
+        cycles, bstalls, stalls = _step_simulation(cfg, col_entries.tolist(), x.tolist(), out_len)
+        assert (timing.cycles, timing.broadcast_stalls, list(timing.stalls)) == (cycles, bstalls, stalls), \
+            f"case {case}: {cfg.fifo_depth=} {cfg.column_buffer_depth=}"
+        assert timing.broadcasts == int(np.count_nonzero(x))
+        assert list(timing.busy) == list(col_entries[:, x != 0].sum(axis=1))
+        assert timing.bound == max(timing.broadcasts, -(-int(timing.busy.sum()) // pes))
+        assert timing.cycles >= timing.bound
+
+
+def test_predict_sums_layers_of_image():
+    cfg = EIEConfig(pes=4, act_depth=16, spmat_depth=256, ptr_depth=128, bias_depth=64, max_layers=4)
+    rng = np.random.default_rng(5)
+    l1, x = random_layer(rng, 30, 21, 0.3, 0.5, cfg)
+    l2, _ = random_layer(rng, 21, 13, 0.4, 0.5, cfg, relu=False)
+    image = build_image([l1, l2], cfg)
+    report = cycle_model.predict(image, x)
+    assert len(report.layers) == 2
+    assert report.cycles == sum(t.cycles for t in report.layers)
+    first = cycle_model.layer_cycles(cfg, encode_layer(l1, cfg).col_entries, x, 21)
+    assert report.layers[0].cycles == first.cycles
+    assert list(report.busy) == list(report.layers[0].busy + report.layers[1].busy)
+    assert report.to_dict()["cycles"] == report.cycles
+    with pytest.raises(ValueError, match="one input vector"):
+        cycle_model.predict(image, np.stack([x, x]))
+
+
+def test_layer_cycles_rejects_mismatched_shapes():
+    cfg = EIEConfig(pes=4)
+    with pytest.raises(ValueError, match="col_entries must have shape"):
+        cycle_model.layer_cycles(cfg, np.zeros((3, 5), int), np.ones(5), 4)
+    with pytest.raises(ValueError, match="x must have shape"):
+        cycle_model.layer_cycles(cfg, np.zeros((4, 5), int), np.ones(6), 4)
+
+
+def test_paper_layers_fast_and_efficient():
+    """The nine paper layers at 64 PEs, queue depth 8: the model takes well under
+    10 s, and prints the load efficiency of each (plain interleave)."""
+    cfg = PRESETS["paper"]
+    effs = {}
+    elapsed = 0.0
+    for name in PAPER_LAYERS:
+        layer, x = make_layer(name, cfg, seed=0)
+        enc = encode_layer(layer, cfg)
+        start = time.perf_counter()
+        timing = cycle_model.layer_cycles(cfg, enc.col_entries, x, layer.out_len)
+        elapsed += time.perf_counter() - start
+        effs[name] = timing.efficiency
+        print(f"{name:8s} bound {timing.bound:6d} cycles {timing.cycles:6d} efficiency {timing.efficiency:.3f}")
+    geomean = math.exp(sum(math.log(e) for e in effs.values()) / len(effs))
+    print(f"geomean {geomean:.3f}; model time {elapsed:.2f} s (column_buffer_depth={cfg.column_buffer_depth})")
+    assert elapsed < 10.0
+    assert all(0.5 < e <= 1.0 for e in effs.values())
