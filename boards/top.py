@@ -1,0 +1,319 @@
+"""Board top level: the EIE core behind a UART bridge, a PLL and status LEDs.
+
+:class:`BoardCore` is everything in the design clock domain and has plain
+``rx`` / ``tx`` / ``leds`` ports, so the cocotb test simulates exactly the
+logic that goes onto the board. :class:`BoardTop` adds what needs the
+platform: the PLL that makes the requested clock from the board oscillator
+(iCE40 ``SB_PLL40_PAD``, ECP5 ``EHXPLLL``), the reset held until the PLL
+locked, and the pins.
+
+Status LEDs, in the order of :attr:`eie.boards.platforms.Board.leds` (boards
+with fewer LEDs show a prefix): 0 heartbeat (blinks about twice a second; fast
+while a run is in progress), 1 running, 2 error (the last command failed, or a
+frame was rejected in the last 0.5 s), 3 link activity (a frame was accepted
+in the last 50 ms), 4 PLL locked.
+"""
+
+
+import inspect
+from dataclasses import dataclass
+
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Instance, Module, Mux, ResetInserter, Signal
+from amaranth.lib import fifo, io, stream, wiring
+from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.wiring import In, Out
+
+from amaranth.build import ResourceError
+
+from ..config import EIEConfig
+from ..framing import MAX_FRAME_WORDS
+from .uart import UARTBridge
+
+__all__ = ["PLLSettings", "ice40_pll", "ecp5_pll", "pll_settings", "LoopbackCore", "BoardCore", "BoardTop",
+           "N_STATUS_LEDS", "make_core"]
+
+N_STATUS_LEDS = 5
+
+
+# -- PLL settings ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PLLSettings:
+    """A PLL configuration: the primitive, its parameters and the frequency it gives."""
+    primitive: str          # "SB_PLL40_PAD", "EHXPLLL" or "none" (the oscillator drives the design)
+    input_mhz: float
+    requested_mhz: float
+    achieved_mhz: float
+    params: dict
+    vco_mhz: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"primitive": self.primitive, "input_mhz": self.input_mhz, "requested_mhz": self.requested_mhz,
+                "achieved_mhz": round(self.achieved_mhz, 6), "vco_mhz": round(self.vco_mhz, 3),
+                "params": dict(self.params)}
+
+
+def _check_request(fin: float, fout: float, lo: float, hi: float, family: str) -> None:
+    if not isinstance(fout, (int, float)) or not lo <= fout <= hi:
+        raise ValueError(f"--clock {fout!r} MHz is out of range for the {family} PLL: "
+                         f"{lo:g}..{hi:g} MHz (or exactly the {fin:g} MHz oscillator)")
+
+
+def ice40_pll(fin: float, fout: float) -> PLLSettings:
+    """``SB_PLL40`` settings (SIMPLE feedback) closest to ``fout`` MHz from ``fin`` MHz.
+
+    Same search as Project IceStorm's ``icepll``: PFD 10..133 MHz, VCO 533..1066 MHz,
+    output 16..275 MHz; the first best setting in (DIVR, DIVF, DIVQ) order wins.
+    """
+    if fout == fin:
+        return PLLSettings("none", fin, fout, fin, {})
+    _check_request(fin, fout, 16.0, 275.0, "iCE40")
+    best = None
+    for divr in range(16):
+        fpfd = fin / (divr + 1)
+        if not 10.0 <= fpfd <= 133.0:
+            continue
+        for divf in range(128):
+            fvco = fpfd * (divf + 1)
+            if not 533.0 <= fvco <= 1066.0:
+                continue
+            for divq in range(1, 7):
+                f = fvco / (1 << divq)
+                if best is None or abs(f - fout) < abs(best[0] - fout):
+                    best = (f, divr, divf, divq, fpfd, fvco)
+    if best is None:
+        raise ValueError(f"no iCE40 PLL setting makes {fout} MHz from {fin} MHz")
+    f, divr, divf, divq, fpfd, fvco = best
+    filter_range = next(i for i, limit in enumerate((17, 26, 44, 66, 101), start=1) if fpfd < limit) \
+        if fpfd < 101 else 6
+    return PLLSettings("SB_PLL40_PAD", fin, fout, f,
+                       {"DIVR": divr, "DIVF": divf, "DIVQ": divq, "FILTER_RANGE": filter_range}, fvco)
+
+
+def ecp5_pll(fin: float, fout: float) -> PLLSettings:
+    """``EHXPLLL`` settings closest to ``fout`` MHz from ``fin`` MHz (feedback from CLKOP).
+
+    Limits as Project Trellis' ``ecppll``: PFD 3.125..400 MHz, VCO 400..800 MHz,
+    output 3.125..400 MHz; among equally close settings the highest VCO wins.
+    """
+    if fout == fin:
+        return PLLSettings("none", fin, fout, fin, {})
+    _check_request(fin, fout, 3.125, 400.0, "ECP5")
+    best = None
+    for clki_div in range(1, 129):
+        fpfd = fin / clki_div
+        if not 3.125 <= fpfd <= 400.0:
+            continue
+        for clkfb_div in range(1, 81):
+            f = fpfd * clkfb_div
+            for clkop_div in range(1, 129):
+                fvco = f * clkop_div
+                if not 400.0 <= fvco <= 800.0:
+                    continue
+                err = abs(f - fout)
+                if best is None or err < best[0] - 1e-9 or (abs(err - best[0]) <= 1e-9 and fvco > best[5]):
+                    best = (err, f, clki_div, clkfb_div, clkop_div, fvco)
+    if best is None:
+        raise ValueError(f"no ECP5 PLL setting makes {fout} MHz from {fin} MHz")
+    _, f, clki_div, clkfb_div, clkop_div, fvco = best
+    return PLLSettings("EHXPLLL", fin, fout, f,
+                       {"CLKI_DIV": clki_div, "CLKFB_DIV": clkfb_div, "CLKOP_DIV": clkop_div,
+                        "CLKOP_CPHASE": clkop_div - 1, "CLKOP_FPHASE": 0}, fvco)
+
+
+def pll_settings(family: str, fin: float, fout: float) -> PLLSettings:
+    if family == "ice40":
+        return ice40_pll(fin, fout)
+    if family == "ecp5":
+        return ecp5_pll(fin, fout)
+    raise ValueError(f"no PLL for FPGA family {family!r}; known: ice40, ecp5")
+
+
+# -- the core in the design clock domain -----------------------------------------
+
+class LoopbackCore(wiring.Component):
+    """Stand-in for ``EIETop`` with the same ports: echoes every ``host_in`` word.
+
+    Built with ``eie build --loopback`` to bring up a board's UART link without
+    the accelerator, and used by the link tests.
+    """
+
+    host_in: In(stream.Signature(32))
+    host_out: Out(stream.Signature(32))
+    running: Out(1)
+    error: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=32, depth=4)
+        m.d.comb += [
+            queue.w_data.eq(self.host_in.payload), queue.w_en.eq(self.host_in.valid),
+            self.host_in.ready.eq(queue.w_rdy),
+            self.host_out.payload.eq(queue.r_data), self.host_out.valid.eq(queue.r_rdy),
+            queue.r_en.eq(self.host_out.ready),
+        ]
+        return m
+
+
+def make_core(cfg: EIEConfig | None, image=None, *, loopback: bool = False):
+    """The EIE top level for ``cfg`` (with ``image`` baked into its memories), or a loopback."""
+    if loopback:
+        if image is not None:
+            raise ValueError("a loopback design has no memories to bake a model into; drop --model or --loopback")
+        return LoopbackCore()
+    from ..hw.top import EIETop
+    if image is None:
+        return EIETop(cfg)
+    if "image" not in inspect.signature(EIETop.__init__).parameters:
+        raise ValueError("this eie.hw.top.EIETop cannot bake a network into its memories (no `image` "
+                         "argument); build without --model and load the network at run time (`eie run` does)")
+    return EIETop(cfg, image=image)
+
+
+class BoardCore(wiring.Component):
+    """UART bridge + EIE core + status logic, all in the ``sync`` domain.
+
+    Parameters
+    ----------
+    core : wiring.Component
+        ``EIETop`` (or :class:`LoopbackCore`): ``host_in``, ``host_out``, ``running``, ``error``.
+    clk_hz : float
+        Frequency of ``sync`` (sets the UART divisor and the LED timing).
+    baud : int
+        UART bit rate.
+    timeout_s : float
+        Inter-byte timeout within a frame.
+
+    Members
+    -------
+    rx : ``In(1)``, tx : ``Out(1)``
+        UART pins.
+    pll_locked : ``In(1)``
+        Shown on the last status LED.
+    leds : ``Out(5)``
+        Status LEDs (module docstring).
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    pll_locked: In(1, init=1)
+    leds: Out(N_STATUS_LEDS)
+
+    def __init__(self, core, *, clk_hz: float, baud: int, timeout_s: float = 0.01,
+                 max_words: int = MAX_FRAME_WORDS):
+        self._core = core
+        self.clk_hz = clk_hz
+        self.bridge = UARTBridge(clk_hz=clk_hz, baud=baud, timeout_s=timeout_s, max_words=max_words)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.bridge = bridge = self.bridge
+        # SYNC resets the core's command decoder (memories keep their contents).
+        m.submodules.core = core = ResetInserter(bridge.core_reset)(self._core)
+        wiring.connect(m, bridge.host_in, self._core.host_in)
+        wiring.connect(m, self._core.host_out, bridge.host_out)
+        m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx)]
+
+        def stretch(pulse, seconds):
+            cycles = max(2, int(seconds * self.clk_hz))
+            left = Signal(range(cycles + 1))
+            with m.If(pulse):
+                m.d.sync += left.eq(cycles)
+            with m.Elif(left != 0):
+                m.d.sync += left.eq(left - 1)
+            return left != 0
+
+        beat_bits = max(2, int(self.clk_hz).bit_length() - 2)   # bit beat_bits-1 toggles at ~2 Hz
+        beat = Signal(beat_bits)
+        m.d.sync += beat.eq(beat + 1)
+        running = self._core.running
+        heartbeat = Signal()
+        m.d.comb += heartbeat.eq(Mux(running, beat[-3], beat[-1]))
+
+        m.d.comb += self.leds.eq(Cat(
+            heartbeat,
+            running,
+            self._core.error | stretch(bridge.frame_error, 0.5),
+            stretch(bridge.frame_ok, 0.05),
+            self.pll_locked,
+        ))
+        return m
+
+
+class BoardTop(Elaboratable):
+    """The design ``eie build`` synthesises for a board.
+
+    Parameters
+    ----------
+    board : eie.boards.platforms.Board
+    core : the EIE top level (or a loopback), see :func:`make_core`
+    pll : PLLSettings for the design clock
+    baud : int
+    """
+
+    def __init__(self, board, core, *, pll: PLLSettings, baud: int, timeout_s: float = 0.01):
+        self.board = board
+        self.pll = pll
+        self.core = BoardCore(core, clk_hz=pll.achieved_mhz * 1e6, baud=baud, timeout_s=timeout_s)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = cd_sync = ClockDomain("sync")
+        locked = Signal()
+        pll = self.pll
+        if pll.primitive == "none":
+            m.submodules.clk_buffer = clk = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+            m.d.comb += [cd_sync.clk.eq(clk.i), locked.eq(1)]
+        elif pll.primitive == "SB_PLL40_PAD":
+            # The iCE40 PLL takes its input straight from the oscillator pad.
+            pad = platform.request(platform.default_clk, dir="-")
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE",
+                p_DIVR=pll.params["DIVR"], p_DIVF=pll.params["DIVF"], p_DIVQ=pll.params["DIVQ"],
+                p_FILTER_RANGE=pll.params["FILTER_RANGE"],
+                i_PACKAGEPIN=pad.io, i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=cd_sync.clk, o_LOCK=locked)
+        elif pll.primitive == "EHXPLLL":
+            m.submodules.clk_buffer = clk = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+            clkop = Signal()
+            p = pll.params
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_FREQUENCY_PIN_CLKI=f"{pll.input_mhz:g}", a_FREQUENCY_PIN_CLKOP=f"{pll.achieved_mhz:.6g}",
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+                p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+                p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+                p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=p["CLKOP_FPHASE"],
+                p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=p["CLKFB_DIV"],
+                i_RST=0, i_STDBY=0, i_CLKI=clk.i, o_CLKOP=clkop, i_CLKFB=clkop,
+                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+                i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+            m.d.comb += cd_sync.clk.eq(clkop)
+        else:
+            raise ValueError(f"unknown PLL primitive {pll.primitive!r}")
+        if pll.primitive != "none":
+            platform.add_clock_constraint(cd_sync.clk, pll.achieved_mhz * 1e6)
+        # Hold the design in reset until the PLL has locked.
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+
+        m.submodules.board_core = core = self.core
+        uart_name, uart_number = self.board.uart
+        uart = platform.request(uart_name, uart_number, dir="-")
+        m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.rx.eq(uart_rx.i), uart_tx.o.eq(core.tx), core.pll_locked.eq(locked)]
+        for i, led_resource in enumerate(self.board.leds[:N_STATUS_LEDS]):
+            if led_resource is None:
+                continue
+            name, number = led_resource
+            try:
+                led = platform.request(name, number, dir="-")
+            except ResourceError:   # the board lacks this LED
+                continue
+            m.submodules[f"led_{i}"] = buffer = io.Buffer("o", led)
+            m.d.comb += buffer.o.eq(core.leds[i])
+        return m

@@ -1,0 +1,140 @@
+"""``eie flash`` (against stand-in programmers on PATH, as real subprocesses) and board lookup."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eie.boards.platforms import BOARDS, board_config, get_board
+
+RECORDER = """#!{python}
+import json, os, sys
+with open(os.environ["EIE_TEST_RECORD"], "a") as f:
+    f.write(json.dumps(sys.argv) + "\\n")
+print("stand-in programmer: done")
+"""
+
+
+def _eie(args, env, **kw):
+    return subprocess.run([sys.executable, "-m", "eie.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+@pytest.fixture
+def programmers(tmp_path):
+    """A bin/ folder with stand-in openFPGALoader and iceprog that record their arguments."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("openFPGALoader", "iceprog"):
+        exe = bindir / name
+        exe.write_text(RECORDER.format(python=sys.executable))
+        exe.chmod(0o755)
+    record = tmp_path / "calls.jsonl"
+    env = dict(os.environ)
+    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
+    env["EIE_TEST_RECORD"] = str(record)
+    for var in ("OPENFPGALOADER", "ICEPROG"):
+        env.pop(var, None)
+
+    def calls():
+        if not record.exists():
+            return []
+        return [json.loads(line) for line in record.read_text().splitlines()]
+
+    return env, calls, bindir
+
+
+def _fake_build(folder: Path, board: str, suffix: str) -> Path:
+    folder.mkdir(parents=True)
+    bitstream = folder / f"eie_{board}{suffix}"
+    bitstream.write_bytes(b"\xff\x00bitstream")
+    (folder / "design.json").write_text(json.dumps({"board": board, "bitstream": str(bitstream)}))
+    return bitstream
+
+
+@pytest.mark.parametrize("board, suffix, programmer, expected", [
+    ("icebreaker", ".bin", "openfpgaloader", ["-b", "ice40_generic"]),
+    ("icebreaker", ".bin", "iceprog", []),
+    ("ulx3s-85f", ".bit", "openfpgaloader", ["-b", "ulx3s", "-f"]),
+    ("ulx3s-12f", ".bit", "openfpgaloader", ["-b", "ulx3s", "-f"]),
+])
+def test_flash_runs_programmer(tmp_path, programmers, board, suffix, programmer, expected):
+    env, calls, bindir = programmers
+    bitstream = _fake_build(tmp_path / "out", board, suffix)
+    r = _eie(["flash", "--board", board, str(tmp_path / "out"), "--programmer", programmer, "--json"], env)
+    assert r.returncode == 0, r.stderr
+    (argv,) = calls()
+    exe = "iceprog" if programmer == "iceprog" else "openFPGALoader"
+    assert argv == [str(bindir / exe), *expected, str(bitstream)]
+    result = json.loads(r.stdout)
+    assert result["returncode"] == 0 and result["bitstream"] == str(bitstream)
+    assert "stand-in programmer: done" in r.stderr       # the tool's output goes to stderr, JSON stays clean
+
+
+def test_flash_sram_and_bitstream_file(tmp_path, programmers):
+    env, calls, bindir = programmers
+    bitstream = _fake_build(tmp_path / "out", "ulx3s", ".bit")
+    r = _eie(["flash", "--board", "ulx3s", str(bitstream), "--sram"], env)
+    assert r.returncode == 0, r.stderr
+    assert calls() == [[str(bindir / "openFPGALoader"), "-b", "ulx3s", "-m", str(bitstream)]]
+
+
+def test_flash_dry_run_runs_nothing(tmp_path, programmers):
+    env, calls, bindir = programmers
+    bitstream = _fake_build(tmp_path / "out", "icebreaker", ".bin")
+    r = _eie(["flash", "--board", "icebreaker", str(tmp_path / "out"), "--dry-run"], env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(bindir / "openFPGALoader"), "-b", "ice40_generic", str(bitstream)]
+    assert calls() == []
+
+
+def test_flash_missing_programmer_has_install_hint(tmp_path):
+    _fake_build(tmp_path / "out", "icebreaker", ".bin")
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent)       # python, but no programmer
+    env.pop("OPENFPGALOADER", None)
+    r = _eie(["flash", "--board", "icebreaker", str(tmp_path / "out"), "--json"], env)
+    assert r.returncode == 2
+    assert "apt-get install openfpgaloader" in json.loads(r.stdout)["error"]
+
+
+def test_flash_refuses_wrong_bitstream(tmp_path, programmers):
+    env, calls, _ = programmers
+    bitstream = _fake_build(tmp_path / "out", "ulx3s", ".bit")
+    r = _eie(["flash", "--board", "icebreaker", str(bitstream)], env)
+    assert r.returncode == 2 and "not a ice40 bitstream" in r.stderr.replace("an ice40", "a ice40")
+    r = _eie(["flash", "--board", "icebreaker", str(tmp_path / "out")], env)
+    assert r.returncode == 2 and "built for board 'ulx3s'" in r.stderr
+    r = _eie(["flash", "--board", "ulx3s", str(bitstream), "--programmer", "iceprog"], env)
+    assert r.returncode == 2 and "iceprog cannot program" in r.stderr
+    assert calls() == []
+
+
+def test_unknown_board_lists_known_ones():
+    with pytest.raises(ValueError) as e:
+        get_board("de0-nano-9000")
+    for name in ("icebreaker", "ulx3s-85f", "ulx3s-12f"):
+        assert name in str(e.value)
+
+
+def test_board_registry():
+    assert get_board("ICEBreaker") is BOARDS["icebreaker"]
+    assert get_board("ulx3s").platform.endswith("ULX3S_85F_Platform")
+    for board in BOARDS.values():
+        cls = board.platform_class()                      # every entry imports
+        assert board.uart[0] in {r.name for r in cls.resources}
+        assert board_config(board, pes=2).pes == 2
+    with pytest.raises(ValueError, match="--pes"):
+        board_config(BOARDS["icebreaker"], pes=0)
+
+
+def test_board_from_amaranth_boards_platform():
+    board = get_board("amaranth_boards.icesugar:ICESugarPlatform")
+    assert board.family == "ice40" and board.input_clock_hz() == 12e6
+    with pytest.raises(ValueError, match="not an iCE40 or ECP5"):
+        get_board("amaranth_boards.arty_a7:ArtyA7_35Platform")
+    with pytest.raises(ValueError, match="no platform class"):
+        get_board("amaranth_boards.icebreaker:Nope")
