@@ -1,0 +1,249 @@
+"""``eie simulate``: run a compressed network on the RTL (cocotb + Verilator).
+
+::
+
+    eie simulate DIR [--inputs digits-test|FILE.npy] [--labels FILE.npy] [--limit K]
+                     [--config FILE] [--waves FILE.fst] [--link fast|python]
+                     [--idle P] [--backpressure P] [--seed S] [--opt O0|O1|O2] [--json]
+
+``DIR`` is a folder written by ``eie compress`` (``manifest.json``,
+``layers.npz``, ``image.npz``). The Verilator model of the design is built
+once per config (cached under ``build/sim``), the memory image is loaded
+through the host protocol, every input is run, and the outputs and the
+``CYCLES`` counter are checked against the golden reference and the cycle
+model. See ``docs/verification.md``.
+
+Inputs
+    ``digits-test`` (default): the 360-image test split of ``digits_split()``,
+    quantised with the manifest's ``input_frac`` (labels known).
+    ``FILE.npy``: a ``(batch, in_len)`` (or ``(in_len,)``) array. Floating-point
+    arrays are quantised like the digits (round half up with ``input_frac``
+    fraction bits, saturated to ``act_bits``); integer arrays are taken as
+    fixed-point activations as they are. Labels only with ``--labels``.
+    If the manifest has an ``input_perm`` the inputs are permuted into
+    hardware order; its ``output_perm`` maps hardware outputs back to logical
+    order before the argmax.
+
+Exit status: 0 when every output and cycle count matched, 1 on a mismatch,
+2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+__all__ = ["add_arguments", "main", "simulate"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="compressed network folder (output of `eie compress`)")
+    parser.add_argument("--inputs", default="digits-test", metavar="digits-test|FILE.npy",
+                        help="inputs to run (default: digits-test, the digits test split)")
+    parser.add_argument("--labels", metavar="FILE.npy", help="integer labels of FILE.npy inputs (for accuracy)")
+    parser.add_argument("--limit", type=int, metavar="K", help="run only the first K inputs")
+    parser.add_argument("--config", metavar="FILE",
+                        help="simulate a design of this config (JSON); the layers are re-encoded for it")
+    parser.add_argument("--waves", metavar="FILE.fst", help="write an FST waveform (builds a tracing model)")
+    parser.add_argument("--link", choices=("fast", "python"), default="fast",
+                        help="how words reach the design: file-fed harness (fast) or Python per cycle")
+    parser.add_argument("--idle", type=float, default=0.0, metavar="P",
+                        help="probability of an idle cycle between host_in words (default 0)")
+    parser.add_argument("--backpressure", type=float, default=0.0, metavar="P",
+                        help="probability host_out is not ready in a cycle (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the idle/back-pressure patterns")
+    parser.add_argument("--opt", choices=("O0", "O1", "O2"),
+                        help="C++ optimisation of the Verilator model (default O1 up to 16 PEs, O0 above; "
+                             "O2 builds slower and simulates fastest)")
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _load_inputs(spec: str, labels: str | None, manifest: dict, cfg):
+    """``(float or None, int inputs, labels or None, description)``."""
+    import numpy as np
+    from eie.golden.quantize import quantize_input
+    if "input_frac" not in manifest:
+        raise ValueError("manifest.json has no input_frac; re-run `eie compress` to write a current manifest")
+    frac = int(manifest["input_frac"])
+    if spec == "digits-test":
+        from eie.golden.models import digits_split
+        if labels:
+            raise ValueError("--labels is for FILE.npy inputs; digits-test brings its own labels")
+        _, _, X, y = digits_split()
+        return quantize_input(X, frac, cfg), np.asarray(y), "digits-test"
+    path = Path(spec)
+    if path.suffix != ".npy":
+        raise ValueError(f"--inputs must be digits-test or a .npy file, not {spec!r}")
+    if not path.exists():
+        raise FileNotFoundError(f"inputs file {path} does not exist")
+    X = np.load(path, allow_pickle=False)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"{path}: inputs must have shape (batch, in_len) or (in_len,), not {X.shape}")
+    if np.issubdtype(X.dtype, np.floating):
+        Xq = quantize_input(X, frac, cfg)
+    elif np.issubdtype(X.dtype, np.integer):
+        lo, hi = -(1 << (cfg.act_bits - 1)), (1 << (cfg.act_bits - 1)) - 1
+        if X.size and (X.min() < lo or X.max() > hi):
+            raise ValueError(f"{path}: integer inputs are fixed-point activations and must be in {lo}..{hi} "
+                             f"(act_bits={cfg.act_bits}); pass floats to have them quantised")
+        Xq = X.astype(np.int64)
+    else:
+        raise ValueError(f"{path}: inputs must be floating point or integer, not {X.dtype}")
+    y = None
+    if labels:
+        y = np.load(labels, allow_pickle=False)
+        if y.shape != (len(Xq),) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"{labels}: labels must be integers of shape ({len(Xq)},), not {y.dtype} {y.shape}")
+    return Xq, y, str(path)
+
+
+def _network(directory: Path, config_file: str | None):
+    """``(cfg, image, manifest)``; with ``--config`` the layers are re-encoded for that config."""
+    from eie.config import EIEConfig
+    from eie.format import NetworkImage, read_manifest
+    manifest = read_manifest(directory)
+    image_path = directory / manifest.get("files", {}).get("image", "image.npz")
+    if not image_path.exists():
+        raise FileNotFoundError(f"{image_path} is missing; re-run `eie compress`")
+    image = NetworkImage.load(image_path)
+    if config_file is None:
+        return image.config, image, manifest
+    cfg = EIEConfig.load(config_file)
+    if cfg == image.config:
+        return cfg, image, manifest
+    from eie.golden.encode import build_image, load_layers
+    layers_path = directory / manifest.get("files", {}).get("layers", "layers.npz")
+    if not layers_path.exists():
+        raise FileNotFoundError(f"{layers_path} is missing: --config needs the layers to re-encode them")
+    try:
+        image = build_image(load_layers(layers_path), cfg)
+    except ValueError as e:
+        raise ValueError(f"the network does not fit the design of {config_file}: {e}") from None
+    return cfg, image, manifest
+
+
+def simulate(directory, *, inputs: str = "digits-test", labels: str | None = None, limit: int | None = None,
+             config: str | None = None, waves: str | None = None, link: str = "fast", idle: float = 0.0,
+             backpressure: float = 0.0, seed: int = 0, opt: str | None = None, progress=_progress) -> dict:
+    """Run ``eie simulate``; returns the JSON result (see :func:`main`)."""
+    import numpy as np
+    from eie.golden.balance import permute_input, unpermute_output
+    from eie.sim import driver, runner
+
+    t0 = time.monotonic()
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a folder; pass the output folder of `eie compress`")
+    cfg, image, manifest = _network(directory, config)
+    X, y, what = _load_inputs(inputs, labels, manifest, cfg)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be a positive integer, not {limit}")
+        X = X[:limit]
+        y = None if y is None else y[:limit]
+    in_len = image.layers[0].in_len
+    if X.shape[1] != in_len:
+        raise ValueError(f"inputs have {X.shape[1]} values each but the network takes {in_len}")
+    if manifest.get("input_perm") is not None:
+        X = permute_input(X, np.asarray(manifest["input_perm"]))
+    out_perm = manifest.get("output_perm")
+    if waves and not str(waves).endswith(".fst"):
+        raise ValueError(f"--waves writes FST; name the file *.fst, not {waves!r}")
+
+    sim = runner.build(cfg, waves=bool(waves), opt=opt, log=progress)
+    job = runner.build_root() / "jobs" / f"simulate-{cfg.digest}-{int(time.time() * 1000)}"
+    driver.write_job(job, cfg, [("net", image, X)], link=link, seed=seed, idle=idle, backpressure=backpressure)
+    progress(f"simulating {len(X)} inference(s) of {what} on {cfg.pes} PEs ({link} link)")
+
+    failure: list = []
+
+    def work():
+        try:
+            runner.run(sim, job, waves_file=waves)
+        except runner.RunFailed as e:   # mismatches fail the cocotb test; the result file tells
+            failure.append(e)
+
+    thread = threading.Thread(target=work, daemon=True)
+    t_sim = time.monotonic()
+    thread.start()
+    seen = 0
+    progress_file = job / driver.PROGRESS_FILE
+    while thread.is_alive() or seen == 0:
+        thread.join(0.25)
+        if progress_file.exists():
+            lines = progress_file.read_text().splitlines()
+            for line in lines[seen:]:
+                progress(line)
+            seen = len(lines)
+        if not thread.is_alive():
+            break
+    sim_s = time.monotonic() - t_sim
+    try:
+        res = driver.read_result(job)
+    except FileNotFoundError:
+        raise RuntimeError(str(failure[0]) if failure else "the simulation produced no result") from None
+    rtl, golden = driver.read_outputs(job, "net")
+    if out_perm is not None:
+        rtl = unpermute_output(rtl, np.asarray(out_perm))
+        golden = unpermute_output(golden, np.asarray(out_perm))
+    infs = res["networks"][0]["inferences"]
+    cycles = [r["cycles"] for r in infs]
+    bound = [r["bound"] for r in infs]
+    pred_rtl = rtl.argmax(axis=1)
+    pred_golden = golden.argmax(axis=1)
+    out = {
+        "dir": str(directory), "inputs": what, "config": cfg.digest, "pes": cfg.pes,
+        "inferences": len(infs), "mismatches": res["mismatches"], "first_mismatch": res["first_mismatch"],
+        "cycles": cycles, "cycles_model": [r["cycles_model"] for r in infs],
+        "cycle_model_checked": res["cycle_model"],
+        "bound": bound, "bound_layers": [r["bound_layers"] for r in infs],
+        "efficiency": [round(b / c, 4) if c else None for b, c in zip(bound, cycles)],
+        "efficiency_total": round(sum(bound) / sum(cycles), 4) if sum(cycles) else None,
+        "predictions_rtl": pred_rtl.tolist(), "predictions_golden": pred_golden.tolist(),
+        "predictions_equal": bool(np.array_equal(pred_rtl, pred_golden)),
+        "accuracy_rtl": None if y is None else float(np.mean(pred_rtl == y)),
+        "accuracy_golden": None if y is None else float(np.mean(pred_golden == y)),
+        "link": link, "build_s": round(sim.build_s, 2), "build_cached": sim.cached,
+        "sim_s": round(sim_s, 2), "wall_s": round(time.monotonic() - t0, 2),
+        "waves": str(Path(waves).resolve()) if waves else None, "job": str(job),
+    }
+    if not res["mismatches"] and not failure:      # keep the job folder only to debug a failure
+        import shutil
+        shutil.rmtree(job, ignore_errors=True)
+        out["job"] = None
+    return out
+
+
+def main(args) -> int:
+    res = simulate(args.dir, inputs=args.inputs, labels=args.labels, limit=args.limit, config=args.config,
+                   waves=args.waves, link=args.link, idle=args.idle, backpressure=args.backpressure,
+                   seed=args.seed, opt=args.opt)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for i, (c, m, b) in enumerate(zip(res["cycles"], res["cycles_model"], res["bound"])):
+            model = "" if m is None else f"  model {m}"
+            print(f"inference {i}: {c} cycles{model}  bound {b}  efficiency {b / c if c else 0:.1%}"
+                  f"  predicted {res['predictions_rtl'][i]}")
+        n = res["inferences"]
+        mean = sum(res["cycles"]) / n if n else 0
+        print(f"{n} inference(s) on {res['pes']} PEs: {mean:.1f} cycles per inference on average, "
+              f"load efficiency {res['efficiency_total'] or 0:.1%}")
+        if res["accuracy_rtl"] is not None:
+            print(f"accuracy: RTL {res['accuracy_rtl']:.2%}, golden {res['accuracy_golden']:.2%}")
+        if res["mismatches"]:
+            print(f"MISMATCHES: {res['mismatches']}; first: {res['first_mismatch']['message']}")
+        else:
+            checked = "outputs and cycles" if res["cycle_model_checked"] else "outputs (no cycle model)"
+            print(f"RTL matches the golden model ({checked}) bit for bit")
+        print(f"wall time {res['wall_s']:.1f} s (build {res['build_s']:.1f} s)")
+    return 1 if res["mismatches"] else 0
