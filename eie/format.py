@@ -22,7 +22,7 @@ import numpy as np
 from .config import EIEConfig
 from .protocol import pack_layer_entry
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LayerEntry", "NetworkImage", "read_manifest", "write_manifest"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "LayerEntry", "NetworkImage", "read_manifest", "write_manifest", "json_default"]
 
 FORMAT_NAME = "eie-network"
 FORMAT_VERSION = 1
@@ -122,7 +122,7 @@ class NetworkImage:
 def write_manifest(directory, config: EIEConfig, **content) -> Path:
     path = Path(directory) / "manifest.json"
     data = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "config": config.to_dict(), **content}
-    path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    path.write_text(json.dumps(data, indent=2, default=json_default) + "\n")
     return path
 
 
@@ -139,7 +139,8 @@ def read_manifest(directory) -> dict:
     return data
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps(default=...)`` for numpy scalars and arrays and objects with ``to_dict()``."""
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):

@@ -14,6 +14,8 @@ import json
 import sys
 from dataclasses import replace
 
+from eie.format import json_default
+
 __all__ = ["add_arguments", "main"]
 
 
@@ -63,19 +65,8 @@ def main(args) -> int:
     files = write_output(result, args.out)
     report = {**result.report, "config": cfg.to_dict(), "files": files}
     if args.json:
-        print(json.dumps(report, default=_json_default))
+        print(json.dumps(report, default=json_default))
     else:
         print(format_report(result.report))
         print(f"wrote {', '.join(files.values())}")
     return 0
-
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"cannot serialise {type(o).__name__}")
