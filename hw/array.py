@@ -13,7 +13,7 @@ from eie.config import EIEConfig
 from eie.protocol import ALL_PES, Mem
 
 from .ccu import CCU
-from .pe import ProcessingElement, io_width
+from .pe import ProcessingElement, check_image, io_width
 
 __all__ = ["EIEArray", "io_width"]
 
@@ -43,12 +43,19 @@ class EIEArray(wiring.Component):
 
     The caller has checked the io fields against :func:`eie.protocol.memory_depth`
     and keeps io idle while ``running``.
+
+    ``image`` (keyword, an :class:`eie.format.NetworkImage` for ``cfg``, or
+    None) is baked into the memories' initial contents (Spmat, pointers,
+    codebook, bias, layer table): after power-up only the input activations
+    need writing before a ``RUN``.
     """
 
-    def __init__(self, cfg: EIEConfig):
+    def __init__(self, cfg: EIEConfig, *, image=None):
         if not isinstance(cfg, EIEConfig):
             raise TypeError(f"EIEArray needs an EIEConfig, not {cfg!r}")
+        check_image(cfg, image, "EIEArray")
         self._cfg = cfg
+        self._image = image
         width = io_width(cfg)
         super().__init__({
             "start": In(1),
@@ -71,7 +78,7 @@ class EIEArray(wiring.Component):
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
-        ccu = m.submodules.ccu = CCU(cfg)
+        ccu = m.submodules.ccu = CCU(cfg, image=self._image)
         m.d.comb += [
             ccu.start.eq(self.start),
             ccu.num_layers.eq(self.num_layers),
@@ -84,7 +91,7 @@ class EIEArray(wiring.Component):
         ]
         pes = []
         for k in range(cfg.pes):
-            pe = ProcessingElement(cfg, k)
+            pe = ProcessingElement(cfg, k, image=self._image)
             m.submodules[f"pe{k}"] = pe
             pes.append(pe)
             m.d.comb += [

@@ -27,7 +27,7 @@ pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
 After the last layer's ``WBLAST`` ``running`` falls and ``done`` pulses. The
 per-layer cycle formula is in docs/hardware.md ("Timing").
 
-The accumulators are not initialised (the Verilog gives memories no initial
+The accumulators are not initialised (the Verilog gives them no initial
 contents) and a reset may interrupt a run: a reset-less flag, set at power-up,
 marks them dirty, and the CCU then zeroes them in the background while idle
 (``act_depth`` cycles after power-up or reset, while the host loads memories;
@@ -46,7 +46,7 @@ from eie.protocol import Counter, Mem
 
 from .layouts import broadcast_layout
 from .lnzd import LNZDTree
-from .pe import COUNTER_BITS, io_width
+from .pe import COUNTER_BITS, check_image, io_width
 
 __all__ = ["CCU", "Phase"]
 
@@ -86,12 +86,17 @@ class CCU(wiring.Component):
     wb_issue, wb_row, wb_rem, acc_clear : Out
         Write-back / accumulator clear of local row ``wb_row``; ``wb_rem`` is
         ``out_len - wb_row * N`` (PE ``k`` writes 0 when ``k >= wb_rem``).
+
+    ``image`` (keyword, an :class:`eie.format.NetworkImage` for ``cfg``, or
+    None) gives the layer table the image's layers as initial contents.
     """
 
-    def __init__(self, cfg: EIEConfig):
+    def __init__(self, cfg: EIEConfig, *, image=None):
         if not isinstance(cfg, EIEConfig):
             raise TypeError(f"CCU needs an EIEConfig, not {cfg!r}")
+        check_image(cfg, image, "CCU")
         self._cfg = cfg
+        self._image = image
         n = cfg.pes
         super().__init__({
             "start": In(1),
@@ -139,8 +144,9 @@ class CCU(wiring.Component):
 
         # -- layer table: read address = next layer index, so the entry of the
         # current layer is on the read port in the cycle the index changes.
+        table_init = [] if self._image is None else [l.packed(cfg) for l in self._image.layers]
         table = m.submodules.layer_table = Memory(shape=unsigned(cfg.layer_entry_bits),
-                                                  depth=cfg.max_layers, init=[])
+                                                  depth=cfg.max_layers, init=table_init)
         tbl_r, tbl_w = table.read_port(), table.write_port()
         layer_idx = Signal(range(cfg.max_layers + 1))
         layer_next = Signal.like(layer_idx)

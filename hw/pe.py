@@ -39,6 +39,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from eie.config import EIEConfig, clog2
+from eie.format import NetworkImage
 from eie.protocol import Mem
 
 from .fifo import SyncQueue
@@ -53,6 +54,35 @@ def io_width(cfg: EIEConfig) -> int:
     """Width of the io data port: the widest memory item (and the 64-bit counters)."""
     return max(cfg.spmat_word_bits, cfg.ptr_bits, cfg.codebook_bits, cfg.bias_bits, cfg.act_bits,
                cfg.layer_entry_bits, COUNTER_BITS)
+
+
+def check_image(cfg: EIEConfig, image, who: str) -> None:
+    """Raise unless ``image`` is None or an ``eie.format.NetworkImage`` built for ``cfg``."""
+    if image is None:
+        return
+    if not isinstance(image, NetworkImage):
+        raise TypeError(f"{who} image must be an eie.format.NetworkImage or None, not {type(image).__name__}")
+    if image.config != cfg:
+        raise ValueError(f"{who} image was encoded for config {image.config.digest}, not for this design's "
+                         f"config {cfg.digest}; re-encode it with eie.golden.encode.build_image(layers, cfg)")
+
+
+def pe_memory_init(cfg: EIEConfig, image, index: int) -> dict:
+    """Initial contents of PE ``index``'s memories from ``image`` (empty lists when None).
+
+    Keys ``spmat``, ``ptr_even``, ``ptr_odd``, ``codebook``, ``bias``: the same
+    layout as the host's writes (docs/protocol.md, "Memories"), unused tails zero.
+    """
+    if image is None:
+        return {"spmat": [], "ptr_even": [], "ptr_odd": [], "codebook": [], "bias": []}
+    ptr = [int(p) for p in image.ptr[index]]
+    return {
+        "spmat": [int(w) for w in image.spmat[index]],
+        "ptr_even": ptr[0::2],
+        "ptr_odd": ptr[1::2],
+        "codebook": [int(v) for v in image.codebook.reshape(-1)],
+        "bias": [int(b) for b in image.bias[index]],
+    }
 
 
 class ProcessingElement(wiring.Component):
@@ -89,15 +119,21 @@ class ProcessingElement(wiring.Component):
         Host access to this PE's memories (``io_we`` already decoded for this PE).
     io_rdata : Out(io_width)
         Item addressed by ``io_mem``/``io_addr`` in the previous cycle, raw bits.
+
+    ``image`` (keyword, an :class:`eie.format.NetworkImage` for ``cfg``, or
+    None) gives the Spmat, pointer, codebook and bias memories this PE's part
+    of the network as initial contents, so no host writes are needed.
     """
 
-    def __init__(self, cfg: EIEConfig, index: int):
+    def __init__(self, cfg: EIEConfig, index: int, *, image=None):
         if not isinstance(cfg, EIEConfig):
             raise TypeError(f"ProcessingElement needs an EIEConfig, not {cfg!r}")
         if not isinstance(index, int) or not 0 <= index < cfg.pes:
             raise ValueError(f"ProcessingElement index must be in range 0..{cfg.pes - 1}, not {index!r}")
+        check_image(cfg, image, "ProcessingElement")
         self._cfg = cfg
         self._index = index
+        self._image = image
         super().__init__({
             "running": In(1),
             "clear": In(1),
@@ -139,6 +175,7 @@ class ProcessingElement(wiring.Component):
         m = Module()
         E = cfg.entries_per_word
         io_addr = self.io_addr
+        init = pe_memory_init(cfg, self._image, self._index)
 
         def io_write(mem):
             return self.io_we & (self.io_mem == mem) & ~self.running
@@ -149,8 +186,8 @@ class ProcessingElement(wiring.Component):
 
         # -- pointer read: p[i] and p[i+1] from the even and odd banks in one cycle ---
         half = (cfg.ptr_depth + 1) // 2
-        even = m.submodules.ptr_even = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=[])
-        odd = m.submodules.ptr_odd = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=[])
+        even = m.submodules.ptr_even = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_even"])
+        odd = m.submodules.ptr_odd = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_odd"])
         even_r, even_w = even.read_port(), even.write_port()
         odd_r, odd_w = odd.read_port(), odd.write_port()
 
@@ -224,7 +261,8 @@ class ProcessingElement(wiring.Component):
         ]
 
         # -- Spmat read: one entry per cycle ---------------------------------------
-        spmat = m.submodules.spmat = Memory(shape=unsigned(cfg.spmat_word_bits), depth=cfg.spmat_depth, init=[])
+        spmat = m.submodules.spmat = Memory(shape=unsigned(cfg.spmat_word_bits), depth=cfg.spmat_depth,
+                                            init=init["spmat"])
         spmat_r, spmat_w = spmat.read_port(), spmat.write_port()
         head = column_buffer.r.payload
         m_in_col = Signal()                       # the head column has been started
@@ -260,7 +298,9 @@ class ProcessingElement(wiring.Component):
             spmat_addr.eq(Mux(self.running, word, io_addr)),
             spmat_r.addr.eq(spmat_addr),
             spmat_w.addr.eq(spmat_addr),
-            spmat_r.en.eq(Mux(self.running, issue, 1)),
+            # Never read while writing: a single-port RAM (iCE40 SPRAM, rdwr no_change)
+            # cannot return the old word during a write. Compute never writes.
+            spmat_r.en.eq(Mux(self.running, issue, ~spmat_w.en)),
             spmat_w.data.eq(self.io_wdata),
             spmat_w.en.eq(io_write(Mem.SPMAT)),
         ]
@@ -282,7 +322,7 @@ class ProcessingElement(wiring.Component):
         z = entry[cfg.index_bits:]
 
         codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits),
-                                                  depth=cfg.max_layers * cfg.codebook_size, init=[])
+                                                  depth=cfg.max_layers * cfg.codebook_size, init=init["codebook"])
         cb_r, cb_w = codebook.read_port(), codebook.write_port()
         m.d.comb += [
             cb_r.addr.eq(Mux(self.running, Cat(v, self.codebook), io_addr)),
@@ -325,7 +365,7 @@ class ProcessingElement(wiring.Component):
         m.d.sync += [h_valid.eq(d_valid), h_row.eq(d_row), h_sum.eq(acc_sum)]
 
         # -- bias and write-back --------------------------------------------------
-        bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=[])
+        bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"])
         bias_r, bias_w = bias.read_port(), bias.write_port()
         m.d.comb += [
             bias_r.addr.eq(Mux(self.running, self.bias_base + self.wb_row, io_addr)),

@@ -13,9 +13,13 @@ two sides cannot disagree.
 
 Throughput: the decoder accepts a header or payload word every cycle and
 emits a response word every cycle while the host keeps up; a ``WRITE`` costs
-``3 + count * words_per_item`` words plus a constant two cycles (decode and
-status word). Responses leave through a small FIFO so ``host_out.valid``
-never depends on ``host_out.ready``.
+``3 + count * words_per_item`` words plus a constant two cycles (check and
+status word); ``READ`` and ``RUN`` take one more (``DECODE``). The header
+checks are computed from the header registers in ``CHECK`` and registered, so
+the ``addr + count`` range check (an adder only as wide as the deepest memory's
+address) never drives the decoder state or a handshake directly (the 33-bit
+version was the iCE40 critical path). Responses leave through
+a small FIFO so ``host_out.valid`` never depends on ``host_out.ready``.
 """
 
 
@@ -44,6 +48,10 @@ class EIETop(wiring.Component):
     response_fifo_depth : int
         Words buffered between the decoder and ``host_out`` (at least 2 for a
         response word every cycle).
+    image : eie.format.NetworkImage, optional
+        A network encoded for ``cfg``, baked into the array's memories as
+        initial contents (see :class:`eie.hw.array.EIEArray`): the design boots
+        ready to ``RUN`` once the input is written.
 
     Members
     -------
@@ -62,12 +70,21 @@ class EIETop(wiring.Component):
     running: Out(1)
     error: Out(1)
 
-    def __init__(self, cfg: EIEConfig, *, array=None, response_fifo_depth: int = 4):
+    def __init__(self, cfg: EIEConfig, *, array=None, response_fifo_depth: int = 4, image=None):
         if not isinstance(cfg, EIEConfig):
             raise TypeError(f"EIETop needs an EIEConfig, not {cfg!r}")
         if not isinstance(response_fifo_depth, int) or not 2 <= response_fifo_depth <= 64:
             raise ValueError(f"EIETop response_fifo_depth must be in range 2..64, not {response_fifo_depth!r}")
+        from .pe import check_image
+        try:
+            check_image(cfg, image, "EIETop")
+            if image is not None and array is not None:
+                raise ValueError("EIETop cannot bake an image into a custom array; pass either image= or array=")
+        except (TypeError, ValueError):
+            self._MustUse__silence = True     # a rejected object: no "created but never used" warning too
+            raise
         self._cfg = cfg
+        self._image = image
         self._array_factory = array
         self._response_fifo_depth = response_fifo_depth
         super().__init__()
@@ -80,7 +97,7 @@ class EIETop(wiring.Component):
         if self._array_factory is not None:
             return self._array_factory(self._cfg)
         from .array import EIEArray
-        return EIEArray(self._cfg)
+        return EIEArray(self._cfg, image=self._image)
 
     def elaborate(self, platform):
         cfg = self._cfg
@@ -102,7 +119,13 @@ class EIETop(wiring.Component):
         opcode = Signal(8)
         mem = Signal(8)
         pe = Signal(16)
-        arg0 = Signal(32)        # addr (WRITE/READ), layers (RUN)
+        # Every depth is below 2**addr_bits: only an in-range access (addr + count
+        # <= depth) reaches the array, so the item address needs addr_bits.
+        addr_bits = max(memory_depth(cfg, mm, pe_index) for mm in Mem for pe_index in (0, ALL_PES)).bit_length()
+        # w1, addr (WRITE/READ) or layers (RUN): its low bits are the item address
+        # of the next io access (counting up from here), the rest only matter as "any set".
+        address = Signal(addr_bits)
+        arg0_high = Signal()
         arg1 = Signal(32)        # count (WRITE/READ), flags (RUN)
         header_index = Signal(range(HEADER_WORDS))
 
@@ -111,7 +134,7 @@ class EIETop(wiring.Component):
         mem_known = mem < len(Mem)
         item_words = Signal(range(slots + 1))   # words per item; 1 for an unknown memory id
         item_mask = Signal(io_width)            # bits of an item (zero the rest on read)
-        depth = Signal(33)
+        depth = Signal(addr_bits)
         pe_ok = Signal()
         m.d.comb += item_words.eq(1)
         with m.Switch(mem):
@@ -133,16 +156,25 @@ class EIETop(wiring.Component):
                         m.d.comb += [depth.eq(memory_depth(cfg, mm)),
                                      pe_ok.eq((pe < cfg.pes) | (pe_all & (opcode == Opcode.WRITE)))]
 
-        # -- validation (combinational on the header registers, used in DECODE) --
+        # -- validation (combinational on the header registers, registered in CHECK) --
+        # Only `result` (a register) depends on it, so the range check is not on
+        # a path into the decoder state or the stream handshakes.
         # When several checks fail the first reported is, in this order (docs/protocol.md):
         # opcode, memory id, read-only, PE index, addr + count, RUN layers, busy.
         status = Signal(8)
         is_write = opcode == Opcode.WRITE
         is_read = opcode == Opcode.READ
         per_pe_mem = mem < Mem.LAYER             # SPMAT, PTR, CODEBOOK, BIAS, ACT
-        # 33-bit sum: addr + count cannot wrap (the "64-bit-safe" compare).
-        end = Signal(33)
-        m.d.comb += end.eq(arg0 + arg1)
+        # addr + count > depth without 32-bit wrap-around. A field with a bit at or
+        # above addr_bits is out of range on its own, and the sum of two narrower
+        # ones fits addr_bits + 1 bits: a short adder instead of a 33-bit one
+        # (area, and the iCE40 critical path).
+        end = Signal(addr_bits + 1)
+        too_far = Signal()
+        m.d.comb += [
+            end.eq(address + arg1[:addr_bits]),      # address still holds addr here
+            too_far.eq(arg0_high | arg1[addr_bits:].any() | (end > depth)),
+        ]
         m.d.comb += status.eq(Status.OK)
         with m.If(opcode > max(Opcode)):
             m.d.comb += status.eq(Status.ERR_OPCODE)
@@ -155,12 +187,12 @@ class EIETop(wiring.Component):
                 m.d.comb += status.eq(Status.ERR_ARG)
             with m.Elif(~pe_ok):
                 m.d.comb += status.eq(Status.ERR_RANGE)
-            with m.Elif(end > depth):
+            with m.Elif(too_far):
                 m.d.comb += status.eq(Status.ERR_RANGE)
             with m.Elif(array.running & (mem != Mem.COUNTER)):
                 m.d.comb += status.eq(Status.ERR_BUSY)
         with m.Elif(opcode == Opcode.RUN):
-            with m.If((arg0 == 0) | (arg0 > cfg.max_layers)):
+            with m.If(arg0_high | (address == 0) | (address > cfg.max_layers)):
                 m.d.comb += status.eq(Status.ERR_ARG)
             with m.Elif(array.running):
                 m.d.comb += status.eq(Status.ERR_BUSY)
@@ -170,7 +202,6 @@ class EIETop(wiring.Component):
         result_ok = result == Status.OK
         items_left = Signal(32)
         word_index = Signal(range(max(slots, 4)))   # word within an item; INFO word index
-        address = Signal(32)                     # item address of the next io access
         assembly = [Signal(32, name=f"assembly{k}") for k in range(slots)]
         write_pending = Signal()                 # io_we next cycle (registered write port)
         write_data = Signal(io_width)
@@ -182,8 +213,10 @@ class EIETop(wiring.Component):
             array.io_pe.eq(pe),
             array.io_addr.eq(address),
             array.io_wdata.eq(write_data),
-            array.io_we.eq(write_pending),
-            array.num_layers.eq(arg0[:len(array.num_layers)]),
+            # A WRITE's first item may be taken in CHECK, while its status is
+            # computed: the write is gated by the registered status instead.
+            array.io_we.eq(write_pending & result_ok),
+            array.num_layers.eq(address),         # RUN: the layer count (address does not move)
         ]
         m.d.sync += write_pending.eq(0)
         with m.If(write_pending):
@@ -195,13 +228,14 @@ class EIETop(wiring.Component):
             return Cat(*(Mux(index == k, self.host_in.payload, Mux(index > k, assembly[k], 0))
                          for k in range(slots)))
 
-        def take_payload_word(index, items, ok):
-            # One payload word of a WRITE: complete an item (io_we next cycle) or keep it.
+        def take_payload_word(index, items):
+            # One payload word of a WRITE: complete an item (io_we next cycle if the
+            # command is OK) or keep it.
             with m.If(index == item_words - 1):
                 m.d.sync += [
                     word_index.eq(0),
                     items_left.eq(items - 1),
-                    write_pending.eq(ok),
+                    write_pending.eq(1),
                     write_data.eq(item_in(index)),
                 ]
                 with m.If(items == 1):
@@ -234,30 +268,40 @@ class EIETop(wiring.Component):
                         with m.Case(0):
                             m.d.sync += Cat(opcode, mem, pe).eq(self.host_in.payload)
                         with m.Case(1):
-                            m.d.sync += [arg0.eq(self.host_in.payload), address.eq(self.host_in.payload)]
+                            m.d.sync += [address.eq(self.host_in.payload),
+                                         arg0_high.eq(self.host_in.payload[addr_bits:].any())]
                         with m.Case(2):
                             m.d.sync += [arg1.eq(self.host_in.payload), header_index.eq(0)]
-                            m.next = "DECODE"
+                            m.next = "CHECK"
 
-            with m.State("DECODE"):
+            with m.State("CHECK"):
+                # The checks are registered into `result`; what follows uses only that.
                 m.d.sync += [result.eq(status), items_left.eq(arg1), word_index.eq(0)]
                 with m.If(is_write):
                     # A failed WRITE still consumes its payload so the stream stays in step.
-                    # The first payload word is taken here already: no bubble after the header.
+                    # The first payload word is taken here already: no bubble after the header
+                    # (its write waits for `result`, registered now).
                     with m.If(arg1 == 0):
                         m.next = "RESPOND"
                     with m.Else():
                         m.d.comb += self.host_in.ready.eq(1)
                         with m.If(self.host_in.valid):
-                            take_payload_word(0, arg1, status == Status.OK)
+                            take_payload_word(0, arg1)
                         with m.Else():
                             m.next = "PAYLOAD"
-                with m.Elif(is_read & (status == Status.OK) & (arg1 != 0)):
+                with m.Elif(is_read | (opcode == Opcode.RUN)):
+                    m.next = "DECODE"
+                with m.Else():
+                    m.next = "RESPOND"
+
+            with m.State("DECODE"):
+                # READ and RUN act here, one cycle after CHECK, on the registered status.
+                with m.If(is_read & result_ok & (items_left != 0)):
                     # First item: io_rdata holds it from the next cycle on.
                     m.d.comb += array.io_re.eq(1)
                     m.d.sync += address.eq(address + 1)
                     m.next = "RESPOND"
-                with m.Elif((opcode == Opcode.RUN) & (status == Status.OK)):
+                with m.Elif((opcode == Opcode.RUN) & result_ok):
                     m.d.comb += array.start.eq(1)
                     with m.If(arg1[0]):
                         m.next = "WAIT_RUN"
@@ -269,7 +313,7 @@ class EIETop(wiring.Component):
             with m.State("PAYLOAD"):
                 m.d.comb += self.host_in.ready.eq(1)
                 with m.If(self.host_in.valid):
-                    take_payload_word(word_index, items_left, result_ok)
+                    take_payload_word(word_index, items_left)
 
             with m.State("WAIT_RUN"):
                 with m.If(array.done):

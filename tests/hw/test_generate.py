@@ -220,3 +220,32 @@ def test_fast_memory_init_matches_amaranth():
     assert fast == stock
     assert "13'h1abc" in fast
     assert "mem[0] =" not in zero
+
+
+@needs_array
+@needs_verilator
+def test_baked_image_is_emitted_and_lint_clean(tmp_path):
+    """EIETop(cfg, image=...): the five baked memories of every PE and the layer table get initial
+    contents holding the image's words; the unbaked ones (accumulators, register files) get none."""
+    np = pytest.importorskip("numpy")
+    from eie.golden.encode import build_image
+    from eie.golden.synthetic import random_layer
+    from eie.hw.top import EIETop
+
+    cfg = PRESETS["tiny"]
+    layer, _ = random_layer(np.random.default_rng(1), 10, 9, 0.4, 0.7, cfg, relu=True)
+    image = build_image([layer], cfg)
+    text = verilog.convert(cfg, top=EIETop(cfg, image=image))
+    assert text.count("initial begin") == 5 * cfg.pes + 1
+    words = {}       # memory name -> the values written to its word 0, one per PE
+    for name, value in re.findall(r"^\s*\\?(\w+)(?:\$\d+)? ?\[0\] = \d+'h([0-9a-f]+);", text, re.M):
+        words.setdefault(name, []).append(int(value, 16))
+    assert words["layer_table"] == [image.layers[0].packed(cfg)]
+    assert sorted(words["spmat"]) == sorted(int(image.spmat[k][0]) for k in range(cfg.pes))
+    assert sorted(words["ptr_odd"]) == sorted(int(image.ptr[k][1]) for k in range(cfg.pes))
+    mask = (1 << cfg.bias_bits) - 1
+    assert sorted(words["bias"]) == sorted(int(image.bias[k][0]) & mask for k in range(cfg.pes))
+    assert set(words) == {"layer_table", "spmat", "ptr_even", "ptr_odd", "codebook", "bias"}
+    (tmp_path / "eie.v").write_text(text)
+    result = verilog.lint(tmp_path / "eie.v")
+    assert result["clean"], "\n".join(result["warnings"][:30])

@@ -408,6 +408,11 @@ def test_error_codes_and_stream_stays_in_step(array):
         ("addr+count wraps 32 bits", encode_command(Opcode.READ, Mem.ACT, 0, 0xFFFFFFFF, 2), Opcode.READ,
          Status.ERR_RANGE),
         ("huge count", encode_command(Opcode.READ, Mem.PTR, 0, 1, 0xFFFFFFFF), Opcode.READ, Status.ERR_RANGE),
+        # In range in their low bits, out of range only through a high bit (any bit 8..31 of either field).
+        ("addr high bit", encode_command(Opcode.READ, Mem.ACT, 0, 1 << 8, 1), Opcode.READ, Status.ERR_RANGE),
+        ("addr bit 31", encode_command(Opcode.READ, Mem.ACT, 0, 1 << 31, 0), Opcode.READ, Status.ERR_RANGE),
+        ("count high bit", encode_command(Opcode.WRITE, Mem.LAYER, 0, 0, 1 << 9) + [0] * (2 << 9),
+         Opcode.WRITE, Status.ERR_RANGE),
         ("write beyond depth consumes payload",
          encode_command(Opcode.WRITE, Mem.ACT, 1, depth_act - 1, 2) + [0x1234, 0x5678],
          Opcode.WRITE, Status.ERR_RANGE),
@@ -421,6 +426,7 @@ def test_error_codes_and_stream_stays_in_step(array):
         ("run too many layers", encode_command(Opcode.RUN, 0, 0, CFG.max_layers + 1, 1), Opcode.RUN,
          Status.ERR_ARG),
         ("run 2**32-1 layers", encode_command(Opcode.RUN, 0, 0, 0xFFFFFFFF, 0), Opcode.RUN, Status.ERR_ARG),
+        ("run 2**8 + 1 layers", encode_command(Opcode.RUN, 0, 0, (1 << 8) + 1, 0), Opcode.RUN, Status.ERR_ARG),
     ]
 
     async def script(b):
@@ -593,3 +599,78 @@ def test_network_runs_through_the_protocol_on_the_real_array():
         (c,) = await b.transact()
         assert c.data == [cycles]
     simulate(script, cfg=cfg, array=array_cls, idle_out=0.0)
+
+
+def test_network_baked_into_the_memories_runs_without_loading():
+    """EIETop(cfg, image=...) boots with the network in its memories: write only the input, RUN, read the output.
+
+    Bit-exact against the golden reference; the baked memories read back as the image through the protocol.
+    """
+    np = pytest.importorskip("numpy")
+    from eie.golden.encode import build_image
+    from eie.golden.reference import forward_all
+    from eie.golden.synthetic import random_layer
+    from eie.host import distribute, gather
+
+    cfg = CFG.replace(entries_per_word=5)     # network images hold Spmat words of at most 64 bits
+    rng = np.random.default_rng(11)
+    first, x = random_layer(rng, 11, 8, 0.5, 0.8, cfg, relu=True)
+    second, _ = random_layer(rng, 8, 6, 0.6, 1.0, cfg, relu=False, signed_input=True)
+    layers = [first, second]
+    image = build_image(layers, cfg)
+    want = forward_all(layers, x, cfg)[-1]
+    assert np.any(want != 0)
+
+    dut = EIETop(cfg, image=image)
+    dut.array_probe = None
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    done = []
+
+    async def testbench(ctx):
+        b = Bench(ctx, dut, HostSession(cfg), random.Random(5), 0.2, 0.2)
+        await b.tick(2)
+        for k, s in enumerate(distribute(cfg, x)):
+            b.host.write(Mem.ACT, k, 0, s)
+        b.host.run(len(layers), wait=True)
+        assert all(r.ok for r in await b.transact())
+        bank = len(layers) % 2
+        for k in range(cfg.pes):
+            b.host.read(Mem.ACT, k, bank * cfg.act_depth, len(range(k, second.out_len, cfg.pes)))
+        got = gather(cfg, [r.check().data for r in await b.transact()], second.out_len)
+        assert list(got) == list(want)
+        # The baked contents read back through the io port as the image holds them.
+        for k in range(cfg.pes):
+            b.host.read(Mem.SPMAT, k, 0, image.spmat.shape[1])
+            b.host.read(Mem.PTR, k, 0, image.ptr.shape[1])
+            b.host.read(Mem.BIAS, k, 0, image.bias.shape[1])
+        b.host.read(Mem.CODEBOOK, 0, 0, image.codebook.size)
+        b.host.read(Mem.LAYER, ALL_PES, 0, len(layers))
+        r = [x.check().data for x in await b.transact()]
+        for k in range(cfg.pes):
+            assert r[3 * k] == image.spmat[k].tolist()
+            assert r[3 * k + 1] == image.ptr[k].tolist()
+            assert r[3 * k + 2] == image.bias[k].tolist()
+        assert r[-2] == image.codebook.reshape(-1).tolist()
+        assert r[-1] == [layer.packed(cfg) for layer in image.layers]
+        done.append(True)
+
+    sim.add_testbench(testbench)
+    sim.run()
+    assert done
+
+
+def test_image_must_match_the_config():
+    np = pytest.importorskip("numpy")
+    from eie.golden.encode import build_image
+    from eie.golden.synthetic import random_layer
+
+    cfg = CFG.replace(entries_per_word=5)
+    layer, _ = random_layer(np.random.default_rng(1), 6, 6, 0.5, 1.0, cfg, relu=True)
+    image = build_image([layer], cfg)
+    with pytest.raises(ValueError, match="re-encode"):
+        EIETop(cfg.replace(bias_depth=32), image=image)
+    with pytest.raises(TypeError, match="NetworkImage"):
+        EIETop(cfg, image={"spmat": []})
+    with pytest.raises(ValueError, match="custom array"):
+        EIETop(cfg, image=image, array=FakeArray)
