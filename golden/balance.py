@@ -40,7 +40,9 @@ PE never needs more register-file rows than the plain interleave):
 4. *Broadcast order* (only for inputs the host writes, and only for dense
    inputs, where the order of the broadcasts is known at compress time): the
    input columns are ordered greedily so that a column heavy for a PE follows
-   columns that left that PE's queue short (a fluid model of the queues).
+   columns that left that PE's queue short (a fluid model of the queues); the
+   new order is kept only if the cycle model finds it faster on the
+   calibration inputs.
 
 Plain interleave is ``balance=False`` everywhere (``eie bench --no-balance``).
 """
@@ -291,6 +293,17 @@ def _activities(layers: list, cfg: EIEConfig, x_calib) -> list:
     return [np.mean(a != 0, axis=0) for a in acts[:len(layers)]]
 
 
+def _order_helps(cfg: EIEConfig, enc, order: np.ndarray, x_calib) -> bool:
+    """Whether broadcasting in ``order`` takes fewer cycles than in index order, summed over
+    (up to 4 of) the calibration inputs (``x_calib`` in the layer's current column order)."""
+    from .cycle_model import layer_cycles
+    xs = np.asarray(x_calib)
+    xs = xs.reshape(-1, xs.shape[-1])[:4]
+    before = sum(layer_cycles(cfg, enc.col_entries, x, enc.out_len).cycles for x in xs)
+    after = sum(layer_cycles(cfg, enc.col_entries[:, order], x[order], enc.out_len).cycles for x in xs)
+    return after < before
+
+
 def _permute(layer: QuantLayer, rows: np.ndarray, cols: np.ndarray) -> QuantLayer:
     codes = layer.codes
     if not np.array_equal(rows, np.arange(layer.out_len)):
@@ -346,10 +359,13 @@ def balance_network(layers: list, cfg: EIEConfig, x_calib=None, *, reorder_input
         new = _permute(permuted_cols, perm, np.arange(layer.in_len))
         if l == 0 and reorder_input and p is not None and float(np.mean(p)) >= DENSE_INPUT_ACTIVITY:
             enc = encode_layer(new, cfg)
-            # Half a queue of backlog is free: it is what lets a PE run ahead.
-            order = order_columns(enc.col_entries, seed=seed, slack=cfg.fifo_depth / 2)
-            new = _permute(new, np.arange(new.out_len), order)
-            col_perm = col_perm[order]
+            # A backlog about the column buffer's depth is free (measured best on
+            # NT-We for depths 2..16); keep the new order only if the cycle model
+            # says it is faster on the calibration inputs (dense: exact).
+            order = order_columns(enc.col_entries, seed=seed, slack=1.25 * cfg.column_buffer_depth)
+            if _order_helps(cfg, enc, order, x_calib):
+                new = _permute(new, np.arange(new.out_len), order)
+                col_perm = col_perm[order]
         if with_stats:
             after = _expected_stats(new, cfg, None if activity[l] is None else activity[l][col_perm])
             stats.append({"layer": layer.name or str(l), "before": before, "after": after})

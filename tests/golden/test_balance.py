@@ -8,7 +8,7 @@ from eie.golden.balance import (assign_rows, balance, balance_network, order_col
                                 permute_input, unpermute_output)
 from eie.golden.encode import QuantLayer, encode_layer
 from eie.golden.reference import forward, layer_work
-from eie.golden.synthetic import random_layer
+from eie.golden.synthetic import PaperLayer, random_layer
 
 
 def _network(cfg, sizes, seed=0, density=0.3):
@@ -41,10 +41,12 @@ def _padding_brute_force(codes: np.ndarray, pes: int, max_zrun: int) -> int:
 
 
 @pytest.mark.parametrize("pes,sizes", [(4, [37, 50, 23, 9]), (3, [20, 64, 7]), (8, [60, 40, 100])])
-def test_balanced_network_computes_the_same_function(pes, sizes):
+def test_balanced_network_computes_the_same_function(pes, sizes, monkeypatch):
     cfg = EIEConfig(pes=pes, act_depth=64, bias_depth=512)
     layers, x = _network(cfg, sizes, seed=pes)
     dense_calib = np.random.default_rng(1).integers(1, 100, (4, sizes[0]))   # dense: input reorder kicks in
+    # Keep the new input order even where the cycle model would not, to exercise the folding.
+    monkeypatch.setattr("eie.golden.balance._order_helps", lambda *a: True)
     b = balance_network(layers, cfg, dense_calib)
     assert not np.array_equal(b.input_perm, np.arange(sizes[0])), "a dense first layer should get an input order"
     ref = forward(layers, x, cfg)
@@ -133,3 +135,18 @@ def test_paper_preset_layer_is_fast_and_keeps_rows_within_act_depth():
     w1 = layer_work(encode_layer(b.layers[0], cfg), permute_input(x, b.input_perm), cfg)
     assert w1.max_pe_work < w0.max_pe_work
     assert -(-layer.out_len // cfg.pes) <= cfg.act_depth
+
+
+def test_input_order_is_kept_only_when_it_saves_cycles():
+    from eie.golden.cycle_model import layer_cycles
+    from eie.golden.synthetic import make_layer
+    cfg = preset("paper").replace(pes=16, column_buffer_depth=2)
+    spec = PaperLayer("dense-in", 1024, 150, 0.1, 1.0, 1.0, 1.0)
+    layer, x = make_layer(spec, cfg, 0)
+    ones = np.ones((1, layer.in_len), np.int64)
+    kept = balance_network([layer], cfg, ones)
+    rows_only = balance_network([layer], cfg, ones, reorder_input=False)
+    def cycles(b):
+        enc = encode_layer(b.layers[0], cfg)
+        return layer_cycles(cfg, enc.col_entries, permute_input(x, b.input_perm), layer.out_len).cycles
+    assert cycles(kept) <= cycles(rows_only)

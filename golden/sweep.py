@@ -1,0 +1,492 @@
+"""``eie sweep``: design-space sweeps of the paper's layers from the cycle model, with plots.
+
+Figures (numbers as CSV and JSON, plots as PNG, in ``-o DIR``, default ``build/sweep``):
+
+``fig8``   load efficiency (bound / cycles) against activation-queue depth 1..256 at 64 PEs (paper Fig. 8)
+``fig11``  speed-up over one PE against PE count 1..256, queue depth 8 (paper Fig. 11)
+``fig12``  padding entries (share of all entries) against PE count (paper Fig. 12)
+``fig13``  load balance against PE count: bound / cycles, and mean / max per-PE work (paper Fig. 13)
+``zrun``   padding and Spmat bits per weight against PE count for 4- and 5-bit zero runs
+``cbuf``   load efficiency against the PE's column-buffer depth 1..32 at 64 PEs, queue depth 8
+
+Every figure is computed for the balanced row assignment (:mod:`eie.golden.balance`)
+and for the paper's plain interleave unless ``--mode`` picks one. The sweeps
+use the cycle model's per-layer entry point on the encoded columns
+(:func:`eie.golden.cycle_model.layer_cycles`), with encodings cached per PE
+count, so no memory image is built and the config's memory sizes do not apply
+(a model-only config with register files large enough for the longest layer is
+used; widths, queue depth and column buffer are the ``paper`` preset's).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+__all__ = ["FIGURES", "add_arguments", "main", "run_sweeps", "Sweeper", "model_config", "DEFAULT_PES",
+           "DEFAULT_DEPTHS", "DEFAULT_CBUF"]
+
+FIGURES = ("fig8", "fig11", "fig12", "fig13", "zrun", "cbuf")
+DEFAULT_PES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DEFAULT_DEPTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DEFAULT_CBUF = (1, 2, 4, 8, 16, 32)
+MODES = ("balanced", "interleaved")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("figure", nargs="*", default=["all"], metavar="FIGURE",
+                        help=f"one or more of {', '.join(FIGURES)}, or all (default)")
+    parser.add_argument("--layers", nargs="+", default=None, metavar="NAME",
+                        help="layers of the paper's table (default: all nine)")
+    parser.add_argument("-o", "--output", default="build/sweep", metavar="DIR",
+                        help="folder for the PNG, CSV and JSON files (default: build/sweep)")
+    parser.add_argument("--mode", choices=("both",) + MODES, default="both",
+                        help="row assignment(s) to sweep (default: both)")
+    parser.add_argument("--pes-list", default=",".join(map(str, DEFAULT_PES)), metavar="N,N,...",
+                        help="PE counts of fig11/fig12/fig13/zrun (default: 1,2,4,...,256)")
+    parser.add_argument("--depths", default=",".join(map(str, DEFAULT_DEPTHS)), metavar="D,D,...",
+                        help="queue depths of fig8 (default: 1,2,4,...,256)")
+    parser.add_argument("--cbuf-list", default=",".join(map(str, DEFAULT_CBUF)), metavar="C,C,...",
+                        help="column-buffer depths of cbuf (default: 1,2,4,...,32)")
+    parser.add_argument("--pes", type=int, default=64, help="PE count of fig8 and cbuf (default: 64)")
+    parser.add_argument("--fifo-depth", type=int, default=8, help="queue depth of the PE sweeps (default: 8)")
+    parser.add_argument("--column-buffer-depth", type=int, default=None,
+                        help="column buffer depth (default: the paper preset's)")
+    parser.add_argument("--zrun-bits", default="4,5", metavar="Z,Z",
+                        help="zero-run widths compared by zrun (default: 4,5)")
+    parser.add_argument("--scale", type=int, default=1,
+                        help="divide every layer's rows and columns by this (quick looks and tests; default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic layers (default: 0)")
+
+
+def _int_list(text: str, what: str, lo: int, hi: int) -> list:
+    try:
+        values = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated integers, not {text!r}") from None
+    if not values or any(not lo <= v <= hi for v in values):
+        raise ValueError(f"{what} must be integers in range {lo}..{hi}, not {text!r}")
+    return sorted(set(values))
+
+
+def model_config(base, pes: int, longest: int, **changes):
+    """``base`` with ``pes`` PEs and register files large enough for vectors of ``longest`` (model-only sweeps)."""
+    act_depth = max(base.act_depth, -(-longest // pes))
+    return replace(base, pes=pes, act_depth=act_depth, bias_depth=max(base.bias_depth, act_depth), **changes)
+
+
+class Sweeper:
+    """Encodings and cycle-model runs of a set of layers, cached per (layer, PEs, zero-run bits, mode)."""
+
+    def __init__(self, specs, base, seed: int = 0, log=None):
+        self.specs = list(specs)
+        self.base = base
+        self.seed = seed
+        self.log = log or (lambda msg: None)
+        self.longest = max(max(s.in_len, s.out_len) for s in self.specs)
+        self._layers = {}
+        self._enc = {}
+        self.timing = {"prepare_s": 0.0, "model_s": 0.0, "model_runs": 0}
+
+    def cfg(self, pes: int, **changes):
+        return model_config(self.base, pes, self.longest, **changes)
+
+    def layer(self, spec):
+        """The synthetic layer and input (generated with the base widths; independent of the PE count)."""
+        if spec.name not in self._layers:
+            from .synthetic import make_layer
+            self._layers[spec.name] = make_layer(spec, self.base, self.seed)
+        return self._layers[spec.name]
+
+    def encoded(self, spec, pes: int, mode: str, zrun_bits: int | None = None):
+        """``(EncodedLayer, x in hardware order)`` for ``pes`` PEs under ``mode``."""
+        z = self.base.zrun_bits if zrun_bits is None else zrun_bits
+        key = (spec.name, pes, z, mode)
+        if key not in self._enc:
+            from .balance import balance_network, permute_input
+            from .encode import encode_layer
+            t0 = time.perf_counter()
+            layer, x = self.layer(spec)
+            cfg = self.cfg(pes, zrun_bits=z)
+            if mode == "balanced" and pes > 1:
+                calib = _calibration(spec, self.seed)
+                b = balance_network([layer], cfg, calib, seed=self.seed)
+                layer, x = b.layers[0], permute_input(x, b.input_perm)
+            enc = encode_layer(layer, cfg)
+            self._enc[key] = (enc, x)
+            self.timing["prepare_s"] += time.perf_counter() - t0
+            self.log(f"  encoded {spec.name} for {pes} PEs ({mode}, {z}-bit zero runs) "
+                     f"in {time.perf_counter() - t0:.1f} s")
+        return self._enc[key]
+
+    def run(self, spec, pes: int, mode: str, fifo_depth: int, column_buffer_depth=None) -> dict:
+        """Cycle-model cycles and work figures of one point."""
+        from .cycle_model import layer_cycles
+        from .reference import layer_work
+        enc, x = self.encoded(spec, pes, mode)
+        changes = {"fifo_depth": fifo_depth}
+        if column_buffer_depth is not None:
+            changes["column_buffer_depth"] = column_buffer_depth
+        cfg = self.cfg(pes, **changes)
+        work = layer_work(enc, x, cfg)
+        t0 = time.perf_counter()
+        cycles = int(layer_cycles(cfg, enc.col_entries, x, enc.out_len).cycles)
+        self.timing["model_s"] += time.perf_counter() - t0
+        self.timing["model_runs"] += 1
+        return {"layer": spec.name, "mode": mode, "pes": pes, "fifo_depth": fifo_depth,
+                "column_buffer_depth": cfg.column_buffer_depth, "cycles": cycles, "bound": work.bound,
+                "efficiency": round(work.bound / cycles, 4), "broadcasts": work.broadcasts, "work": work.work,
+                "max_pe_work": work.max_pe_work,
+                "work_balance": round(work.work / pes / work.max_pe_work, 4) if work.max_pe_work else 1.0}
+
+
+def _calibration(spec, seed):
+    from .balance import calibration_inputs
+    return calibration_inputs(spec, seed)
+
+
+# -- the figures -----------------------------------------------------------------
+
+def sweep_fig8(sw: Sweeper, modes, depths, pes: int, cbuf=None) -> list:
+    rows = []
+    for spec in sw.specs:
+        for mode in modes:
+            for d in depths:
+                rows.append(sw.run(spec, pes, mode, d, cbuf))
+            sw.log(f"fig8: {spec.name} {mode}: " + " ".join(f"{r['fifo_depth']}:{r['efficiency']:.3f}"
+                                                           for r in rows[-len(depths):]))
+    return rows
+
+
+def sweep_cbuf(sw: Sweeper, modes, cbufs, pes: int, depth: int) -> list:
+    rows = []
+    for spec in sw.specs:
+        for mode in modes:
+            pts = [sw.run(spec, pes, mode, depth, c) for c in cbufs]
+            rows.extend(pts)
+            sw.log(f"cbuf: {spec.name} {mode}: " + " ".join(f"{p['column_buffer_depth']}:{p['efficiency']:.3f}"
+                                                           for p in pts))
+    return rows
+
+
+def sweep_pes(sw: Sweeper, modes, pes_list, depth: int, cbuf=None) -> list:
+    """Cycle-model points against PE count (fig11 and fig13 share them)."""
+    rows = []
+    for spec in sw.specs:
+        for mode in modes:
+            pts = [sw.run(spec, n, mode, depth, cbuf) for n in pes_list]
+            base = pts[0]["cycles"] if pts[0]["pes"] == 1 else None
+            for p in pts:
+                p["speedup"] = round(base / p["cycles"], 3) if base else None
+            rows.extend(pts)
+            sw.log(f"PE sweep: {spec.name} {mode}: " + " ".join(f"{p['pes']}:{p['cycles']}" for p in pts))
+    return rows
+
+
+def sweep_padding(sw: Sweeper, modes, pes_list, zruns) -> list:
+    rows = []
+    for spec in sw.specs:
+        for mode in modes:
+            for z in zruns:
+                for n in pes_list:
+                    enc, x = sw.encoded(spec, n, mode, z)
+                    rows.append({"layer": spec.name, "mode": mode, "pes": n, "zrun_bits": z,
+                                 "entries": enc.entries, "padding": enc.padding, "nnz": enc.nnz,
+                                 "padding_share": round(enc.padding / max(1, enc.entries), 4),
+                                 "spmat_bits_per_weight": round(enc.entries * (sw.base.index_bits + z)
+                                                                / max(1, enc.nnz), 3)})
+            sw.log(f"padding: {spec.name} {mode} done")
+    return rows
+
+
+# -- output ------------------------------------------------------------------------
+
+def _write_csv(path: Path, rows: list) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _series(rows, x, y, **match):
+    pts = [r for r in rows if all(r.get(k) == v for k, v in match.items()) and r.get(y) is not None]
+    pts.sort(key=lambda r: r[x])
+    return [r[x] for r in pts], [r[y] for r in pts]
+
+
+_STYLE = {"balanced": "-", "interleaved": "--"}
+
+
+def _legend_modes(ax, modes):
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color="k", ls=_STYLE[m], label=m) for m in modes]
+    return ax.legend(handles=handles, loc="lower left", fontsize=8)
+
+
+def _layer_colors(specs):
+    plt = _plt()
+    cmap = plt.get_cmap("tab10")
+    return {s.name: cmap(i % 10) for i, s in enumerate(specs)}
+
+
+def plot_fig8(rows, specs, modes, path, pes):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = _layer_colors(specs)
+    for s in specs:
+        for m in modes:
+            xs, ys = _series(rows, "fifo_depth", "efficiency", layer=s.name, mode=m)
+            ax.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name], label=s.name if m == modes[0] else None)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("activation-queue depth")
+    ax.set_ylabel("load efficiency (bound / cycles)")
+    ax.set_title(f"Load efficiency vs queue depth, {pes} PEs (cf. EIE Fig. 8)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    first = ax.legend(loc="lower right", fontsize=8, ncol=2)
+    ax.add_artist(first)
+    _legend_modes(ax, modes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_cbuf(rows, specs, modes, path, pes, depth):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = _layer_colors(specs)
+    for s in specs:
+        for m in modes:
+            xs, ys = _series(rows, "column_buffer_depth", "efficiency", layer=s.name, mode=m)
+            ax.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name], label=s.name if m == modes[0] else None)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("column-buffer depth (non-empty columns between pointer read and Spmat read)")
+    ax.set_ylabel("load efficiency (bound / cycles)")
+    ax.set_title(f"Load efficiency vs column-buffer depth, {pes} PEs, queue depth {depth}")
+    ax.grid(True, alpha=0.3)
+    first = ax.legend(loc="lower right", fontsize=8, ncol=2)
+    ax.add_artist(first)
+    _legend_modes(ax, modes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fig11(rows, specs, modes, path, depth):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = _layer_colors(specs)
+    allx = sorted({r["pes"] for r in rows})
+    ax.plot(allx, allx, ":", color="gray", label="linear")
+    for s in specs:
+        for m in modes:
+            xs, ys = _series(rows, "pes", "speedup", layer=s.name, mode=m)
+            ax.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name], label=s.name if m == modes[0] else None)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("PEs")
+    ax.set_ylabel("speed-up over 1 PE")
+    ax.set_title(f"Speed-up vs PE count, queue depth {depth} (cf. EIE Fig. 11)")
+    ax.grid(True, alpha=0.3, which="both")
+    first = ax.legend(loc="upper left", fontsize=8, ncol=2)
+    ax.add_artist(first)
+    _legend_modes(ax, modes).set_loc("lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fig12(rows, specs, modes, path, zrun):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = _layer_colors(specs)
+    for s in specs:
+        for m in modes:
+            xs, ys = _series(rows, "pes", "padding_share", layer=s.name, mode=m, zrun_bits=zrun)
+            ax.plot(xs, [100 * y for y in ys], _STYLE[m], marker="o", ms=3, color=colors[s.name],
+                    label=s.name if m == modes[0] else None)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("PEs")
+    ax.set_ylabel("padding entries (% of all entries)")
+    ax.set_title(f"Padding vs PE count, {zrun}-bit zero runs (cf. EIE Fig. 12)")
+    ax.grid(True, alpha=0.3)
+    first = ax.legend(loc="upper right", fontsize=8, ncol=2)
+    ax.add_artist(first)
+    _legend_modes(ax, modes).set_loc("lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_fig13(rows, specs, modes, path, depth):
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    colors = _layer_colors(specs)
+    for s in specs:
+        for m in modes:
+            xs, ys = _series(rows, "pes", "efficiency", layer=s.name, mode=m)
+            a1.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name], label=s.name if m == modes[0] else None)
+            xs, ys = _series(rows, "pes", "work_balance", layer=s.name, mode=m)
+            a2.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name])
+    for ax in (a1, a2):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("PEs")
+        ax.grid(True, alpha=0.3)
+    a1.set_ylabel("load balance")
+    a1.set_title(f"bound / cycles (queue depth {depth})")
+    a2.set_title("mean / max per-PE work (row assignment alone)")
+    # Zoom on the data: every curve starts at 1.0 (one PE), the interest is in the drop.
+    low = min([r[k] for r in rows for k in ("efficiency", "work_balance") if r.get(k) is not None] or [0.0])
+    a1.set_ylim(max(0.0, math.floor((low - 0.02) * 20) / 20), 1.01)
+    first = a1.legend(loc="lower left", fontsize=8, ncol=2)
+    a1.add_artist(first)
+    _legend_modes(a2, modes)
+    fig.suptitle("Load balance vs PE count (cf. EIE Fig. 13)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_zrun(rows, specs, path, zruns, mode):
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    colors = _layer_colors(specs)
+    styles = ["-", "--", ":", "-."]
+    for s in specs:
+        for i, z in enumerate(zruns):
+            xs, ys = _series(rows, "pes", "padding_share", layer=s.name, mode=mode, zrun_bits=z)
+            a1.plot(xs, [100 * y for y in ys], styles[i % 4], marker="o", ms=3, color=colors[s.name],
+                    label=s.name if i == 0 else None)
+            xs, ys = _series(rows, "pes", "spmat_bits_per_weight", layer=s.name, mode=mode, zrun_bits=z)
+            a2.plot(xs, ys, styles[i % 4], marker="o", ms=3, color=colors[s.name])
+    for ax in (a1, a2):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("PEs")
+        ax.grid(True, alpha=0.3)
+    a1.set_ylabel("padding entries (% of all entries)")
+    a2.set_ylabel("Spmat bits per non-zero weight")
+    a1.legend(fontsize=8, ncol=2)
+    from matplotlib.lines import Line2D
+    a2.legend(handles=[Line2D([], [], color="k", ls=styles[i % 4], label=f"{z}-bit zero run")
+                       for i, z in enumerate(zruns)], fontsize=8)
+    fig.suptitle(f"Zero-run width: padding and storage ({mode} rows)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- the command -------------------------------------------------------------------
+
+def run_sweeps(figures, specs, base, out: Path, *, modes=MODES, pes_list=DEFAULT_PES, depths=DEFAULT_DEPTHS,
+               fig8_pes: int = 64, fifo_depth: int = 8, cbuf=None, zruns=(4, 5), cbufs=DEFAULT_CBUF,
+               seed: int = 0, log=None) -> dict:
+    """Compute, write and plot ``figures``; returns the JSON summary (file names and numbers)."""
+    log = log or (lambda msg: None)
+    out.mkdir(parents=True, exist_ok=True)
+    sw = Sweeper(specs, base, seed, log)
+    modes = list(modes)
+    result = {"figures": {}, "layers": [s.name for s in specs], "modes": modes, "seed": seed,
+              "base_config": base.to_dict()}
+    t_start = time.perf_counter()
+
+    def emit(name, rows, plot, **meta):
+        _write_csv(out / f"{name}.csv", rows)
+        (out / f"{name}.json").write_text(json.dumps({"figure": name, **meta, "rows": rows}, indent=1) + "\n")
+        plot(out / f"{name}.png")
+        result["figures"][name] = {"png": str(out / f"{name}.png"), "csv": str(out / f"{name}.csv"),
+                                   "json": str(out / f"{name}.json"), "points": len(rows), **meta}
+        log(f"wrote {out / name}.png/.csv/.json ({len(rows)} points)")
+
+    if "fig8" in figures:
+        log(f"fig8: efficiency vs queue depth {depths} at {fig8_pes} PEs")
+        rows = sweep_fig8(sw, modes, depths, fig8_pes, cbuf)
+        emit("fig8", rows, lambda p: plot_fig8(rows, specs, modes, p, fig8_pes), pes=fig8_pes)
+    if "cbuf" in figures:
+        log(f"cbuf: efficiency vs column-buffer depth {list(cbufs)} at {fig8_pes} PEs, queue depth {fifo_depth}")
+        rows = sweep_cbuf(sw, modes, cbufs, fig8_pes, fifo_depth)
+        emit("cbuf", rows, lambda p: plot_cbuf(rows, specs, modes, p, fig8_pes, fifo_depth), pes=fig8_pes,
+             fifo_depth=fifo_depth)
+    if "fig11" in figures or "fig13" in figures:
+        pes_pts = list(pes_list)
+        if "fig11" in figures and 1 not in pes_pts:
+            pes_pts = [1] + pes_pts
+        log(f"PE sweep: {pes_pts} PEs at queue depth {fifo_depth}")
+        rows = sweep_pes(sw, modes, pes_pts, fifo_depth, cbuf)
+        if "fig11" in figures:
+            emit("fig11", rows, lambda p: plot_fig11(rows, specs, modes, p, fifo_depth), fifo_depth=fifo_depth)
+        if "fig13" in figures:
+            emit("fig13", rows, lambda p: plot_fig13(rows, specs, modes, p, fifo_depth), fifo_depth=fifo_depth)
+    if "fig12" in figures or "zrun" in figures:
+        z_list = sorted(set(zruns) | {base.zrun_bits}) if "zrun" in figures else [base.zrun_bits]
+        log(f"padding sweep: {list(pes_list)} PEs, zero runs of {z_list} bits")
+        rows = sweep_padding(sw, modes, pes_list, z_list)
+        if "fig12" in figures:
+            r12 = [r for r in rows if r["zrun_bits"] == base.zrun_bits]
+            emit("fig12", r12, lambda p: plot_fig12(r12, specs, modes, p, base.zrun_bits), zrun_bits=base.zrun_bits)
+        if "zrun" in figures:
+            zmode = modes[0]
+            emit("zrun", rows, lambda p: plot_zrun(rows, specs, p, list(zruns), zmode), zrun_bits=list(zruns))
+    result["timing"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in sw.timing.items()}
+    result["timing"]["wall_s"] = round(time.perf_counter() - t_start, 2)
+    (out / "sweep.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main(args) -> int:
+    from eie.config import preset
+    from .synthetic import PAPER_LAYERS
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    figures = []
+    for f in args.figure:
+        if f == "all":
+            figures.extend(FIGURES)
+        elif f in FIGURES:
+            figures.append(f)
+        else:
+            raise ValueError(f"unknown figure {f!r}; choose from {', '.join(FIGURES)} or all")
+    names = args.layers or list(PAPER_LAYERS)
+    for n in names:
+        if n not in PAPER_LAYERS:
+            raise ValueError(f"unknown layer {n!r}; choose from {', '.join(PAPER_LAYERS)}")
+    if args.scale < 1:
+        raise ValueError(f"--scale must be a positive integer, not {args.scale}")
+    specs = [PAPER_LAYERS[n] for n in names]
+    if args.scale > 1:
+        specs = [replace(s, in_len=max(1, s.in_len // args.scale), out_len=max(1, s.out_len // args.scale))
+                 for s in specs]
+    base = preset("paper")
+    if args.column_buffer_depth is not None:
+        base = base.replace(column_buffer_depth=args.column_buffer_depth)
+    base = base.replace(fifo_depth=args.fifo_depth)
+    modes = MODES if args.mode == "both" else (args.mode,)
+    result = run_sweeps(list(dict.fromkeys(figures)), specs, base, Path(args.output), modes=modes,
+                        pes_list=_int_list(args.pes_list, "--pes-list", 1, 4096),
+                        depths=_int_list(args.depths, "--depths", 1, 256), fig8_pes=args.pes,
+                        fifo_depth=args.fifo_depth, cbuf=args.column_buffer_depth,
+                        zruns=_int_list(args.zrun_bits, "--zrun-bits", 1, 8),
+                        cbufs=_int_list(args.cbuf_list, "--cbuf-list", 1, 64), seed=args.seed, log=log)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, f in result["figures"].items():
+            print(f"{name}: {f['png']} ({f['points']} points; numbers in {f['csv']})")
+        t = result["timing"]
+        print(f"cycle model {t['model_s']:.1f} s over {t['model_runs']} runs; encoding and balancing "
+              f"{t['prepare_s']:.1f} s; wall {t['wall_s']:.1f} s")
+    return 0
