@@ -78,7 +78,21 @@ class _SerialCRC:
                          shreg.eq(shreg >> 1), left.eq(left - 1)]
 
 
-class UARTReceiver(wiring.Component):
+class _UARTPort(wiring.Component):
+    """Common part of the receiver and the transmitter: the bit period in clocks."""
+
+    def __init__(self, divisor: int):
+        if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
+            raise ValueError(f"UART divisor must be an integer of at least {MIN_DIVISOR}, not {divisor!r}")
+        self._divisor = divisor
+        super().__init__()
+
+    @property
+    def divisor(self) -> int:
+        return self._divisor
+
+
+class UARTReceiver(_UARTPort):
     """8N1 UART receiver, sampling each bit in its middle.
 
     Parameters
@@ -100,16 +114,6 @@ class UARTReceiver(wiring.Component):
     rx: In(1, init=1)
     data: Out(stream.Signature(8))
     error: Out(1)
-
-    def __init__(self, divisor: int):
-        if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-            raise ValueError(f"UART divisor must be an integer of at least {MIN_DIVISOR}, not {divisor!r}")
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
@@ -158,7 +162,7 @@ class UARTReceiver(wiring.Component):
         return m
 
 
-class UARTTransmitter(wiring.Component):
+class UARTTransmitter(_UARTPort):
     """8N1 UART transmitter.
 
     Members
@@ -171,16 +175,6 @@ class UARTTransmitter(wiring.Component):
 
     data: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor: int):
-        if not isinstance(divisor, int) or divisor < MIN_DIVISOR:
-            raise ValueError(f"UART divisor must be an integer of at least {MIN_DIVISOR}, not {divisor!r}")
-        self._divisor = divisor
-        super().__init__()
-
-    @property
-    def divisor(self) -> int:
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()
