@@ -242,14 +242,26 @@ def _layer_colors(specs):
     return {s.name: cmap(i % 10) for i, s in enumerate(specs)}
 
 
+def _plot_layers(ax, rows, specs, modes, x, y, colors, scale=1.0, label=True, **match):
+    """One line per layer and row assignment: ``y`` against ``x`` (balanced solid, interleaved dashed)."""
+    for s in specs:
+        for m in modes:
+            xs, ys = _series(rows, x, y, layer=s.name, mode=m, **match)
+            ax.plot(xs, [scale * v for v in ys], _STYLE[m], marker="o", ms=3, color=colors[s.name],
+                    label=s.name if label and m == modes[0] else None)
+
+
+def _finish(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+
+
 def plot_fig8(rows, specs, modes, path, pes):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = _layer_colors(specs)
-    for s in specs:
-        for m in modes:
-            xs, ys = _series(rows, "fifo_depth", "efficiency", layer=s.name, mode=m)
-            ax.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name], label=s.name if m == modes[0] else None)
+    _plot_layers(ax, rows, specs, modes, "fifo_depth", "efficiency", colors)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("activation-queue depth")
     ax.set_ylabel("load efficiency (bound / cycles)")
@@ -259,19 +271,14 @@ def plot_fig8(rows, specs, modes, path, pes):
     first = ax.legend(loc="lower right", fontsize=8, ncol=2)
     ax.add_artist(first)
     _legend_modes(ax, modes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_cbuf(rows, specs, modes, path, pes, depth):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = _layer_colors(specs)
-    for s in specs:
-        for m in modes:
-            xs, ys = _series(rows, "column_buffer_depth", "efficiency", layer=s.name, mode=m)
-            ax.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name], label=s.name if m == modes[0] else None)
+    _plot_layers(ax, rows, specs, modes, "column_buffer_depth", "efficiency", colors)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("column-buffer depth (non-empty columns between pointer read and Spmat read)")
     ax.set_ylabel("load efficiency (bound / cycles)")
@@ -280,9 +287,7 @@ def plot_cbuf(rows, specs, modes, path, pes, depth):
     first = ax.legend(loc="lower right", fontsize=8, ncol=2)
     ax.add_artist(first)
     _legend_modes(ax, modes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_fig11(rows, specs, modes, path, depth):
@@ -291,10 +296,7 @@ def plot_fig11(rows, specs, modes, path, depth):
     colors = _layer_colors(specs)
     allx = sorted({r["pes"] for r in rows})
     ax.plot(allx, allx, ":", color="gray", label="linear")
-    for s in specs:
-        for m in modes:
-            xs, ys = _series(rows, "pes", "speedup", layer=s.name, mode=m)
-            ax.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name], label=s.name if m == modes[0] else None)
+    _plot_layers(ax, rows, specs, modes, "pes", "speedup", colors)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
     ax.set_xlabel("PEs")
@@ -304,20 +306,14 @@ def plot_fig11(rows, specs, modes, path, depth):
     first = ax.legend(loc="upper left", fontsize=8, ncol=2)
     ax.add_artist(first)
     _legend_modes(ax, modes).set_loc("lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_fig12(rows, specs, modes, path, zrun):
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = _layer_colors(specs)
-    for s in specs:
-        for m in modes:
-            xs, ys = _series(rows, "pes", "padding_share", layer=s.name, mode=m, zrun_bits=zrun)
-            ax.plot(xs, [100 * y for y in ys], _STYLE[m], marker="o", ms=3, color=colors[s.name],
-                    label=s.name if m == modes[0] else None)
+    _plot_layers(ax, rows, specs, modes, "pes", "padding_share", colors, scale=100, zrun_bits=zrun)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("PEs")
     ax.set_ylabel("padding entries (% of all entries)")
@@ -326,21 +322,15 @@ def plot_fig12(rows, specs, modes, path, zrun):
     first = ax.legend(loc="upper right", fontsize=8, ncol=2)
     ax.add_artist(first)
     _legend_modes(ax, modes).set_loc("lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_fig13(rows, specs, modes, path, depth):
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     colors = _layer_colors(specs)
-    for s in specs:
-        for m in modes:
-            xs, ys = _series(rows, "pes", "efficiency", layer=s.name, mode=m)
-            a1.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name], label=s.name if m == modes[0] else None)
-            xs, ys = _series(rows, "pes", "work_balance", layer=s.name, mode=m)
-            a2.plot(xs, ys, _STYLE[m], marker="o", ms=3, color=colors[s.name])
+    _plot_layers(a1, rows, specs, modes, "pes", "efficiency", colors)
+    _plot_layers(a2, rows, specs, modes, "pes", "work_balance", colors, label=False)
     for ax in (a1, a2):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("PEs")
@@ -355,9 +345,7 @@ def plot_fig13(rows, specs, modes, path, depth):
     a1.add_artist(first)
     _legend_modes(a2, modes)
     fig.suptitle("Load balance vs PE count (cf. EIE Fig. 13)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 def plot_zrun(rows, specs, path, zruns, mode):
@@ -383,9 +371,7 @@ def plot_zrun(rows, specs, path, zruns, mode):
     a2.legend(handles=[Line2D([], [], color="k", ls=styles[i % 4], label=f"{z}-bit zero run")
                        for i, z in enumerate(zruns)], fontsize=8)
     fig.suptitle(f"Zero-run width: padding and storage ({mode} rows)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, path)
 
 
 # -- the command -------------------------------------------------------------------
