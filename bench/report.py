@@ -32,7 +32,7 @@ def layer_table(bench: dict) -> str:
                 else "") + ".",
              "",
              "| layer | cycles | bound | max W_k | efficiency | interleaved cycles | interleaved eff. | "
-             "paper actual cycles | paper theor. cycles | paper eff. | padding entries (bal. / int.) | RTL cycles |",
+             "paper actual cycles | paper theor. cycles | paper eff. | padding entries in W (bal. / int.) | RTL cycles |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in bench["layers"]:
         i = r["interleaved"]
