@@ -45,7 +45,10 @@ def test_derived_widths():
     # the accumulator holds max_len products of two 16-bit values plus the bias, without overflow
     worst = c.max_len * (1 << 30) + (1 << (c.bias_bits - 1))
     assert worst <= (1 << (c.acc_bits - 1))
-    assert c.layer_entry_bits == sum(w(c) for _, w in __import__("eie.config").config.LAYER_FIELDS)
+    # docs/protocol.md: in_len, out_len (len_bits each), ptr_base, codebook slot, bias_base, shift, relu
+    assert c.layer_entry_bits == (2 * clog2(c.max_len + 1) + clog2(c.ptr_depth) + clog2(c.max_layers)
+                                  + clog2(c.bias_depth) + clog2(c.acc_bits) + 1)
+    assert c.layer_entry_bits == 2 * 13 + 14 + 4 + 10 + 6 + 1
 
 
 def test_json_round_trip(tmp_path):

@@ -20,6 +20,7 @@ import pytest
 from eie.config import EIEConfig, PRESETS
 from eie.golden import cycle_model
 from eie.golden.encode import build_image, encode_layer
+from eie.golden.reference import forward_all
 from eie.golden.synthetic import PAPER_LAYERS, make_layer, random_layer
 
 
@@ -139,7 +140,12 @@ def test_predict_sums_layers_of_image():
     assert report.cycles == sum(t.cycles for t in report.layers)
     first = cycle_model.layer_cycles(cfg, encode_layer(l1, cfg).col_entries, x, 21)
     assert report.layers[0].cycles == first.cycles
-    assert list(report.busy) == list(report.layers[0].busy + report.layers[1].busy)
+    # layer 1 runs on layer 0's output from the golden reference
+    acts = forward_all([l1, l2], x, cfg)
+    second = cycle_model.layer_cycles(cfg, encode_layer(l2, cfg).col_entries, acts[1], 13)
+    assert report.layers[1].cycles == second.cycles
+    assert list(report.layers[1].busy) == list(second.busy)
+    assert list(report.busy) == list(first.busy + second.busy)
     assert report.to_dict()["cycles"] == report.cycles
     with pytest.raises(ValueError, match="one input vector"):
         cycle_model.predict(image, np.stack([x, x]))

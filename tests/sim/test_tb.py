@@ -68,10 +68,10 @@ def test_matrix(name, tmp_path):
         cfg, RANDOM[name], SEED, RANDOM_MAX_LEN.get(name, 160))
     res = _run(name, tmp_path, cases)
     assert len(res["networks"]) == len(cases)
-    if res["cycle_model"]:
-        for net in res["networks"]:
-            for inf in net["inferences"]:
-                assert inf["cycles"] == inf["cycles_model"]
+    assert res["cycle_model"], "the cycle model was not checked"
+    for net in res["networks"]:
+        for inf in net["inferences"]:
+            assert inf["cycles"] == inf["cycles_model"]
     # Work can never beat the bound (one broadcast and N MACs per cycle).
     for net in res["networks"]:
         for inf in net["inferences"]:
