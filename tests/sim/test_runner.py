@@ -31,9 +31,34 @@ def test_build_key_tracks_generator_harness_and_options():
     assert runner._build_key(cfg.replace(fifo_depth=2), gen, False, "O1") != key
 
 
-def test_hw_generator_hash_covers_sources():
+def test_hw_generator_hash_covers_sources(tmp_path, monkeypatch):
     gen = runner.HwGenerator()
     assert gen.key == runner.HwGenerator().key and len(gen.key) == 12
+    # a copy of the sources hashes the same; editing any generator source changes the key
+    for rel in ["eie/config.py", "eie/protocol.py"] + [f"hw/{p.name}" for p in (runner.REPO / "hw").glob("*.py")]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes((runner.REPO / rel).read_bytes())
+    monkeypatch.setattr(runner, "REPO", tmp_path)
+    assert runner.HwGenerator().key == gen.key
+    previous = gen.key
+    for rel in ("hw/pe.py", "eie/config.py", "eie/protocol.py"):
+        with open(tmp_path / rel, "a") as f:
+            f.write("\n# edited\n")
+        edited = runner.HwGenerator().key
+        assert edited != previous, rel
+        previous = edited
+
+
+def test_build_key_tracks_the_harness(tmp_path, monkeypatch):
+    cfg = preset("tiny")
+    gen = runner.Generator("a", "k1", standin_verilog)
+    key = runner._build_key(cfg, gen, False, "O1")
+    for name in ("HARNESS", "HARNESS_VLT"):
+        copy = tmp_path / getattr(runner, name).name
+        copy.write_bytes(getattr(runner, name).read_bytes() + b"\n// edited\n")
+        with monkeypatch.context() as m:
+            m.setattr(runner, name, copy)
+            assert runner._build_key(cfg, gen, False, "O1") != key, name
 
 
 def test_bad_arguments():
