@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     from eie.config import preset
     from eie.golden.encode import build_image
     from eie.golden.synthetic import make_layer
+    from eie.host import image_commands
+    from eie.protocol import HostSession
     from eie.sim import driver, runner
 
     def log(msg):
@@ -50,8 +52,9 @@ def main(argv=None) -> int:
     layer, x = make_layer(args.layer, cfg, seed=args.seed)
     image = build_image([layer], cfg)
     prep_s = time.monotonic() - t0
-    words = sum(image.spmat.shape[1] * ((cfg.spmat_word_bits + 31) // 32) + image.ptr.shape[1]
-                + image.bias.shape[1] * ((cfg.bias_bits + 31) // 32) + 9 for _ in range(cfg.pes))
+    host = HostSession(cfg)
+    image_commands(host, image)
+    words = len(host.take_outgoing())
     log(f"{args.layer}: {layer.nnz} weights, {int((x != 0).sum())} non-zero inputs, "
         f"about {words} load words ({prep_s:.1f} s to encode)")
     sim = runner.build(cfg, opt=args.opt, log=log)

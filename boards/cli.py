@@ -113,11 +113,12 @@ def _find_bitstream(board, out: str) -> Path:
             if data.get("board") not in (board.name, None) and data.get("board") != board.name:
                 raise ValueError(f"{path} was built for board {data.get('board')!r}, not {board.name!r}; "
                                  f"pass --board {data.get('board')}")
-            candidate = Path(data["bitstream"])
-            if not candidate.is_absolute() and not candidate.exists():
-                candidate = path / candidate.name
-            if candidate.exists():
-                return candidate
+            if data.get("bitstream"):
+                candidate = Path(data["bitstream"])
+                if not candidate.is_absolute() and not candidate.exists():
+                    candidate = path / candidate.name
+                if candidate.exists():
+                    return candidate
         found = sorted(path.glob(f"*{board.bitstream_suffix}"))
         if not found:
             raise FileNotFoundError(f"no {board.bitstream_suffix} bitstream in {path}; run `eie build --board "
@@ -244,6 +245,7 @@ def run_main(args) -> int:
     from ..format import read_manifest
     from ..golden.quantize import quantize_input
     from ..golden.reference import image_forward
+    from ..golden.balance import unpermute_output
     from ..host import Runtime
     from ..protocol import Mem, ProtocolError
     from .build import DESIGN_FILE, image_digest, load_model_image
@@ -261,6 +263,8 @@ def run_main(args) -> int:
             raise ValueError(f"{args.design} was built for {design.get('board')!r}, not {board.name!r}")
         if design.get("loopback"):
             raise ValueError(f"{args.design} is a loopback link test, not an accelerator")
+        if "config" not in design:
+            raise ValueError(f"{args.design} has no 'config'; re-run `eie build` to write it")
         cfg = EIEConfig.from_dict(design["config"])
     else:
         cfg = board_config(board, pes=args.pes)
@@ -310,9 +314,7 @@ def run_main(args) -> int:
             out = np.asarray(res.output, dtype=np.int64)
             if not np.array_equal(out, expected):
                 mismatches += 1
-            logical = out.copy()
-            if perm is not None:
-                logical[np.asarray(perm)] = out
+            logical = out if perm is None else unpermute_output(out, perm)
             predictions.append(int(np.argmax(logical)))
             cycles.append(int(res.cycles))
             if (i + 1) % 16 == 0 or i + 1 == len(Q):

@@ -130,7 +130,12 @@ def read_manifest(directory) -> dict:
     path = Path(directory) / "manifest.json"
     if not path.exists():
         raise ValueError(f"{directory} is not a compressed network: {path} is missing (run `eie compress` first)")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); re-run `eie compress`") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a JSON object; re-run `eie compress`")
     if data.get("format") != FORMAT_NAME:
         raise ValueError(f"{path}: format is {data.get('format')!r}, expected {FORMAT_NAME!r}")
     if data.get("format_version") != FORMAT_VERSION:

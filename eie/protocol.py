@@ -128,10 +128,6 @@ def memory_signed(mem: Mem) -> bool:
     return Mem(mem) in (Mem.CODEBOOK, Mem.BIAS, Mem.ACT)
 
 
-def memory_is_global(mem: Mem) -> bool:
-    return Mem(mem) == Mem.LAYER
-
-
 def words_per_item(cfg: EIEConfig, mem: Mem) -> int:
     return (memory_width(cfg, mem) + 31) // 32
 

@@ -157,14 +157,13 @@ def fixed_point_outputs(layers, X, cfg, input_frac: int, output_perm=None) -> np
     ``output_perm[i]`` is the logical output held at hardware output ``i``
     (identity when ``None``).
     """
+    from .balance import unpermute_output
     from .reference import forward
 
     y = forward(layers, quantize_input(X, input_frac, cfg), cfg)
     y = np.atleast_2d(y)
     if output_perm is not None:
-        logical = np.empty_like(y)
-        logical[:, np.asarray(output_perm)] = y
-        y = logical
+        y = unpermute_output(y, output_perm)
     return dequantize(y, layers[-1].out_frac)
 
 
