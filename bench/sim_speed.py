@@ -62,13 +62,8 @@ def main(argv=None) -> int:
         job = Path(tmp)
         driver.write_job(job, cfg, [(args.layer, image, x[None, :])], idle=args.idle, seed=args.seed)
         t1 = time.monotonic()
-        failed = None
-        try:
-            runner.run(sim, job)
-        except runner.RunFailed as e:
-            failed = str(e)[-2000:]
+        res, failed = driver.run_job(sim, job)
         wall = time.monotonic() - t1
-        res = driver.read_result(job) if (job / driver.RESULT_FILE).exists() else None
     net = res["networks"][0] if res else {}
     inf = net.get("inferences", [{}])[0]
     out = {

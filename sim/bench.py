@@ -181,16 +181,13 @@ def _run_rtl(name: str, cfg, layer, x, build_dir: Path, log) -> dict:
     driver.write_job(job, cfg, [(name, image, np.asarray(x)[None, :])], locate=False)
     t0 = time.perf_counter()
     log(f"{name}: running in RTL (Verilator)")
-    failure = None
-    try:
-        runner.run(sim, job)
-    except runner.RunFailed as e:
-        failure = str(e)[-2000:]
+    res, failure = driver.run_job(sim, job)
     t_run = time.perf_counter() - t0
     out = {"rtl_build_s": round(t_build, 2), "rtl_run_s": round(t_run, 2),
            "cycles_model_run": int(predict(image, x).cycles)}
     try:
-        res = driver.read_result(job)
+        if res is None:
+            raise FileNotFoundError(driver.RESULT_FILE)
         inf = res["networks"][0]["inferences"][0]
         out.update(cycles_rtl=int(inf["cycles"]), rtl_mismatches=int(res["mismatches"]))
         log(f"{name}: RTL {inf['cycles']} cycles (model {out['cycles_model_run']}), "

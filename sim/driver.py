@@ -429,3 +429,19 @@ def execute_roundtrip(link, job_dir, *, log=print) -> dict:
     if log:
         log(f"round trip: {result['checked']} items, {len(errors)} errors")
     return result
+
+
+def run_job(sim, job_dir, **run_kwargs) -> tuple[dict | None, str | None]:
+    """Run a written job on a build: ``(result, failure)``.
+
+    ``result`` is the testbench's result (None when it wrote none); ``failure``
+    the tail of the runner's error when the cocotb test failed (mismatches fail
+    it too, and the result then says where), else None."""
+    from . import runner
+    failure = None
+    try:
+        runner.run(sim, job_dir, **run_kwargs)
+    except runner.RunFailed as e:
+        failure = str(e)[-2000:]
+    result = read_result(job_dir) if (Path(job_dir) / RESULT_FILE).exists() else None
+    return result, failure
