@@ -119,6 +119,14 @@ def load_model_image(model_dir, cfg: EIEConfig, progress=None) -> tuple[NetworkI
         raise FileNotFoundError(f"{image_path} is missing; compress the model with `eie compress` first")
     image = NetworkImage.load(image_path)
     encoded_for = image.config
+    numbers = ("act_bits", "act_frac_bits", "codebook_bits", "index_bits")
+    differ = [f for f in numbers if getattr(encoded_for, f) != getattr(cfg, f)]
+    if differ:
+        # Re-encoding cannot change the number format: that is chosen when compressing.
+        have = ", ".join(f"{f}={getattr(encoded_for, f)}" for f in differ)
+        want = ", ".join(f"{f}={getattr(cfg, f)}" for f in differ)
+        raise ValueError(f"{model_dir} was quantised with {have}, but this design uses {want}; compress it "
+                         f"for the board (`eie compress --board NAME` or `--config` with the design's config)")
     if image.config != cfg:
         layers_path = model_dir / "layers.npz"
         if not layers_path.exists():

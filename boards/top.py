@@ -15,7 +15,6 @@ in the last 50 ms), 4 PLL locked.
 """
 
 
-import inspect
 from dataclasses import dataclass
 
 from amaranth.hdl import Cat, ClockDomain, Elaboratable, Instance, Module, Mux, ResetInserter, Signal
@@ -162,12 +161,8 @@ def make_core(cfg: EIEConfig | None, image=None, *, loopback: bool = False):
             raise ValueError("a loopback design has no memories to bake a model into; drop --model or --loopback")
         return LoopbackCore()
     from ..hw.top import EIETop
-    if image is None:
-        return EIETop(cfg)
-    if "image" not in inspect.signature(EIETop.__init__).parameters:
-        raise ValueError("this eie.hw.top.EIETop cannot bake a network into its memories (no `image` "
-                         "argument); build without --model and load the network at run time (`eie run` does)")
-    return EIETop(cfg, image=image)
+    # Two response words of buffering are plenty behind a UART (and save logic).
+    return EIETop(cfg, image=image, response_fifo_depth=2)
 
 
 class BoardCore(wiring.Component):
@@ -215,12 +210,21 @@ class BoardCore(wiring.Component):
         wiring.connect(m, self._core.host_out, bridge.host_out)
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx)]
 
+        # A millisecond strobe: the pulse stretchers count it, not clock cycles, so
+        # their counters stay short (a 24-bit down-counter here was once the
+        # iCE40's critical path).
+        ms_cycles = max(1, round(self.clk_hz / 1000))
+        ms_count = Signal(range(ms_cycles))
+        ms_tick = Signal()
+        m.d.comb += ms_tick.eq(ms_count == 0)
+        m.d.sync += ms_count.eq(Mux(ms_tick, ms_cycles - 1, ms_count - 1))
+
         def stretch(pulse, seconds):
-            cycles = max(2, int(seconds * self.clk_hz))
-            left = Signal(range(cycles + 1))
+            ticks = max(1, round(seconds * 1000)) + 1     # lit for at least `seconds`
+            left = Signal(range(ticks + 1))
             with m.If(pulse):
-                m.d.sync += left.eq(cycles)
-            with m.Elif(left != 0):
+                m.d.sync += left.eq(ticks)
+            with m.Elif(ms_tick & (left != 0)):
                 m.d.sync += left.eq(left - 1)
             return left != 0
 

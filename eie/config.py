@@ -43,6 +43,7 @@ _LIMITS = {
     "act_depth":            (1, 1 << 16, "activation register-file depth per PE (each of the two banks)"),
     "bias_depth":           (1, 1 << 24, "bias words per PE (all layers together)"),
     "max_layers":           (1, 256, "entries of the layer table"),
+    "counter_bits":         (16, 64, "width of the hardware performance counters"),
 }
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
@@ -96,6 +97,11 @@ class EIEConfig:
         Bias words per PE over all layers.
     max_layers : int
         Entries of the layer table (and codebooks per PE).
+    counter_bits : int
+        Width of the cycle, broadcast and per-PE counters in the hardware
+        (the protocol always reads them as 64-bit items, zero-extended). 32
+        bits count 2**32 cycles, 43 s at 100 MHz, per run: what the FPGA
+        board presets use to save logic; 64 never wraps.
     """
 
     pes: int = 4
@@ -112,6 +118,7 @@ class EIEConfig:
     act_depth: int = 128
     bias_depth: int = 512
     max_layers: int = 8
+    counter_bits: int = 64
 
     def __post_init__(self):
         for f in fields(self):
@@ -218,6 +225,16 @@ class EIEConfig:
     def shift_bits(self) -> int:
         """Width of a layer's write-back right shift (``0 .. acc_bits - 1``)."""
         return clog2(self.acc_bits)
+
+    @property
+    def writeback_latency(self) -> int:
+        """Cycles from a write-back row's accumulator read to its register-file write.
+
+        Fixed by the hardware (``eie.hw.pe``): add the bias; round and shift;
+        saturate and ReLU, one pipeline stage each, so that the write-back is
+        never the critical path. The cycle model adds it to every layer.
+        """
+        return 3
 
     @property
     def product_bits(self) -> int:

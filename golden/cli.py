@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pes", type=int, metavar="N", help="number of PEs (overrides the config)")
     parser.add_argument("--config", metavar="FILE",
                         help="EIEConfig JSON (or any artifact carrying one); default: preset 'tiny'")
+    parser.add_argument("--board", metavar="NAME",
+                        help="use the config preset of an FPGA board (see `eie build --help`), so that "
+                             "`eie build --board NAME --model DIR` bakes this network in as it is")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     parser.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--no-balance", action="store_true",
@@ -45,7 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args):
     from eie.config import EIEConfig, preset
-    cfg = EIEConfig.load(args.config) if args.config else preset("tiny")
+    if args.board is not None and args.config is not None:
+        raise ValueError("--board and --config both choose the config; give one of them")
+    if args.board is not None:
+        from eie.boards.platforms import get_board
+        cfg = get_board(args.board).preset
+    else:
+        cfg = EIEConfig.load(args.config) if args.config else preset("tiny")
     if args.pes is not None:
         cfg = replace(cfg, pes=args.pes)  # re-runs the config's checks
     return cfg

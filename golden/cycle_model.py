@@ -27,8 +27,9 @@ PE ``k`` (``i`` = index among the PE's non-empty columns)
     idle from ``d_k = max(q_{B-1} + 2, f_last + 4)``
 End of layer
     ``scan_done = max(F_{R_in - 1} + 2, t_{B-1} + 1)``
-    ``E = max(scan_done, max_k d_k)``; layer cycles ``= E + ceil(out_len / N) + 2``
-    (write-back of one row per cycle plus one, and the LOAD cycle).
+    ``E = max(scan_done, max_k d_k)``; layer cycles ``= E + ceil(out_len / N) + L + 1``
+    (write-back of one row per cycle, ``L = cfg.writeback_latency`` cycles for
+    the last row to reach the register files, and the LOAD cycle).
 
 A run's ``cycles`` is the sum over its layers.
 """
@@ -70,7 +71,7 @@ class LayerTiming:
     compute_cycles : int
         Cycles of LOAD + SCAN (up to the last PE going idle).
     writeback_cycles : int
-        ``ceil(out_len / N) + 1``.
+        ``ceil(out_len / N) + cfg.writeback_latency``.
     """
     cycles: int
     broadcasts: int
@@ -234,7 +235,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
     else:
         end = (rows_in - 1) + 2
     compute = end + 1
-    writeback = rows_out + 1
+    writeback = rows_out + cfg.writeback_latency
     return LayerTiming(cycles=compute + writeback, broadcasts=nb, broadcast_stalls=int(broadcast_stalls),
                        work=total_work, bound=max(nb, _ceil_div(total_work, n)), busy=busy, stalls=stalls,
                        compute_cycles=compute, writeback_cycles=writeback, pes=n)

@@ -12,6 +12,9 @@ pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
     register (``cur``): an all-zero prefetched row is skipped in one cycle
     without disturbing the broadcasts, and a non-zero row replaces ``cur`` in
     the cycle ``cur``'s last non-zero is broadcast, so rows cost no bubbles.
+    The register files are read every cycle at an address computed from
+    registers only; a row fetched earlier than the last cycle is kept in
+    ``next_held``, so no path runs from the read data back to a read address.
     The LNZD tree picks the lowest non-zero ``j < in_len`` of ``cur``; it is
     broadcast in a cycle in which every PE's queue can accept it. This is the
     one exception to "valid never waits for ready": the broadcast's valid to
@@ -19,10 +22,11 @@ pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
     never depends on valid, so there is no loop.
     The phase ends in the first cycle in which nothing is left to scan and
     every PE is idle.
-``WB`` (``ceil(out_len / N)`` cycles) then ``WBLAST`` (1 cycle)
+``WB`` (``ceil(out_len / N)`` cycles) then ``WBLAST`` (``writeback_latency`` = 3 cycles)
     Each PE writes back local row ``r`` (bias added, rounded, saturated,
     ReLU) into bank ``(k + 1) % 2`` and zeroes the accumulator, leaving every
-    accumulator at 0 for the next layer.
+    accumulator at 0 for the next layer; WBLAST waits for the last rows to
+    leave the PEs' write-back pipelines.
 
 After the last layer's ``WBLAST`` ``running`` falls and ``done`` pulses. The
 per-layer cycle formula is in docs/hardware.md ("Timing").
@@ -36,7 +40,7 @@ first zeroes them all (``CLEAR``, ``act_depth`` cycles, counted in ``cycles``
 but not in the cycle model).
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -46,7 +50,7 @@ from eie.protocol import Counter, Mem
 
 from .layouts import broadcast_layout
 from .lnzd import LNZDTree
-from .pe import COUNTER_BITS, check_image, io_width
+from .pe import check_image, io_width
 
 __all__ = ["CCU", "Phase"]
 
@@ -80,8 +84,8 @@ class CCU(wiring.Component):
         ``bcast_pending``: a broadcast is waiting; ``bcast_valid``: it is
         taken by every PE this cycle; ``bcast``: its ``(col, value)``.
     pe_ready, pe_idle : In(pes)
-    scan_en, scan_addr : Out
-        Register-file read of every PE.
+    scan_addr : Out
+        Register-file read address of every PE (read every cycle while running).
     scan_data : In(ArrayLayout(signed(act_bits), pes))
     wb_issue, wb_row, wb_rem, acc_clear : Out
         Write-back / accumulator clear of local row ``wb_row``; ``wb_rem`` is
@@ -113,6 +117,7 @@ class CCU(wiring.Component):
             "codebook": Out(cfg.layer_bits),
             "bias_base": Out(cfg.bias_addr_bits),
             "shift": Out(cfg.shift_bits),
+            "round_half": Out(cfg.acc_bits),
             "relu": Out(1),
             "dst_bank": Out(1),
             "bcast_valid": Out(1),
@@ -120,7 +125,6 @@ class CCU(wiring.Component):
             "bcast": Out(broadcast_layout(cfg)),
             "pe_ready": In(n),
             "pe_idle": In(n),
-            "scan_en": Out(1),
             "scan_addr": Out(range(2 * cfg.act_depth)),
             "scan_data": In(data.ArrayLayout(signed(cfg.act_bits), n)),
             "wb_issue": Out(1),
@@ -128,7 +132,7 @@ class CCU(wiring.Component):
             "wb_rem": Out(cfg.len_bits),
             "acc_clear": Out(1),
             "phase": Out(Phase),
-            "counters": Out(data.ArrayLayout(COUNTER_BITS, len(Counter))),
+            "counters": Out(data.ArrayLayout(cfg.counter_bits, len(Counter))),
         })
 
     @property
@@ -145,8 +149,11 @@ class CCU(wiring.Component):
         # -- layer table: read address = next layer index, so the entry of the
         # current layer is on the read port in the cycle the index changes.
         table_init = [] if self._image is None else [l.packed(cfg) for l in self._image.layers]
+        # A few entries only, but wide: a block RAM instead of flip-flops and a read
+        # multiplexer (several hundred iCE40 logic cells; ram_style is Yosys' hint).
         table = m.submodules.layer_table = Memory(shape=unsigned(cfg.layer_entry_bits),
-                                                  depth=cfg.max_layers, init=table_init)
+                                                  depth=cfg.max_layers, init=table_init,
+                                                  attrs={"ram_style": "block"})
         tbl_r, tbl_w = table.read_port(), table.write_port()
         layer_idx = Signal(range(cfg.max_layers + 1))
         layer_next = Signal.like(layer_idx)
@@ -178,13 +185,22 @@ class CCU(wiring.Component):
         cur_mask = Signal(n)                          # non-zeros of the row being broadcast
         cur_vals = Signal(data.ArrayLayout(signed(cfg.act_bits), n))
         cur_base = Signal(cfg.col_bits + 1)           # r * N of that row
-        next_valid = Signal()                         # a row read is held on the RF read ports
+        next_valid = Signal()                         # a row read is held (next_vals)
         # Remaining lengths are one bit wider than needed so that no comparison
         # with N is constant (lint-clean for act_depth = 1 too).
         rem_bits = max(cfg.len_bits, n.bit_length()) + 1
-        next_rem = Signal(rem_bits)                   # in_len - r * N of that row
+        next_lim = Signal(n)                          # PE k's activation of that row is < in_len
         next_base = Signal.like(cur_base)
-        fetch_row = Signal(range(cfg.act_depth + 1))  # next row to read
+        # The register files are read every cycle at an address made from
+        # registers only (no path from read data back to the read address); the
+        # row fetched in the previous cycle comes from the read ports, an older
+        # one from next_held.
+        fresh = Signal()
+        next_vals = Signal.like(self.scan_data)
+        next_held = Signal.like(self.scan_data)
+        # next row to read; stays at the last row once every row is fetched, so the
+        # address never leaves the source bank
+        fetch_row = Signal(range(max(2, cfg.act_depth)))
         fetch_rem = Signal(rem_bits)                  # in_len - fetch_row * N
         fetch_base = Signal(cfg.col_bits + 1 + max(1, n.bit_length()))
         fetch_more = Signal()
@@ -217,24 +233,27 @@ class CCU(wiring.Component):
             fetch.eq((phase == Phase.SCAN) & next_free & fetch_more),
             scan_done.eq(~fetch_more & ~next_valid & ~cur_any),
         ]
+        m.d.comb += next_vals.eq(Mux(fresh, self.scan_data, next_held))
+        m.d.sync += [next_held.eq(next_vals), fresh.eq(fetch | (phase == Phase.LOAD))]
         for k in range(n):
-            m.d.comb += next_mask[k].eq((self.scan_data[k] != 0) & (k < next_rem))
+            m.d.comb += next_mask[k].eq((next_vals[k] != 0) & next_lim[k])
 
         with m.If(load):
-            m.d.sync += [cur_mask.eq(next_mask), cur_vals.eq(self.scan_data), cur_base.eq(next_base)]
+            m.d.sync += [cur_mask.eq(next_mask), cur_vals.eq(next_vals), cur_base.eq(next_base)]
         with m.Elif(fire):
             m.d.sync += cur_mask.eq(cur_rest)
         with m.If(fetch):
             m.d.sync += [
-                next_valid.eq(1), next_rem.eq(fetch_rem), next_base.eq(fetch_base),
-                fetch_row.eq(fetch_row + 1), fetch_rem.eq(fetch_rem - n), fetch_base.eq(fetch_base + n),
+                next_valid.eq(1), next_base.eq(fetch_base),
+                next_lim.eq(Cat(k < fetch_rem for k in range(n))),
+                fetch_row.eq(fetch_row + (fetch_rem > n)), fetch_rem.eq(fetch_rem - n), fetch_base.eq(fetch_base + n),
                 fetch_more.eq(fetch_rem > n),
             ]
         with m.Elif(next_free):
             m.d.sync += next_valid.eq(0)
         m.d.comb += [
-            self.scan_en.eq(fetch | (phase == Phase.LOAD)),
-            # LOAD reads row 0 of bank layer_idx % 2; SCAN reads fetch_row of src_bank.
+            # LOAD reads row 0 of bank layer_idx % 2; SCAN reads fetch_row of src_bank
+            # (kept only if fetch: `fresh` in the next cycle).
             self.scan_addr.eq(Mux(phase == Phase.LOAD,
                                   Mux(layer_idx[0], cfg.act_depth, 0),
                                   Mux(src_bank, cfg.act_depth + fetch_row, fetch_row))),
@@ -255,6 +274,10 @@ class CCU(wiring.Component):
             self.acc_clear.eq((phase == Phase.CLEAR) | (phase == Phase.IDLE) & acc_dirty & ~self.start),
         ]
 
+        # WBLAST lasts writeback_latency cycles: the last row reaches the register files.
+        wb_tail = Signal(range(cfg.writeback_latency))
+        last_wb_cycle = (phase == Phase.WBLAST) & (wb_tail == 0)
+
         # -- counters ---------------------------------------------------------------
         cnt = self.counters
         done = Signal()
@@ -272,7 +295,7 @@ class CCU(wiring.Component):
                 m.d.sync += cnt[Counter.BROADCASTS].eq(cnt[Counter.BROADCASTS] + 1)
             with m.If(cur_any & ~all_ready):
                 m.d.sync += cnt[Counter.BROADCAST_STALLS].eq(cnt[Counter.BROADCAST_STALLS] + 1)
-            with m.If(phase == Phase.WBLAST):
+            with m.If(last_wb_cycle):
                 m.d.sync += cnt[Counter.LAYERS].eq(cnt[Counter.LAYERS] + 1)
 
         # -- phase sequencer ----------------------------------------------------------
@@ -307,12 +330,14 @@ class CCU(wiring.Component):
                         self.codebook.eq(entry["codebook"]),
                         self.bias_base.eq(entry["bias_base"]),
                         self.shift.eq(entry["shift"]),
+                        self.round_half.eq((Const(1, cfg.acc_bits + 1) << entry["shift"])[1:]),
                         self.relu.eq(entry["relu"]),
                         src_bank.eq(layer_idx[0]),
                         self.dst_bank.eq(~layer_idx[0]),
-                        # row 0 is read in this cycle (scan_en above)
-                        next_valid.eq(1), next_rem.eq(in_len), next_base.eq(0),
-                        fetch_row.eq(1), fetch_rem.eq(in_len - n), fetch_base.eq(n),
+                        # row 0 is read in this cycle (scan_addr above)
+                        next_valid.eq(1), next_base.eq(0),
+                        next_lim.eq(Cat(k < in_len for k in range(n))),
+                        fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n), fetch_base.eq(n),
                         fetch_more.eq(in_len > n),
                         acc_dirty.eq(1),
                         phase.eq(Phase.SCAN),
@@ -323,14 +348,16 @@ class CCU(wiring.Component):
             with m.Case(Phase.WB):
                 m.d.sync += [wb_row.eq(wb_row + 1), wb_rem.eq(wb_rem - n)]
                 with m.If(wb_rem <= n):
-                    m.d.sync += phase.eq(Phase.WBLAST)
+                    m.d.sync += [phase.eq(Phase.WBLAST), wb_tail.eq(cfg.writeback_latency - 1)]
             with m.Case(Phase.WBLAST):
-                m.d.sync += acc_dirty.eq(0)
-                with m.If(layer_idx + 1 == num):
-                    m.d.sync += [phase.eq(Phase.IDLE), done.eq(1)]
-                with m.Else():
-                    m.d.comb += layer_next.eq(layer_idx + 1)
-                    m.d.sync += phase.eq(Phase.LOAD)
+                # Until wb_tail runs out the last rows are still in the PEs' pipelines.
+                m.d.sync += [acc_dirty.eq(0), wb_tail.eq(wb_tail - 1)]
+                with m.If(last_wb_cycle):
+                    with m.If(layer_idx + 1 == num):
+                        m.d.sync += [phase.eq(Phase.IDLE), done.eq(1)]
+                    with m.Else():
+                        m.d.comb += layer_next.eq(layer_idx + 1)
+                        m.d.sync += phase.eq(Phase.LOAD)
 
         # -- io read data ----------------------------------------------------------------
         rd_mem = Signal(3)

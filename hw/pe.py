@@ -45,15 +45,18 @@ from eie.protocol import Mem
 from .fifo import SyncQueue
 from .layouts import broadcast_layout, column_layout, divide_by_constant
 
-__all__ = ["ProcessingElement", "COUNTER_BITS", "io_width"]
+__all__ = ["ProcessingElement", "io_width", "pe_io_width"]
 
-COUNTER_BITS = 64
+
+def pe_io_width(cfg: EIEConfig) -> int:
+    """Width of a PE's io read data: its widest memory item or counter."""
+    return max(cfg.spmat_word_bits, cfg.ptr_bits, cfg.codebook_bits, cfg.bias_bits, cfg.act_bits,
+               cfg.counter_bits)
 
 
 def io_width(cfg: EIEConfig) -> int:
-    """Width of the io data port: the widest memory item (and the 64-bit counters)."""
-    return max(cfg.spmat_word_bits, cfg.ptr_bits, cfg.codebook_bits, cfg.bias_bits, cfg.act_bits,
-               cfg.layer_entry_bits, COUNTER_BITS)
+    """Width of the array's io data port: the widest item (PE memories, layer entry, counters)."""
+    return max(pe_io_width(cfg), cfg.layer_entry_bits)
 
 
 def check_image(cfg: EIEConfig, image, who: str) -> None:
@@ -96,6 +99,8 @@ class ProcessingElement(wiring.Component):
         Clear the performance counters (a run starts).
     ptr_base, codebook, bias_base, shift, relu : In
         Fields of the current layer (registered in the CCU).
+    round_half : In(acc_bits)
+        ``2**(shift - 1)`` (0 for shift 0), registered in the CCU with ``shift``.
     bcast : In(stream.Signature(broadcast_layout))
         Broadcast ``(j, a_j)`` into the activation queue. ``ready`` is "queue
         not full" and does not depend on ``valid``; the CCU raises ``valid``
@@ -104,20 +109,21 @@ class ProcessingElement(wiring.Component):
         The CCU has a broadcast waiting (for the stall counter).
     idle : Out(1)
         Nothing is queued or in flight in the datapath.
-    scan_en, scan_addr : In
-        Read the activation register file at ``scan_addr`` (the CCU's scan);
-        ``scan_data`` holds the word from the next cycle until the next read.
+    scan_addr : In
+        While ``running``, the activation register file is read at ``scan_addr``
+        every cycle (the CCU's scan); ``scan_data`` is the word in the next cycle.
     scan_data : Out(signed(act_bits))
     wb_issue, wb_row, wb_rem, dst_bank : In
         Write-back: read accumulator and bias of local row ``wb_row``; one cycle
-        later write ``relu?(saturate(round(acc + bias)))`` (or 0 if
-        ``index >= wb_rem``, i.e. the global row ``wb_row * N + index`` is past
-        ``out_len``) to the destination register file and zero the accumulator.
+        later zero the accumulator; ``cfg.writeback_latency`` (3) cycles later
+        write ``relu?(saturate(round(acc + bias)))`` (or 0 if ``index >=
+        wb_rem``, i.e. the global row ``wb_row * N + index`` is past
+        ``out_len``) to the destination register file.
     acc_clear : In(1)
         Zero accumulator ``wb_row`` (after a reset interrupted a run).
     io_mem, io_addr, io_wdata, io_we : In
         Host access to this PE's memories (``io_we`` already decoded for this PE).
-    io_rdata : Out(io_width)
+    io_rdata : Out(pe_io_width)
         Item addressed by ``io_mem``/``io_addr`` in the previous cycle, raw bits.
 
     ``image`` (keyword, an :class:`eie.format.NetworkImage` for ``cfg``, or
@@ -141,11 +147,11 @@ class ProcessingElement(wiring.Component):
             "codebook": In(cfg.layer_bits),
             "bias_base": In(cfg.bias_addr_bits),
             "shift": In(cfg.shift_bits),
+            "round_half": In(cfg.acc_bits),
             "relu": In(1),
             "bcast": In(stream.Signature(broadcast_layout(cfg))),
             "bcast_pending": In(1),
             "idle": Out(1),
-            "scan_en": In(1),
             "scan_addr": In(range(2 * cfg.act_depth)),
             "scan_data": Out(signed(cfg.act_bits)),
             "wb_issue": In(1),
@@ -155,11 +161,11 @@ class ProcessingElement(wiring.Component):
             "acc_clear": In(1),
             "io_mem": In(3),
             "io_addr": In(32),
-            "io_wdata": In(io_width(cfg)),
+            "io_wdata": In(pe_io_width(cfg)),
             "io_we": In(1),
-            "io_rdata": Out(io_width(cfg)),
-            "busy_count": Out(COUNTER_BITS),
-            "stall_count": Out(COUNTER_BITS),
+            "io_rdata": Out(pe_io_width(cfg)),
+            "busy_count": Out(cfg.counter_bits),
+            "stall_count": Out(cfg.counter_bits),
         })
 
     @property
@@ -364,43 +370,45 @@ class ProcessingElement(wiring.Component):
         ]
         m.d.sync += [h_valid.eq(d_valid), h_row.eq(d_row), h_sum.eq(acc_sum)]
 
-        # -- bias and write-back --------------------------------------------------
+        # -- bias and write-back: three stages (cfg.writeback_latency) -----------------
+        # W0 (wb_issue): read accumulator and bias of local row wb_row.
+        # W1: total = acc + bias (registered); the accumulator is zeroed.
+        # W2: (total + 2**(shift-1)) >> shift (registered; round_half from the CCU).
+        # W3: saturate, ReLU, zero rows past out_len; register-file write.
+        # The bias is added here rather than seeded: the sum is the same, and
+        # no seeding pass is needed before a layer.
         bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"])
         bias_r, bias_w = bias.read_port(), bias.write_port()
         m.d.comb += [
             bias_r.addr.eq(Mux(self.running, self.bias_base + self.wb_row, io_addr)),
             bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
         ]
-        wbd_valid = Signal()
-        wbd_row = Signal.like(row)
-        wbd_in = Signal()                         # the global row is < out_len
+        w1_valid, w2_valid, w3_valid = Signal(), Signal(), Signal()
+        w1_row, w2_row, w3_row = Signal.like(row), Signal.like(row), Signal.like(row)
+        w1_in, w2_in, w3_in = Signal(), Signal(), Signal()      # the global row is < out_len
         m.d.sync += [
-            wbd_valid.eq(self.wb_issue),
-            wbd_row.eq(self.wb_row),
-            wbd_in.eq(self._index < self.wb_rem),
+            w1_valid.eq(self.wb_issue), w1_row.eq(self.wb_row), w1_in.eq(self._index < self.wb_rem),
+            w2_valid.eq(w1_valid), w2_row.eq(w1_row), w2_in.eq(w1_in),
+            w3_valid.eq(w2_valid), w3_row.eq(w2_row), w3_in.eq(w2_in),
         ]
-        # The bias is added here rather than seeded: the sum is the same, and
-        # no seeding pass is needed before a layer.
-        total = Signal(signed(cfg.acc_bits + 1))
-        half_lsb = Signal(cfg.acc_bits + 1)
-        rounded = Signal(signed(cfg.acc_bits + 2))
-        shifted = Signal(signed(cfg.acc_bits + 2))
+        w2_total = Signal(signed(cfg.acc_bits + 1))
+        w3_shifted = Signal(signed(cfg.acc_bits + 2))
+        m.d.sync += [
+            w2_total.eq(acc_r.data + bias_r.data),
+            w3_shifted.eq((w2_total + self.round_half) >> self.shift),
+        ]
         hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
         saturated = Signal(signed(cfg.act_bits))
         result = Signal(signed(cfg.act_bits))
         m.d.comb += [
-            total.eq(acc_r.data + bias_r.data),
-            half_lsb.eq((Const(1, cfg.acc_bits + 2) << self.shift)[1:]),   # 2**(shift-1), 0 for shift 0
-            rounded.eq(total + half_lsb),
-            shifted.eq(rounded >> self.shift),
-            saturated.eq(Mux(shifted > hi, hi, Mux(shifted < lo, lo, shifted))),
-            result.eq(Mux(~wbd_in | (self.relu & (saturated < 0)), 0, saturated)),
+            saturated.eq(Mux(w3_shifted > hi, hi, Mux(w3_shifted < lo, lo, w3_shifted))),
+            result.eq(Mux(~w3_in | (self.relu & (saturated < 0)), 0, saturated)),
         ]
 
         with m.If(d_valid):
             m.d.comb += [acc_w.addr.eq(d_row), acc_w.data.eq(acc_sum), acc_w.en.eq(1)]
-        with m.Elif(wbd_valid):
-            m.d.comb += [acc_w.addr.eq(wbd_row), acc_w.data.eq(0), acc_w.en.eq(1)]
+        with m.Elif(w1_valid):
+            m.d.comb += [acc_w.addr.eq(w1_row), acc_w.data.eq(0), acc_w.en.eq(1)]
         with m.Elif(self.acc_clear):
             m.d.comb += [acc_w.addr.eq(self.wb_row), acc_w.data.eq(0), acc_w.en.eq(1)]
 
@@ -409,14 +417,13 @@ class ProcessingElement(wiring.Component):
         rf_r, rf_w = rf.read_port(), rf.write_port()
         m.d.comb += [
             rf_r.addr.eq(Mux(self.running, self.scan_addr, io_addr)),
-            rf_r.en.eq(Mux(self.running, self.scan_en, 1)),
             self.scan_data.eq(rf_r.data),
         ]
         with m.If(self.running):
             m.d.comb += [
-                rf_w.addr.eq(Mux(self.dst_bank, cfg.act_depth + wbd_row, wbd_row)),
+                rf_w.addr.eq(Mux(self.dst_bank, cfg.act_depth + w3_row, w3_row)),
                 rf_w.data.eq(result),
-                rf_w.en.eq(wbd_valid),
+                rf_w.en.eq(w3_valid),
             ]
         with m.Else():
             m.d.comb += [rf_w.addr.eq(io_addr), rf_w.data.eq(self.io_wdata), rf_w.en.eq(io_write(Mem.ACT))]

@@ -105,7 +105,9 @@ class EIETop(wiring.Component):
 
         array = m.submodules.array = self._make_array()
         io_width = len(array.io_wdata)
-        slots = (io_width + 31) // 32          # 32-bit words of the widest item
+        # 32-bit words of the widest item (the counters are 64-bit items however
+        # wide the hardware counters are: their upper bits read as zeros).
+        slots = max((io_width + 31) // 32, max(words_per_item(cfg, mm) for mm in Mem))
 
         m.submodules.response_fifo = rsp = fifo.SyncFIFO(width=32, depth=self._response_fifo_depth)
         m.d.comb += [

@@ -97,7 +97,7 @@ def _step_simulation(cfg, col_entries, x, out_len):
             next_row = None
         t += 1
         assert t < 100000
-    return end + 1 + rows_out + 1, broadcast_stalls, stalls
+    return end + 1 + rows_out + cfg.writeback_latency, broadcast_stalls, stalls
 
 
 def _random_case(rng, n):

@@ -1,7 +1,7 @@
 """The CCU with behavioural PEs: layer sequencing, scan, broadcast handshake, counters.
 
-The testbench plays the N PEs: register files answering the scan reads one
-cycle later (and holding their data otherwise), random queue-ready and idle
+The testbench plays the N PEs: register files answering the scan read of
+every cycle one cycle later, random queue-ready and idle
 signals. It checks, per layer of a run, that exactly the non-zero inputs
 ``j < in_len`` are broadcast in increasing order, only in cycles in which
 every PE is ready, that write-back visits local rows ``0 .. ceil(out_len/N)-1``
@@ -88,12 +88,12 @@ def _run_ccu(cfg, layers, rf, *, p_ready=0.7, p_idle=0.6, seed=0):
                 assert ctx.get(dut.relu) == fields["relu"]
                 assert ctx.get(dut.dst_bank) == (layer + 1) % 2
                 seen["wb"][layer].append((ctx.get(dut.wb_row), ctx.get(dut.wb_rem)))
-            scan = ctx.get(dut.scan_en), ctx.get(dut.scan_addr)
-            if scan[0]:
-                seen["scan_banks"].append((layer, scan[1] // cfg.act_depth))
+            # The register files are read every cycle while running.
+            addr = ctx.get(dut.scan_addr)
+            if phase in (Phase.LOAD, Phase.SCAN):
+                seen["scan_banks"].append((layer, addr // cfg.act_depth))
             await ctx.tick()
-            if scan[0]:
-                data = [rf[k][scan[1]] for k in range(n)]
+            data = [rf[k][addr] for k in range(n)]
             assert seen["cycles"] < 20000
         counters = []
         for c in Counter:
@@ -160,8 +160,9 @@ def test_ccu_broadcasts_every_cycle_across_rows():
     assert [v for _, _, v in seen["bcast"][0]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3]
     # LOAD in cycle 1 reads row 0, which is broadcast from cycle 3 on.
     assert cycles == list(range(3, 3 + len(cycles)))
-    # then: scan done the cycle after the last broadcast, write-back of 3 rows + 1
-    assert seen["cycles"] == cycles[-1] + 1 + 3 + 1
+    # then: scan done the cycle after the last broadcast, write-back of 3 rows,
+    # and the write-back latency for the last row
+    assert seen["cycles"] == cycles[-1] + 1 + 3 + cfg.writeback_latency
 
 
 @pytest.mark.parametrize("start_at", [None, 3])

@@ -154,6 +154,7 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
             ctx.set(dut.codebook, info["slot"])
             ctx.set(dut.bias_base, info["bias_base"])
             ctx.set(dut.shift, info["shift"])
+            ctx.set(dut.round_half, (1 << info["shift"]) >> 1)
             ctx.set(dut.relu, info["relu"])
             ctx.set(dut.dst_bank, l % 2)
             # Broadcasts: columns in random order (with repeats), values incl. extremes.
@@ -205,8 +206,9 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
                 await ctx.tick()
                 cycle += 1
             ctx.set(dut.wb_issue, 0)
-            await ctx.tick()
-            cycle += 1
+            for _ in range(cfg.writeback_latency):      # the last row reaches the register file
+                await ctx.tick()
+                cycle += 1
             acc = [0] * rows
             for j, value in seq:
                 row = -1
