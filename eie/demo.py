@@ -45,9 +45,12 @@ def main(argv=None) -> int:
     step(f"3. RTL simulation (Verilator) of {args.limit} test digits, checked against the golden model",
          ["simulate", str(model), "--inputs", "digits-test", "--limit", str(args.limit)])
     print("\n=== 4. On an iCEBreaker (not run by the demo: the FPGA build takes minutes and needs the board)")
-    print(f"$ eie build --board icebreaker --model {model} -o {board}")
+    # The board preset uses 8-bit activations and codebook values: compress for it.
+    board_model = out / "digits-mlp-icebreaker"
+    print(f"$ eie compress --board icebreaker -o {board_model}")
+    print(f"$ eie build --board icebreaker --model {board_model} -o {board}")
     print(f"$ eie flash --board icebreaker {board}")
-    print(f"$ eie run --board icebreaker --port /dev/ttyUSB1 {model} --inputs digits-test")
+    print(f"$ eie run --board icebreaker --port /dev/ttyUSB1 {board_model} --design {board} --inputs digits-test")
     if shutil.which("openFPGALoader") is None:
         print("(openFPGALoader is not installed here: `apt-get install openfpgaloader`)")
     return 0

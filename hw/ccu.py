@@ -50,7 +50,7 @@ from eie.protocol import Counter, Mem
 
 from .layouts import broadcast_layout
 from .lnzd import LNZDTree
-from .pe import check_image, io_width
+from .pe import BLOCK_RAM, check_image, io_width
 
 __all__ = ["CCU", "Phase"]
 
@@ -153,7 +153,7 @@ class CCU(wiring.Component):
         # multiplexer (several hundred iCE40 logic cells; ram_style is Yosys' hint).
         table = m.submodules.layer_table = Memory(shape=unsigned(cfg.layer_entry_bits),
                                                   depth=cfg.max_layers, init=table_init,
-                                                  attrs={"ram_style": "block"})
+                                                  attrs=BLOCK_RAM)
         tbl_r, tbl_w = table.read_port(), table.write_port()
         layer_idx = Signal(range(cfg.max_layers + 1))
         layer_next = Signal.like(layer_idx)

@@ -45,7 +45,12 @@ from eie.protocol import Mem
 from .fifo import SyncQueue
 from .layouts import broadcast_layout, column_layout, divide_by_constant
 
-__all__ = ["ProcessingElement", "io_width", "pe_io_width"]
+__all__ = ["ProcessingElement", "io_width", "pe_io_width", "BLOCK_RAM"]
+
+# Yosys' hint for memories that belong in block RAM even when small: on the ECP5
+# it would otherwise put them into LUT RAM, whose few slices then congest the
+# router (16 PEs filled 75 % of them). Simulators ignore it.
+BLOCK_RAM = {"ram_style": "block"}
 
 
 def pe_io_width(cfg: EIEConfig) -> int:
@@ -327,7 +332,7 @@ class ProcessingElement(wiring.Component):
         v = entry[:cfg.index_bits]
         z = entry[cfg.index_bits:]
 
-        codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits),
+        codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
                                                   depth=cfg.max_layers * cfg.codebook_size, init=init["codebook"])
         cb_r, cb_w = codebook.read_port(), codebook.write_port()
         m.d.comb += [
@@ -348,7 +353,8 @@ class ProcessingElement(wiring.Component):
         c_value = Signal(signed(cfg.act_bits))
         m.d.sync += [c_valid.eq(b_valid), c_row.eq(row_next), c_value.eq(b_value)]
 
-        acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[])
+        acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[],
+                                                    attrs=BLOCK_RAM)
         acc_r, acc_w = acc.read_port(), acc.write_port()
         m.d.comb += acc_r.addr.eq(Mux(self.wb_issue, self.wb_row, c_row))
 
@@ -377,7 +383,8 @@ class ProcessingElement(wiring.Component):
         # W3: saturate, ReLU, zero rows past out_len; register-file write.
         # The bias is added here rather than seeded: the sum is the same, and
         # no seeding pass is needed before a layer.
-        bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"])
+        bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"],
+                                          attrs=BLOCK_RAM)
         bias_r, bias_w = bias.read_port(), bias.write_port()
         m.d.comb += [
             bias_r.addr.eq(Mux(self.running, self.bias_base + self.wb_row, io_addr)),
@@ -413,7 +420,8 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [acc_w.addr.eq(self.wb_row), acc_w.data.eq(0), acc_w.en.eq(1)]
 
         # -- activation register files (bank b at b * act_depth) -----------------------
-        rf = m.submodules.act_rf = Memory(shape=signed(cfg.act_bits), depth=2 * cfg.act_depth, init=[])
+        rf = m.submodules.act_rf = Memory(shape=signed(cfg.act_bits), depth=2 * cfg.act_depth, init=[],
+                                         attrs=BLOCK_RAM)
         rf_r, rf_w = rf.read_port(), rf.write_port()
         m.d.comb += [
             rf_r.addr.eq(Mux(self.running, self.scan_addr, io_addr)),

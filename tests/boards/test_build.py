@@ -121,3 +121,7 @@ def test_model_image_is_reencoded_for_the_board_config(tmp_path):
     assert np.array_equal(image_forward(other, x)[-1], forward([l1, l2], x, small))
     with pytest.raises(ValueError, match="does not fit"):
         load_model_image(tmp_path, replace(board_cfg, spmat_depth=4))
+    # The number format is fixed when compressing: re-encoding cannot change it.
+    with pytest.raises(ValueError, match=r"quantised with act_bits=16, act_frac_bits=8, codebook_bits=16.*"
+                                         r"act_bits=8, act_frac_bits=6, codebook_bits=8.*eie compress --board"):
+        load_model_image(tmp_path, replace(board_cfg, act_bits=8, act_frac_bits=6, codebook_bits=8))

@@ -60,6 +60,20 @@ def test_config_file_and_pes_override(tmp_path, capsys):
     assert report["config"]["pes"] == 8 and report["config"]["act_depth"] == 256
 
 
+def test_board_preset(tmp_path, capsys):
+    """`--board NAME` compresses for the board's config (iCEBreaker: 8-bit numbers), so
+    `eie build --model` can bake the result in as it is; with --config it is ambiguous."""
+    from eie.boards.platforms import get_board
+    rc, report = run_json(capsys, "--board", "icebreaker", "-o", str(tmp_path / "b"), "--quick")
+    board = get_board("icebreaker").preset
+    assert rc == 0 and EIEConfig.from_dict(report["config"]) == board and board.act_bits == 8
+    assert NetworkImage.load(tmp_path / "b" / "image.npz").config == board
+    rc, report = run_json(capsys, "--board", "icebreaker", "--config", "x.json", "-o", str(tmp_path / "c"))
+    assert rc == 2 and "--board and --config" in report["error"]
+    rc, report = run_json(capsys, "--board", "nosuchboard", "-o", str(tmp_path / "d"))
+    assert rc == 2 and "unknown board 'nosuchboard'" in report["error"]
+
+
 def test_conv2d_model_refused(tmp_path, capsys):
     path = tmp_path / "conv.pt"
     torch.save(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 10)), path)

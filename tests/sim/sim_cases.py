@@ -109,8 +109,9 @@ def adversarial_cases(cfg: EIEConfig, seed: int = 0) -> list:
 
     # 1x1 layers, alone and chained.
     one = [_layer(cfg, [[5]], rng, shift=2, relu=bool(k % 2)) for k in range(3)]
-    cases.append(("one_by_one", one[:1], np.array([[1000], [-7], [0]])))
-    cases.append(("one_by_one_chain", one, np.array([[1000], [-7]])))
+    big_in = min(1000, (1 << (cfg.act_bits - 1)) - 1)
+    cases.append(("one_by_one", one[:1], np.array([[big_in], [-7], [0]])))
+    cases.append(("one_by_one_chain", one, np.array([[big_in], [-7]])))
 
     # Chains of several layers with and without ReLU, lengths up to max_len.
     for relu in (False, True):
@@ -164,16 +165,19 @@ def images(cfg: EIEConfig, cases) -> list:
     return [(name, build_image(layers, cfg), x) for name, layers, x in cases]
 
 
-# The build matrix: every PE count (1, 2, 3, 4, 8, 16, 64), queue depth (1, 2, 8)
-# and Spmat word width (1 and 8 entries) appears in at least one build.
+# The build matrix: every PE count (1, 2, 3, 4, 8, 16, 64), queue depth (1, 2, 8),
+# Spmat word width (1 and 8 entries), 8- and 16-bit numbers and 32- and 64-bit
+# counters appear in at least one build.
 # "tiny" (4 PEs) is the digits-mlp config, so the digits test shares its build.
 def matrix() -> dict:
     from eie.config import preset
     return {
         "pe1": EIEConfig(pes=1, fifo_depth=1, entries_per_word=1, act_depth=256, spmat_depth=16384,
                          ptr_depth=1024, bias_depth=512, column_buffer_depth=1),
+        # the iCEBreaker preset's number format: 8-bit activations and codebook, 32-bit counters
         "pe2": EIEConfig(pes=2, fifo_depth=2, entries_per_word=8, act_depth=128, spmat_depth=1024,
-                         ptr_depth=1024, bias_depth=256, column_buffer_depth=2),
+                         ptr_depth=1024, bias_depth=256, column_buffer_depth=2, act_bits=8, act_frac_bits=6,
+                         codebook_bits=8, counter_bits=32),
         "pe3": EIEConfig(pes=3, fifo_depth=8, entries_per_word=1, act_depth=64, spmat_depth=4096,
                          ptr_depth=1024, bias_depth=128, column_buffer_depth=4),
         "tiny": preset("tiny"),
