@@ -204,17 +204,33 @@ class ProcessingElement(wiring.Component):
 
         ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
         m.d.comb += ptr_index.eq(self.ptr_base + queue.r.payload.col)
-        p_valid = Signal()                           # pointers of a popped column are on the read ports
+        p_valid = Signal()                           # the pointers of a popped column are held
         p_odd = Signal()
         p_value = Signal(signed(cfg.act_bits))
         p_start = Signal(cfg.ptr_bits)
         p_end = Signal(cfg.ptr_bits)
         p_empty = Signal()
+        # The banks are read every cycle at the queue head's address (registers
+        # and the queue's storage only: no path from the read data back to a read
+        # enable). The column popped in the previous cycle (`fresh`) comes from
+        # the read ports, a column still waiting from `held_even`/`held_odd`.
+        fresh = Signal()
+        held_even = Signal(cfg.ptr_bits)
+        held_odd = Signal(cfg.ptr_bits)
+        cur_even = Signal(cfg.ptr_bits)
+        cur_odd = Signal(cfg.ptr_bits)
+        held_empty = Signal()
+        # A column is empty when its two pointers are equal, whichever bank holds p[j]:
+        # compared straight on the read ports, before any multiplexer (this decides
+        # the queue and column-buffer handshakes: the PE's longest path on the ECP5).
         m.d.comb += [
-            p_start.eq(Mux(p_odd, odd_r.data, even_r.data)),
-            p_end.eq(Mux(p_odd, even_r.data, odd_r.data)),
-            p_empty.eq(p_start == p_end),
+            cur_even.eq(Mux(fresh, even_r.data, held_even)),
+            cur_odd.eq(Mux(fresh, odd_r.data, held_odd)),
+            p_start.eq(Mux(p_odd, cur_odd, cur_even)),
+            p_end.eq(Mux(p_odd, cur_even, cur_odd)),
+            p_empty.eq(Mux(fresh, even_r.data == odd_r.data, held_empty)),
         ]
+        m.d.sync += [held_even.eq(cur_even), held_odd.eq(cur_odd), held_empty.eq(p_empty)]
 
         column_buffer = m.submodules.column_buffer = SyncQueue(
             column_layout(cfg), cfg.column_buffer_depth, ready_when_popping=True)
@@ -226,6 +242,7 @@ class ProcessingElement(wiring.Component):
             queue.r.ready.eq(~p_valid | p_leave),
             pop.eq(queue.r.valid & queue.r.ready),
         ]
+        m.d.sync += fresh.eq(pop)
         with m.If(pop):
             m.d.sync += [p_valid.eq(1), p_odd.eq(ptr_index[0]), p_value.eq(queue.r.payload.value)]
         with m.Elif(p_leave):
@@ -236,15 +253,11 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [
                 even_r.addr.eq((ptr_index + 1) >> 1),
                 odd_r.addr.eq(ptr_index >> 1),
-                even_r.en.eq(pop),
-                odd_r.en.eq(pop),
             ]
         with m.Else():
             m.d.comb += [
                 even_r.addr.eq(io_addr >> 1),
                 odd_r.addr.eq(io_addr >> 1),
-                even_r.en.eq(1),
-                odd_r.en.eq(1),
             ]
         m.d.comb += [
             even_w.addr.eq(io_addr >> 1), even_w.data.eq(self.io_wdata),
