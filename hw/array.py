@@ -5,7 +5,7 @@ port and the start/run signals of :class:`EIEArray`. Ports: see the
 ``EIEArray`` table of docs/hardware.md (this class implements it exactly).
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,7 +15,10 @@ from eie.protocol import ALL_PES, Mem
 from .ccu import CCU
 from .pe import ProcessingElement, check_image, io_width
 
-__all__ = ["EIEArray", "io_width"]
+__all__ = ["EIEArray", "io_width", "READ_LATENCY"]
+
+# Cycles from io_re to the item on io_rdata (see EIEArray.elaborate).
+READ_LATENCY = 3
 
 
 class EIEArray(wiring.Component):
@@ -35,7 +38,8 @@ class EIEArray(wiring.Component):
         Write ``io_wdata`` to item ``io_addr`` of memory ``io_mem``
         (:class:`eie.protocol.Mem`) of PE ``io_pe`` (``0xFFFF``: every PE).
     io_re : In(1)
-        Read; ``io_rdata`` holds the item from the next cycle on, until the next ``io_re``.
+        Read; ``io_rdata`` holds the item from ``READ_LATENCY`` (3) cycles later
+        on, until the item of the next ``io_re`` arrives.
     io_rdata : Out(io_width)
         Read data, zero-extended raw bits. ``COUNTER`` with ``io_pe = 0xFFFF``
         reads the global counters (:class:`eie.protocol.Counter`), with
@@ -49,6 +53,9 @@ class EIEArray(wiring.Component):
     codebook, bias, layer table): after power-up only the input activations
     need writing before a ``RUN``.
     """
+
+    #: cycles from ``io_re`` to its item on ``io_rdata`` (``EIETop`` waits for it)
+    read_latency = READ_LATENCY
 
     def __init__(self, cfg: EIEConfig, *, image=None):
         if not isinstance(cfg, EIEConfig):
@@ -121,23 +128,23 @@ class EIEArray(wiring.Component):
                 pe.io_we.eq(self.io_we & ((self.io_pe == k) | (self.io_pe == ALL_PES))),
             ]
 
-        # Reads: the memories answer in the cycle after io_re; that word is
-        # passed through and kept until the next read.
-        rd_valid = Signal()
-        rd_global = Signal()
-        rd_pe = Signal(range(cfg.pes))
+        # Reads, READ_LATENCY = 3 cycles: the memories answer in the cycle after
+        # io_re, the PEs and the CCU register that word in the next, and the
+        # array's own register takes the selected one in the third and keeps it
+        # until the next read. Every stage ends in a register, so the read-back
+        # path (PE memories -> multiplexers -> the protocol's response FIFO) is
+        # never a critical path, however many PEs there are.
+        rd_valid = Signal(READ_LATENCY - 1)
+        rd_global = Signal(READ_LATENCY - 1)
+        rd_pe = [Signal(range(cfg.pes), name=f"rd_pe{i}") for i in range(READ_LATENCY - 1)]
         m.d.sync += [
-            rd_valid.eq(self.io_re),
-            rd_global.eq((self.io_mem == Mem.LAYER) | (self.io_mem == Mem.COUNTER) & (self.io_pe == ALL_PES)),
-            rd_pe.eq(self.io_pe),
+            rd_valid.eq(Cat(self.io_re, rd_valid)),
+            rd_global.eq(Cat((self.io_mem == Mem.LAYER) | (self.io_mem == Mem.COUNTER) & (self.io_pe == ALL_PES),
+                             rd_global)),
+            rd_pe[0].eq(self.io_pe),
+            *(rd_pe[i + 1].eq(rd_pe[i]) for i in range(READ_LATENCY - 2)),
         ]
         pe_rdata = Array(pe.io_rdata for pe in pes)
-        now = Signal.like(self.io_rdata)
-        hold = Signal.like(self.io_rdata)
-        m.d.comb += [
-            now.eq(Mux(rd_global, ccu.io_rdata, pe_rdata[rd_pe])),
-            self.io_rdata.eq(Mux(rd_valid, now, hold)),
-        ]
-        with m.If(rd_valid):
-            m.d.sync += hold.eq(now)
+        with m.If(rd_valid[-1]):
+            m.d.sync += self.io_rdata.eq(Mux(rd_global[-1], ccu.io_rdata, pe_rdata[rd_pe[-1]]))
         return m

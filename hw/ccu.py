@@ -74,8 +74,8 @@ class CCU(wiring.Component):
     io_mem, io_addr, io_wdata, io_we : In
         Host access to the layer table (writes with ``io_mem == LAYER``).
     io_rdata : Out(io_width)
-        Layer-table entry or global counter (``io_addr``) addressed in the
-        previous cycle.
+        Layer-table entry or global counter (``io_addr``) addressed two cycles
+        earlier (a register).
     clear : Out(1)
         A run is starting: clear the PE counters.
     ptr_base, codebook, bias_base, shift, relu, dst_bank : Out
@@ -364,7 +364,7 @@ class CCU(wiring.Component):
         rd_addr = Signal(range(len(Counter)))
         m.d.sync += [rd_mem.eq(self.io_mem), rd_addr.eq(self.io_addr)]
         with m.If(rd_mem == Mem.LAYER):
-            m.d.comb += self.io_rdata.eq(tbl_r.data)
+            m.d.sync += self.io_rdata.eq(tbl_r.data)
         with m.Else():
-            m.d.comb += self.io_rdata.eq(cnt[rd_addr])
+            m.d.sync += self.io_rdata.eq(cnt[rd_addr])
         return m

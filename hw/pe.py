@@ -129,7 +129,7 @@ class ProcessingElement(wiring.Component):
     io_mem, io_addr, io_wdata, io_we : In
         Host access to this PE's memories (``io_we`` already decoded for this PE).
     io_rdata : Out(pe_io_width)
-        Item addressed by ``io_mem``/``io_addr`` in the previous cycle, raw bits.
+        Item addressed by ``io_mem``/``io_addr`` two cycles earlier (a register), raw bits.
 
     ``image`` (keyword, an :class:`eie.format.NetworkImage` for ``cfg``, or
     None) gives the Spmat, pointer, codebook and bias memories this PE's part
@@ -460,21 +460,23 @@ class ProcessingElement(wiring.Component):
             with m.If(self.bcast_pending & ~queue.w.ready):
                 m.d.sync += self.stall_count.eq(self.stall_count + 1)
 
-        # -- io read data (the item addressed in the previous cycle) -----------------
+        # -- io read data: the item addressed two cycles earlier, from a register ---
+        # (the memories answer in the next cycle; registering their multiplexer
+        # keeps the read-back path off the array's critical path)
         rd_mem = Signal(3)
         rd_bit0 = Signal()
         m.d.sync += [rd_mem.eq(self.io_mem), rd_bit0.eq(io_addr[0])]
         with m.Switch(rd_mem):
             with m.Case(Mem.SPMAT):
-                m.d.comb += self.io_rdata.eq(spmat_r.data)
+                m.d.sync += self.io_rdata.eq(spmat_r.data)
             with m.Case(Mem.PTR):
-                m.d.comb += self.io_rdata.eq(Mux(rd_bit0, odd_r.data, even_r.data))
+                m.d.sync += self.io_rdata.eq(Mux(rd_bit0, odd_r.data, even_r.data))
             with m.Case(Mem.CODEBOOK):
-                m.d.comb += self.io_rdata.eq(cb_r.data.as_unsigned())
+                m.d.sync += self.io_rdata.eq(cb_r.data.as_unsigned())
             with m.Case(Mem.BIAS):
-                m.d.comb += self.io_rdata.eq(bias_r.data.as_unsigned())
+                m.d.sync += self.io_rdata.eq(bias_r.data.as_unsigned())
             with m.Case(Mem.ACT):
-                m.d.comb += self.io_rdata.eq(rf_r.data.as_unsigned())
+                m.d.sync += self.io_rdata.eq(rf_r.data.as_unsigned())
             with m.Case(Mem.COUNTER):
-                m.d.comb += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
+                m.d.sync += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
         return m

@@ -14,7 +14,9 @@ two sides cannot disagree.
 Throughput: the decoder accepts a header or payload word every cycle and
 emits a response word every cycle while the host keeps up; a ``WRITE`` costs
 ``3 + count * words_per_item`` words plus a constant two cycles (check and
-status word); ``READ`` and ``RUN`` take one more (``DECODE``). The header
+status word); ``READ`` and ``RUN`` take one more (``DECODE``), and a ``READ``
+sends one item per ``read_latency`` cycles of the array (3 for ``EIEArray``,
+whose read-back path is registered at every stage) at most. The header
 checks are computed from the header registers in ``CHECK`` and registered, so
 the ``addr + count`` range check (an adder only as wide as the deepest memory's
 address) never drives the decoder state or a handshake directly (the 33-bit
@@ -105,6 +107,8 @@ class EIETop(wiring.Component):
 
         array = m.submodules.array = self._make_array()
         io_width = len(array.io_wdata)
+        # Cycles from io_re to the item on io_rdata (EIEArray: 3, registered all the way).
+        read_latency = getattr(array, "read_latency", 1)
         # 32-bit words of the widest item (the counters are 64-bit items however
         # wide the hardware counters are: their upper bits read as zeros).
         slots = max((io_width + 31) // 32, max(words_per_item(cfg, mm) for mm in Mem))
@@ -206,6 +210,8 @@ class EIETop(wiring.Component):
         word_index = Signal(range(max(slots, 4)))   # word within an item; INFO word index
         assembly = [Signal(32, name=f"assembly{k}") for k in range(slots)]
         write_pending = Signal()                 # io_we next cycle (registered write port)
+        # Cycles until the item of the last io_re is on io_rdata.
+        read_wait = Signal(range(max(2, read_latency)))
         write_data = Signal(io_width)
         error = Signal()
 
@@ -221,6 +227,10 @@ class EIETop(wiring.Component):
             array.num_layers.eq(address),         # RUN: the layer count (address does not move)
         ]
         m.d.sync += write_pending.eq(0)
+        with m.If(array.io_re):
+            m.d.sync += read_wait.eq(read_latency - 1)
+        with m.Elif(read_wait != 0):
+            m.d.sync += read_wait.eq(read_wait - 1)
         with m.If(write_pending):
             m.d.sync += address.eq(address + 1)
 
@@ -332,7 +342,7 @@ class EIETop(wiring.Component):
                         m.next = "HEADER"
 
             with m.State("DATA"):
-                with m.If(rsp.w_rdy):
+                with m.If(rsp.w_rdy & ~(is_read & (read_wait != 0))):
                     m.d.comb += rsp.w_en.eq(1)
                     with m.If(is_read):
                         m.d.comb += rsp.w_data.eq(read_word)

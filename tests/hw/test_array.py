@@ -66,6 +66,8 @@ def simulate_image(image, x, *, check_io=True, runs=1):
             ctx.set(dut.io_re, 1)
             await ctx.tick()
             ctx.set(dut.io_re, 0)
+            for _ in range(dut.read_latency - 1):
+                await ctx.tick()
             return ctx.get(dut.io_rdata)
 
         for k in range(n):

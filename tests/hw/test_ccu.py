@@ -38,8 +38,10 @@ def _run_ccu(cfg, layers, rf, *, p_ready=0.7, p_idle=0.6, seed=0):
             ctx.set(dut.io_we, 1)
             await ctx.tick()
         ctx.set(dut.io_we, 0)
-        # io read of the layer table: the entry of the previous cycle's address
+        # io read of the layer table: the entry of the address two cycles earlier
         ctx.set(dut.io_addr, 0)
+        await ctx.tick()
+        ctx.set(dut.io_addr, 1)
         await ctx.tick()
         assert ctx.get(dut.io_rdata) == pack_layer_entry(cfg, **layers[0])
 
@@ -99,6 +101,7 @@ def _run_ccu(cfg, layers, rf, *, p_ready=0.7, p_idle=0.6, seed=0):
         for c in Counter:
             ctx.set(dut.io_mem, Mem.COUNTER)
             ctx.set(dut.io_addr, c)
+            await ctx.tick()
             await ctx.tick()
             counters.append(ctx.get(dut.io_rdata))
         seen["counters"] = counters

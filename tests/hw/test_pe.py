@@ -121,7 +121,8 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
         async def read(mem, addr):
             ctx.set(dut.io_mem, mem)
             ctx.set(dut.io_addr, addr)
-            await ctx.tick()
+            for _ in range(2):              # memory read, then the PE's output register
+                await ctx.tick()
             return ctx.get(dut.io_rdata)
 
         for a, w in enumerate(words):
