@@ -118,6 +118,7 @@ class EIEArray(wiring.Component):
                 ccu.pe_idle[k].eq(pe.idle),
                 pe.scan_addr.eq(ccu.scan_addr),
                 ccu.scan_data[k].eq(pe.scan_data),
+                ccu.scan_nz[k].eq(pe.scan_nz),
                 pe.wb_issue.eq(ccu.wb_issue),
                 pe.wb_row.eq(ccu.wb_row),
                 pe.wb_rem.eq(ccu.wb_rem),

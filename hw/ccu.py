@@ -87,6 +87,8 @@ class CCU(wiring.Component):
     scan_addr : Out
         Register-file read address of every PE (read every cycle while running).
     scan_data : In(ArrayLayout(signed(act_bits), pes))
+    scan_nz : In(pes)
+        ``scan_data[k] != 0``, from a flag stored with the word in the PE.
     wb_issue, wb_row, wb_rem, acc_clear : Out
         Write-back / accumulator clear of local row ``wb_row``; ``wb_rem`` is
         ``out_len - wb_row * N`` (PE ``k`` writes 0 when ``k >= wb_rem``).
@@ -127,6 +129,7 @@ class CCU(wiring.Component):
             "pe_idle": In(n),
             "scan_addr": Out(range(2 * cfg.act_depth)),
             "scan_data": In(data.ArrayLayout(signed(cfg.act_bits), n)),
+            "scan_nz": In(n),
             "wb_issue": Out(1),
             "wb_row": Out(range(cfg.act_depth)),
             "wb_rem": Out(cfg.len_bits),
@@ -229,14 +232,18 @@ class CCU(wiring.Component):
             self.bcast.value.eq(lnzd.o_data),
             cur_free.eq(~cur_any | (fire & (cur_rest == 0))),
             load.eq(next_valid & next_mask.any() & cur_free),
-            next_free.eq(~next_valid | ~next_mask.any() | load),
+            next_free.eq(~next_valid | ~next_mask.any() | cur_free),
             fetch.eq((phase == Phase.SCAN) & next_free & fetch_more),
             scan_done.eq(~fetch_more & ~next_valid & ~cur_any),
         ]
-        m.d.comb += next_vals.eq(Mux(fresh, self.scan_data, next_held))
-        m.d.sync += [next_held.eq(next_vals), fresh.eq(fetch | (phase == Phase.LOAD))]
-        for k in range(n):
-            m.d.comb += next_mask[k].eq((next_vals[k] != 0) & next_lim[k])
+        next_nz = Signal(n)
+        next_held_nz = Signal(n)
+        m.d.comb += [
+            next_vals.eq(Mux(fresh, self.scan_data, next_held)),
+            next_nz.eq(Mux(fresh, self.scan_nz, next_held_nz)),
+            next_mask.eq(next_nz & next_lim),
+        ]
+        m.d.sync += [next_held.eq(next_vals), next_held_nz.eq(next_nz), fresh.eq(fetch | (phase == Phase.LOAD))]
 
         with m.If(load):
             m.d.sync += [cur_mask.eq(next_mask), cur_vals.eq(next_vals), cur_base.eq(next_base)]

@@ -118,6 +118,8 @@ class ProcessingElement(wiring.Component):
         While ``running``, the activation register file is read at ``scan_addr``
         every cycle (the CCU's scan); ``scan_data`` is the word in the next cycle.
     scan_data : Out(signed(act_bits))
+    scan_nz : Out(1)
+        ``scan_data != 0``, stored with the word (no compare on the read path).
     wb_issue, wb_row, wb_rem, dst_bank : In
         Write-back: read accumulator and bias of local row ``wb_row``; one cycle
         later zero the accumulator; ``cfg.writeback_latency`` (3) cycles later
@@ -159,6 +161,7 @@ class ProcessingElement(wiring.Component):
             "idle": Out(1),
             "scan_addr": In(range(2 * cfg.act_depth)),
             "scan_data": Out(signed(cfg.act_bits)),
+            "scan_nz": Out(1),
             "wb_issue": In(1),
             "wb_row": In(range(cfg.act_depth)),
             "wb_rem": In(cfg.len_bits),
@@ -433,21 +436,27 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [acc_w.addr.eq(self.wb_row), acc_w.data.eq(0), acc_w.en.eq(1)]
 
         # -- activation register files (bank b at b * act_depth) -----------------------
-        rf = m.submodules.act_rf = Memory(shape=signed(cfg.act_bits), depth=2 * cfg.act_depth, init=[],
+        # Each word carries a "non-zero" flag above the activation, set when it is
+        # written: the CCU's scan then needs no compare on the read data (its
+        # longest path runs from these read ports to the next read).
+        rf = m.submodules.act_rf = Memory(shape=unsigned(cfg.act_bits + 1), depth=2 * cfg.act_depth, init=[],
                                          attrs=BLOCK_RAM)
         rf_r, rf_w = rf.read_port(), rf.write_port()
+        io_act = self.io_wdata[:cfg.act_bits]
         m.d.comb += [
             rf_r.addr.eq(Mux(self.running, self.scan_addr, io_addr)),
-            self.scan_data.eq(rf_r.data),
+            self.scan_data.eq(rf_r.data[:cfg.act_bits]),
+            self.scan_nz.eq(rf_r.data[cfg.act_bits]),
         ]
         with m.If(self.running):
             m.d.comb += [
                 rf_w.addr.eq(Mux(self.dst_bank, cfg.act_depth + w3_row, w3_row)),
-                rf_w.data.eq(result),
+                rf_w.data.eq(Cat(result, result != 0)),
                 rf_w.en.eq(w3_valid),
             ]
         with m.Else():
-            m.d.comb += [rf_w.addr.eq(io_addr), rf_w.data.eq(self.io_wdata), rf_w.en.eq(io_write(Mem.ACT))]
+            m.d.comb += [rf_w.addr.eq(io_addr), rf_w.data.eq(Cat(io_act, io_act != 0)),
+                         rf_w.en.eq(io_write(Mem.ACT))]
 
         # -- status and counters ------------------------------------------------------
         m.d.comb += self.idle.eq(~queue.r.valid & ~p_valid & ~column_buffer.r.valid
@@ -476,7 +485,7 @@ class ProcessingElement(wiring.Component):
             with m.Case(Mem.BIAS):
                 m.d.sync += self.io_rdata.eq(bias_r.data.as_unsigned())
             with m.Case(Mem.ACT):
-                m.d.sync += self.io_rdata.eq(rf_r.data.as_unsigned())
+                m.d.sync += self.io_rdata.eq(rf_r.data[:cfg.act_bits])
             with m.Case(Mem.COUNTER):
                 m.d.sync += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
         return m

@@ -74,6 +74,7 @@ def _run_ccu(cfg, layers, rf, *, p_ready=0.7, p_idle=0.6, seed=0):
             ctx.set(dut.pe_idle, sum(b << k for k, b in enumerate(idle)))
             for k in range(n):
                 ctx.set(dut.scan_data[k], data[k])
+            ctx.set(dut.scan_nz, sum((v != 0) << k for k, v in enumerate(data)))
             pending = ctx.get(dut.bcast_pending)
             if ctx.get(dut.bcast_valid):
                 assert pending and all(ready)
