@@ -20,11 +20,12 @@ CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
     ``a_b = X_r + 1`` for the first broadcast of row ``r``, else ``t_{b-1} + 1``.
     ``t_b = max(a_b, max_k q_k(b - D) + 1)``   (fires when every queue has room)
 PE ``k`` (``i`` = index among the PE's non-empty columns)
-    ``q_b = max(t_b + 1, l_{b-1})``            (pointer read)
-    empty column: ``l_b = q_b + 1``
-    else ``c_i = max(q_b + 1, f_{i-C})``, ``l_b = c_i``   (into the column buffer)
+    ``q_b = max(t_b + 1, m_{b-1})``            (pointer read, stage P1)
+    ``m_b = max(q_b + 1, l_{b-1})``            (pointers into the P2 registers)
+    empty column: ``l_b = m_b + 1``
+    else ``c_i = max(m_b + 1, f_{i-C})``, ``l_b = c_i``   (into the column buffer)
     ``s_i = max(c_i + 1, f_{i-1} + 1)``, ``f_i = s_i + n_i - 1``   (Spmat reads)
-    idle from ``d_k = max(q_{B-1} + 2, f_last + 4)``
+    idle from ``d_k = max(m_{B-1} + 2, f_last + 4)``
 End of layer
     ``scan_done = max(F_{R_in - 1} + 2, t_{B-1} + 1)``
     ``E = max(scan_done, max_k d_k)``; layer cycles ``= E + ceil(out_len / N) + L + 1``
@@ -172,6 +173,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
     # calls per broadcast: every index it needs is precomputed, and per-PE
     # stalls are summed after the loop.
     last_leave = np.full(n, _NEVER)                     # l of the previous column
+    last_move = np.full(n, _NEVER)                      # m of the previous column
     last_finish = np.full(n, _NEVER)                    # f of the previous non-empty column
     q_hist = np.empty((max(nb, 1), n), np.int64)        # q_k(b)
     q_max = np.empty(max(nb, 1), np.int64)
@@ -208,15 +210,16 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         broadcast_stalls += t - a
         t_prev = t
 
-        q = np.maximum(last_leave, t + 1)
+        q = np.maximum(last_move, t + 1)
         q_hist[b] = q
         q_max[b] = q.max()
-        q1 = q + 1
-        c = np.maximum(q1, finish.take(read_at[b]))     # into the column buffer
+        last_move = np.maximum(q + 1, last_leave)
+        m1 = last_move + 1
+        c = np.maximum(m1, finish.take(read_at[b]))     # into the column buffer
         f = np.maximum(c, last_finish)                  # f = max(c + 1, f_prev + 1) + n - 1
         f += work_t[b]
         ne = nonempty_t[b]
-        last_leave = np.where(ne, c, q1)
+        last_leave = np.where(ne, c, m1)
         np.copyto(last_finish, f, where=ne)
         finish.put(write_at[b], f)
 
@@ -230,7 +233,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         else:
             f_last_row = int(_NEVER)
         scan_done = max(f_last_row + 2, t_prev + 1)
-        idle = np.maximum(q_hist[nb - 1] + 2, last_finish + 4)
+        idle = np.maximum(last_move + 2, last_finish + 4)
         end = max(scan_done, int(idle.max()))
     else:
         end = (rows_in - 1) + 2

@@ -17,14 +17,17 @@ and its ``n_b`` entries in this PE,
 
 * the queue accepts a push while it holds fewer than ``fifo_depth`` items
   (``bcast.ready`` does not depend on ``bcast.valid``);
-* the pointer stage pops column ``b`` in ``q_b = max(t_b + 1, l_{b-1})``; the
-  pointers arrive in ``q_b + 1``; an empty column leaves the stage then
-  (``l_b = q_b + 1``), a non-empty one is pushed into the column buffer in
-  ``c_b = max(q_b + 1, f_{i-C})`` (``l_b = c_b``), where ``i`` counts non-empty
-  columns and ``f`` is the cycle the Spmat read issues a column's last entry;
+* the pointer stage P1 pops column ``b`` in ``q_b = max(t_b + 1, m_{b-1})``;
+  its pointers are on the read ports from ``q_b + 1`` and move into the P2
+  registers in ``m_b = max(q_b + 1, l_{b-1})``; from ``m_b + 1`` an empty column
+  leaves P2 at once (``l_b = m_b + 1``), a non-empty one is pushed into the
+  column buffer in ``c_b = max(m_b + 1, f_{i-C})`` (``l_b = c_b``), where ``i``
+  counts non-empty columns and ``f`` is the cycle the Spmat read issues a
+  column's last entry (a stage accepts in the cycle its column leaves);
 * the Spmat read issues the ``n_i`` entries in ``s_i .. f_i = s_i + n_i - 1``,
   ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written three
-  cycles after an entry is issued; the PE is idle from ``f + 4``.
+  cycles after an entry is issued; the PE is idle from
+  ``max(m_last + 2, f_last + 4)``.
 
 Memories (``lib.memory.Memory``, synchronous read, one read and one write port
 each, shared between compute and the host io port by muxes): Spmat (one
@@ -207,47 +210,45 @@ class ProcessingElement(wiring.Component):
 
         ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
         m.d.comb += ptr_index.eq(self.ptr_base + queue.r.payload.col)
-        p_valid = Signal()                           # the pointers of a popped column are held
-        p_odd = Signal()
+        # Two stages: P1 holds a popped column while its pointers are on the read
+        # ports (read only when popping: the ports keep them while P1 waits), P2
+        # holds them in registers. Every handshake decision is made from
+        # registers (P2's pointers and "empty" flag, the queues' levels), never
+        # from the read data: on the ECP5 a block RAM output alone takes 5.8 ns.
+        p1_valid = Signal()
+        p1_odd = Signal()
+        p1_value = Signal(signed(cfg.act_bits))
+        p_valid = Signal()                           # P2
         p_value = Signal(signed(cfg.act_bits))
         p_start = Signal(cfg.ptr_bits)
         p_end = Signal(cfg.ptr_bits)
         p_empty = Signal()
-        # The banks are read every cycle at the queue head's address (registers
-        # and the queue's storage only: no path from the read data back to a read
-        # enable). The column popped in the previous cycle (`fresh`) comes from
-        # the read ports, a column still waiting from `held_even`/`held_odd`.
-        fresh = Signal()
-        held_even = Signal(cfg.ptr_bits)
-        held_odd = Signal(cfg.ptr_bits)
-        cur_even = Signal(cfg.ptr_bits)
-        cur_odd = Signal(cfg.ptr_bits)
-        held_empty = Signal()
-        # A column is empty when its two pointers are equal, whichever bank holds p[j]:
-        # compared straight on the read ports, before any multiplexer (this decides
-        # the queue and column-buffer handshakes: the PE's longest path on the ECP5).
-        m.d.comb += [
-            cur_even.eq(Mux(fresh, even_r.data, held_even)),
-            cur_odd.eq(Mux(fresh, odd_r.data, held_odd)),
-            p_start.eq(Mux(p_odd, cur_odd, cur_even)),
-            p_end.eq(Mux(p_odd, cur_even, cur_odd)),
-            p_empty.eq(Mux(fresh, even_r.data == odd_r.data, held_empty)),
-        ]
-        m.d.sync += [held_even.eq(cur_even), held_odd.eq(cur_odd), held_empty.eq(p_empty)]
 
         column_buffer = m.submodules.column_buffer = SyncQueue(
             column_layout(cfg), cfg.column_buffer_depth, ready_when_popping=True)
         p_leave = Signal()
+        p1_move = Signal()
         pop = Signal()
         m.d.comb += [
-            # An empty column leaves the pointer stage at once: it costs no MAC cycle.
+            # An empty column leaves P2 at once: it costs no MAC cycle.
             p_leave.eq(p_valid & (p_empty | column_buffer.w.ready)),
-            queue.r.ready.eq(~p_valid | p_leave),
+            p1_move.eq(p1_valid & (~p_valid | p_leave)),
+            queue.r.ready.eq(~p1_valid | p1_move),
             pop.eq(queue.r.valid & queue.r.ready),
         ]
-        m.d.sync += fresh.eq(pop)
         with m.If(pop):
-            m.d.sync += [p_valid.eq(1), p_odd.eq(ptr_index[0]), p_value.eq(queue.r.payload.value)]
+            m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_index[0]), p1_value.eq(queue.r.payload.value)]
+        with m.Elif(p1_move):
+            m.d.sync += p1_valid.eq(0)
+        with m.If(p1_move):
+            m.d.sync += [
+                p_valid.eq(1),
+                p_start.eq(Mux(p1_odd, odd_r.data, even_r.data)),
+                p_end.eq(Mux(p1_odd, even_r.data, odd_r.data)),
+                # p[j] == p[j + 1], whichever bank holds p[j]
+                p_empty.eq(even_r.data == odd_r.data),
+                p_value.eq(p1_value),
+            ]
         with m.Elif(p_leave):
             m.d.sync += p_valid.eq(0)
 
@@ -256,6 +257,8 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [
                 even_r.addr.eq((ptr_index + 1) >> 1),
                 odd_r.addr.eq(ptr_index >> 1),
+                even_r.en.eq(pop),
+                odd_r.en.eq(pop),
             ]
         with m.Else():
             m.d.comb += [
@@ -459,7 +462,7 @@ class ProcessingElement(wiring.Component):
                          rf_w.en.eq(io_write(Mem.ACT))]
 
         # -- status and counters ------------------------------------------------------
-        m.d.comb += self.idle.eq(~queue.r.valid & ~p_valid & ~column_buffer.r.valid
+        m.d.comb += self.idle.eq(~queue.r.valid & ~p1_valid & ~p_valid & ~column_buffer.r.valid
                                  & ~b_valid & ~c_valid & ~d_valid)
         with m.If(self.clear):
             m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]

@@ -35,7 +35,8 @@ def _step_simulation(cfg, col_entries, x, out_len):
         return [j for j in range(r * n, min(in_len, (r + 1) * n)) if x[j] != 0]
 
     queue = [deque() for _ in range(n)]       # column indices j
-    pointer = [None] * n                       # column whose pointers are on the read ports
+    reading = [None] * n                       # P1: column whose pointers are on the read ports
+    pointer = [None] * n                       # P2: column whose pointers are in registers
     colbuf = [deque() for _ in range(n)]       # entry counts of non-empty columns
     in_col = [0] * n                           # entries left of the head column once started (0: not started)
     last_issue = [-10] * n
@@ -54,7 +55,7 @@ def _step_simulation(cfg, col_entries, x, out_len):
         load = next_nz and cur_free
         next_free = next_row is None or not next_nz or load
         fetch = next_free and fetch_row < rows_in
-        idle = [not queue[k] and pointer[k] is None and not colbuf[k] and t - last_issue[k] > 3 for k in range(n)]
+        idle = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k] and t - last_issue[k] > 3 for k in range(n)]
         if fetch_row == rows_in and next_row is None and not cur and all(idle):
             end = t
             break
@@ -71,7 +72,8 @@ def _step_simulation(cfg, col_entries, x, out_len):
             p_col = pointer[k]
             p_empty = p_col is not None and col_entries[k][p_col] == 0
             p_leave = p_col is not None and (p_empty or cb_ready)
-            q_ready = p_col is None or p_leave
+            p1_move = reading[k] is not None and (p_col is None or p_leave)
+            q_ready = reading[k] is None or p1_move
             pop = bool(queue[k]) and q_ready
             if issue:
                 last_issue[k] = t
@@ -80,10 +82,14 @@ def _step_simulation(cfg, col_entries, x, out_len):
                 colbuf[k].popleft()
             if p_leave and not p_empty:
                 colbuf[k].append(col_entries[k][p_col])
-            if pop:
-                pointer[k] = queue[k].popleft()
+            if p1_move:
+                pointer[k] = reading[k]
             elif p_leave:
                 pointer[k] = None
+            if pop:
+                reading[k] = queue[k].popleft()
+            elif p1_move:
+                reading[k] = None
         # CCU
         if fire:
             j = cur.pop(0)

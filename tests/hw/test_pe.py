@@ -50,23 +50,24 @@ def _random_column(rng, cfg, rows, same_row=False):
 def _pe_timing(push, counts, depth, cbuf):
     """Issue cycle of every entry and the idle cycle, from the PE timing contract."""
     never = -10 ** 9
-    last_leave, last_finish = never, never
+    last_leave, last_move, last_finish = never, never, never
     finishes = []
-    q_all, issues = [], []
+    issues = []
     for t, n in zip(push, counts):
-        q = max(t + 1, last_leave)
-        q_all.append(q)
+        q = max(t + 1, last_move)             # popped into P1
+        m = max(q + 1, last_leave)            # pointers into P2
+        last_move = m
         if n == 0:
-            last_leave = q + 1
+            last_leave = m + 1
             continue
         i = len(finishes)
-        c = max(q + 1, finishes[i - cbuf] if i >= cbuf else never)
+        c = max(m + 1, finishes[i - cbuf] if i >= cbuf else never)
         s = max(c + 1, last_finish + 1)
         f = s + n - 1
         issues.extend(range(s, f + 1))
         finishes.append(f)
         last_leave, last_finish = c, f
-    idle = max(q_all[-1] + 2, last_finish + 4)
+    idle = max(last_move + 2, last_finish + 4)
     return issues, idle
 
 
