@@ -9,7 +9,7 @@ broadcast column in, one weight entry per cycle out of the multiplier::
          (one column per cycle; empty columns are dropped here)
       -> column buffer (column_buffer_depth x (word, slot, count, a_j))
       -> Spmat read: one entry per cycle, no bubble between columns
-      -> arithmetic: codebook lookup || row address, multiply, accumulate (bypass)
+      -> arithmetic: codebook lookup || row address, register, multiply, accumulate (bypass)
 
 Cycle-level contract (what ``eie.golden.cycle_model`` reproduces; see
 docs/hardware.md, "Timing"): for the ``b``-th broadcast pushed in cycle ``t_b``
@@ -25,9 +25,9 @@ and its ``n_b`` entries in this PE,
   counts non-empty columns and ``f`` is the cycle the Spmat read issues a
   column's last entry (a stage accepts in the cycle its column leaves);
 * the Spmat read issues the ``n_i`` entries in ``s_i .. f_i = s_i + n_i - 1``,
-  ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written three
+  ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written four
   cycles after an entry is issued; the PE is idle from
-  ``max(m_last + 2, f_last + 4)``.
+  ``max(m_last + 2, f_last + 5)``.
 
 Memories (``lib.memory.Memory``, synchronous read, one read and one write port
 each, shared between compute and the host io port by muxes): Spmat (one
@@ -366,11 +366,20 @@ class ProcessingElement(wiring.Component):
         with m.If(b_valid):
             m.d.sync += row.eq(row_next)
 
+        # C0: the codebook value is registered (a block-RAM output straight into
+        # a multiplier was the ECP5's longest path).
+        c0_valid = Signal()
+        c0_row = Signal.like(row)
+        c0_value = Signal(signed(cfg.act_bits))
+        m.d.sync += [c0_valid.eq(b_valid), c0_row.eq(row_next), c0_value.eq(b_value)]
+        weight = Signal(signed(cfg.codebook_bits))
+        m.d.sync += weight.eq(cb_r.data)
+
         # C: codebook value x activation; accumulator read.
         c_valid = Signal()
         c_row = Signal.like(row)
         c_value = Signal(signed(cfg.act_bits))
-        m.d.sync += [c_valid.eq(b_valid), c_row.eq(row_next), c_value.eq(b_value)]
+        m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(c0_value)]
 
         acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[],
                                                     attrs=BLOCK_RAM)
@@ -382,7 +391,7 @@ class ProcessingElement(wiring.Component):
         d_valid = Signal()
         d_row = Signal.like(row)
         d_product = Signal(signed(cfg.product_bits))
-        m.d.sync += [d_valid.eq(c_valid), d_row.eq(c_row), d_product.eq(c_value * cb_r.data)]
+        m.d.sync += [d_valid.eq(c_valid), d_row.eq(c_row), d_product.eq(c_value * weight)]
 
         h_valid = Signal()
         h_row = Signal.like(row)
@@ -463,7 +472,7 @@ class ProcessingElement(wiring.Component):
 
         # -- status and counters ------------------------------------------------------
         m.d.comb += self.idle.eq(~queue.r.valid & ~p1_valid & ~p_valid & ~column_buffer.r.valid
-                                 & ~b_valid & ~c_valid & ~d_valid)
+                                 & ~b_valid & ~c0_valid & ~c_valid & ~d_valid)
         with m.If(self.clear):
             m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
         with m.Else():

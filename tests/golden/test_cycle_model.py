@@ -55,7 +55,7 @@ def _step_simulation(cfg, col_entries, x, out_len):
         load = next_nz and cur_free
         next_free = next_row is None or not next_nz or load
         fetch = next_free and fetch_row < rows_in
-        idle = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k] and t - last_issue[k] > 3 for k in range(n)]
+        idle = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k] and t - last_issue[k] > 4 for k in range(n)]
         if fetch_row == rows_in and next_row is None and not cur and all(idle):
             end = t
             break
