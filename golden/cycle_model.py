@@ -13,7 +13,9 @@ entries (padding included) of PE ``k`` in that column, queue depth ``D``,
 column-buffer depth ``C``:
 
 CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
-    ``F_r``: cycle row ``r`` is read; ``F_0 = 0``; after an all-zero row
+    ``F_r``: cycle row ``r`` enters the row queue (its data on the read ports;
+    the queue of ``ROW_QUEUE`` = 3 rows never runs dry, so this is also the
+    cycle before the row can be examined); ``F_0 = 1``; after an all-zero row
     ``F_{r+1} = F_r + 1``; after a non-zero row ``F_{r+1} = X_r``, where
     ``X_r = max(F_r + 1, t_last(previous non-zero row))`` is the cycle row
     ``r`` replaces the row being broadcast.
@@ -192,7 +194,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
 
     row_of = (cols // n).tolist()
     prev_row = -1
-    x_prev = 0          # X of the previous non-zero row (0 stands for "LOAD reads row 0 at 0")
+    x_prev = 1          # X of the previous non-zero row (1 stands for "row 0 enters the row queue at 1")
     t_prev = int(_NEVER)
     for b in range(nb):
         r = row_of[b]
@@ -236,7 +238,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         idle = np.maximum(last_move + 2, last_finish + 5)
         end = max(scan_done, int(idle.max()))
     else:
-        end = (rows_in - 1) + 2
+        end = (rows_in - 1) + 3
     compute = end + 1
     writeback = rows_out + cfg.writeback_latency
     return LayerTiming(cycles=compute + writeback, broadcasts=nb, broadcast_stalls=int(broadcast_stalls),

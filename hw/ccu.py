@@ -52,7 +52,10 @@ from .layouts import broadcast_layout
 from .lnzd import LNZDTree
 from .pe import BLOCK_RAM, check_image, io_width
 
-__all__ = ["CCU", "Phase"]
+__all__ = ["CCU", "Phase", "ROW_QUEUE"]
+
+# Rows fetched ahead of the broadcast (enough for one row per cycle, see elaborate).
+ROW_QUEUE = 3
 
 
 class Phase(enum.Enum, shape=3):
@@ -188,19 +191,23 @@ class CCU(wiring.Component):
         cur_mask = Signal(n)                          # non-zeros of the row being broadcast
         cur_vals = Signal(data.ArrayLayout(signed(cfg.act_bits), n))
         cur_base = Signal(cfg.col_bits + 1)           # r * N of that row
-        next_valid = Signal()                         # a row read is held (next_vals)
         # Remaining lengths are one bit wider than needed so that no comparison
         # with N is constant (lint-clean for act_depth = 1 too).
         rem_bits = max(cfg.len_bits, n.bit_length()) + 1
-        next_lim = Signal(n)                          # PE k's activation of that row is < in_len
-        next_base = Signal.like(cur_base)
-        # The register files are read every cycle at an address made from
-        # registers only (no path from read data back to the read address); the
-        # row fetched in the previous cycle comes from the read ports, an older
-        # one from next_held.
-        fresh = Signal()
-        next_vals = Signal.like(self.scan_data)
-        next_held = Signal.like(self.scan_data)
+        # Rows are fetched ahead into a queue of ROW_QUEUE rows (registers; the
+        # head at entry 0). The register files are read every cycle at an address
+        # made from registers; a fetched row arrives on the read ports in the next
+        # cycle (`inflight`) and is pushed, masked (`a != 0 and j < in_len`), into
+        # the queue. Fetching depends only on the queue's registered occupancy,
+        # the head only on registers: no path runs from read data to a decision.
+        Q = ROW_QUEUE
+        q_vals = [Signal.like(self.scan_data, name=f"row_vals{i}") for i in range(Q)]
+        q_mask = [Signal(n, name=f"row_mask{i}") for i in range(Q)]
+        q_base = [Signal.like(cur_base, name=f"row_base{i}") for i in range(Q)]
+        occ = Signal(range(Q + 1))
+        inflight = Signal()                           # the row fetched last cycle is on the read ports
+        in_lim = Signal(n)                            # its PE k's activation is < in_len
+        in_base = Signal.like(cur_base)
         # next row to read; stays at the last row once every row is fetched, so the
         # address never leaves the source bank
         fetch_row = Signal(range(max(2, cfg.act_depth)))
@@ -217,9 +224,11 @@ class CCU(wiring.Component):
         cur_rest = Signal(n)                          # cur_mask without its lowest non-zero
         fire = Signal()
         cur_free = Signal()
-        next_mask = Signal(n)
+        head_valid = Signal()
+        head_any = Signal()
         load = Signal()
-        next_free = Signal()
+        pop = Signal()
+        push = Signal()
         fetch = Signal()
         scan_done = Signal()
         m.d.comb += [
@@ -231,36 +240,44 @@ class CCU(wiring.Component):
             self.bcast.col.eq(cur_base + lnzd.index),
             self.bcast.value.eq(lnzd.o_data),
             cur_free.eq(~cur_any | (fire & (cur_rest == 0))),
-            load.eq(next_valid & next_mask.any() & cur_free),
-            next_free.eq(~next_valid | ~next_mask.any() | cur_free),
-            fetch.eq((phase == Phase.SCAN) & next_free & fetch_more),
-            scan_done.eq(~fetch_more & ~next_valid & ~cur_any),
+            head_valid.eq(occ != 0),
+            head_any.eq(q_mask[0].any()),
+            # A non-zero head row replaces `cur` when `cur` is done; an all-zero one is dropped.
+            load.eq(head_valid & head_any & cur_free),
+            pop.eq(head_valid & (~head_any | cur_free)),
+            push.eq(inflight),
+            fetch.eq((phase == Phase.SCAN) & fetch_more & (occ + inflight < Q)),
+            scan_done.eq(~fetch_more & ~inflight & ~head_valid & ~cur_any),
         ]
-        next_nz = Signal(n)
-        next_held_nz = Signal(n)
-        m.d.comb += [
-            next_vals.eq(Mux(fresh, self.scan_data, next_held)),
-            next_nz.eq(Mux(fresh, self.scan_nz, next_held_nz)),
-            next_mask.eq(next_nz & next_lim),
-        ]
-        m.d.sync += [next_held.eq(next_vals), next_held_nz.eq(next_nz), fresh.eq(fetch | (phase == Phase.LOAD))]
 
         with m.If(load):
-            m.d.sync += [cur_mask.eq(next_mask), cur_vals.eq(next_vals), cur_base.eq(next_base)]
+            m.d.sync += [cur_mask.eq(q_mask[0]), cur_vals.eq(q_vals[0]), cur_base.eq(q_base[0])]
         with m.Elif(fire):
             m.d.sync += cur_mask.eq(cur_rest)
+
+        # The queue shifts towards entry 0 on a pop; a pushed row goes behind the others.
+        slot = Signal(range(Q + 1))
+        m.d.comb += slot.eq(occ - pop)
+        for i in range(Q):
+            with m.If(push & (slot == i)):
+                m.d.sync += [q_vals[i].eq(self.scan_data), q_mask[i].eq(self.scan_nz & in_lim),
+                             q_base[i].eq(in_base)]
+            with m.Elif(pop):
+                if i + 1 < Q:
+                    m.d.sync += [q_vals[i].eq(q_vals[i + 1]), q_mask[i].eq(q_mask[i + 1]),
+                                 q_base[i].eq(q_base[i + 1])]
+        m.d.sync += [occ.eq(occ + push - pop), inflight.eq(fetch)]
+
         with m.If(fetch):
             m.d.sync += [
-                next_valid.eq(1), next_base.eq(fetch_base),
-                next_lim.eq(Cat(k < fetch_rem for k in range(n))),
+                in_base.eq(fetch_base),
+                in_lim.eq(Cat(k < fetch_rem for k in range(n))),
                 fetch_row.eq(fetch_row + (fetch_rem > n)), fetch_rem.eq(fetch_rem - n), fetch_base.eq(fetch_base + n),
                 fetch_more.eq(fetch_rem > n),
             ]
-        with m.Elif(next_free):
-            m.d.sync += next_valid.eq(0)
         m.d.comb += [
             # LOAD reads row 0 of bank layer_idx % 2; SCAN reads fetch_row of src_bank
-            # (kept only if fetch: `fresh` in the next cycle).
+            # (pushed into the row queue in the next cycle if fetched).
             self.scan_addr.eq(Mux(phase == Phase.LOAD,
                                   Mux(layer_idx[0], cfg.act_depth, 0),
                                   Mux(src_bank, cfg.act_depth + fetch_row, fetch_row))),
@@ -342,8 +359,8 @@ class CCU(wiring.Component):
                         src_bank.eq(layer_idx[0]),
                         self.dst_bank.eq(~layer_idx[0]),
                         # row 0 is read in this cycle (scan_addr above)
-                        next_valid.eq(1), next_base.eq(0),
-                        next_lim.eq(Cat(k < in_len for k in range(n))),
+                        inflight.eq(1), in_base.eq(0),
+                        in_lim.eq(Cat(k < in_len for k in range(n))),
                         fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n), fetch_base.eq(n),
                         fetch_more.eq(in_len > n),
                         acc_dirty.eq(1),

@@ -42,8 +42,12 @@ def _step_simulation(cfg, col_entries, x, out_len):
     last_issue = [-10] * n
     stalls = [0] * n
     broadcast_stalls = 0
-    # LOAD (cycle 0) reads row 0.
-    next_row, fetch_row = 0, 1
+    # LOAD (cycle 0) reads row 0; rows are fetched ahead into a queue of ROW_QUEUE
+    # rows (fetch when the queue plus the row in flight has room), the head is
+    # dropped if all zero or replaces `cur` when `cur` is done.
+    from eie.hw.ccu import ROW_QUEUE
+    inflight, fetch_row = 0, 1
+    rows = deque()
     cur = []
     t = 1
     while True:
@@ -51,12 +55,12 @@ def _step_simulation(cfg, col_entries, x, out_len):
         pending = bool(cur)
         fire = pending and all(ready)
         cur_free = not cur or (fire and len(cur) == 1)
-        next_nz = next_row is not None and bool(row_nonzeros(next_row))
-        load = next_nz and cur_free
-        next_free = next_row is None or not next_nz or load
-        fetch = next_free and fetch_row < rows_in
+        head_nz = bool(rows) and bool(row_nonzeros(rows[0]))
+        load = head_nz and cur_free
+        row_pop = bool(rows) and (not head_nz or cur_free)
+        fetch = fetch_row < rows_in and len(rows) + (inflight is not None) < ROW_QUEUE
         idle = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k] and t - last_issue[k] > 4 for k in range(n)]
-        if fetch_row == rows_in and next_row is None and not cur and all(idle):
+        if fetch_row == rows_in and inflight is None and not rows and not cur and all(idle):
             end = t
             break
         if pending and not fire:
@@ -96,11 +100,13 @@ def _step_simulation(cfg, col_entries, x, out_len):
             for k in range(n):
                 queue[k].append(j)
         if load:
-            cur = row_nonzeros(next_row)
-        if fetch:
-            next_row, fetch_row = fetch_row, fetch_row + 1
-        elif next_free:
-            next_row = None
+            cur = row_nonzeros(rows[0])
+        if row_pop:
+            rows.popleft()
+        if inflight is not None:
+            rows.append(inflight)
+        inflight = fetch_row if fetch else None
+        fetch_row += fetch
         t += 1
         assert t < 100000
     return end + 1 + rows_out + cfg.writeback_latency, broadcast_stalls, stalls

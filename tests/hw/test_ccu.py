@@ -162,8 +162,9 @@ def test_ccu_broadcasts_every_cycle_across_rows():
     seen = _run_ccu(cfg, layers, rf, p_ready=1.0, p_idle=1.0)
     cycles = [c for c, _, _ in seen["bcast"][0]]
     assert [v for _, _, v in seen["bcast"][0]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3]
-    # LOAD in cycle 1 reads row 0, which is broadcast from cycle 3 on.
-    assert cycles == list(range(3, 3 + len(cycles)))
+    # LOAD in cycle 1 reads row 0, which enters the row queue in cycle 2 and is
+    # broadcast from cycle 4 on.
+    assert cycles == list(range(4, 4 + len(cycles)))
     # then: scan done the cycle after the last broadcast, write-back of 3 rows,
     # and the write-back latency for the last row
     assert seen["cycles"] == cycles[-1] + 1 + 3 + cfg.writeback_latency
