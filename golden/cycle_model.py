@@ -15,7 +15,8 @@ column-buffer depth ``C``:
 CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
     ``F_r``: cycle row ``r`` enters the row queue (its data on the read ports;
     the queue of ``ROW_QUEUE`` = 3 rows never runs dry, so this is also the
-    cycle before the row can be examined); ``F_0 = 1``; after an all-zero row
+    cycle before the row can be examined); ``F_0 = 2`` (LOAD registers the
+    layer-table entry, START reads row 0); after an all-zero row
     ``F_{r+1} = F_r + 1``; after a non-zero row ``F_{r+1} = X_r``, where
     ``X_r = max(F_r + 1, t_last(previous non-zero row))`` is the cycle row
     ``r`` replaces the row being broadcast.
@@ -194,7 +195,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
 
     row_of = (cols // n).tolist()
     prev_row = -1
-    x_prev = 1          # X of the previous non-zero row (1 stands for "row 0 enters the row queue at 1")
+    x_prev = 2          # X of the previous non-zero row (2 stands for "row 0 enters the row queue at 2")
     t_prev = int(_NEVER)
     for b in range(nb):
         r = row_of[b]
@@ -238,7 +239,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         idle = np.maximum(last_move + 2, last_finish + 5)
         end = max(scan_done, int(idle.max()))
     else:
-        end = (rows_in - 1) + 3
+        end = (rows_in - 1) + 4
     compute = end + 1
     writeback = rows_out + cfg.writeback_latency
     return LayerTiming(cycles=compute + writeback, broadcasts=nb, broadcast_stalls=int(broadcast_stalls),

@@ -7,14 +7,15 @@ pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
     The table entry is latched; row 0 of source bank ``k % 2`` is read in every PE.
 ``SCAN``
     The source register files are scanned row by row (row ``r`` holds
-    activations ``j = r * N + k``). A row read sits in a prefetch buffer (the
-    read ports hold it) while the previous row is broadcast from a second
-    register (``cur``): an all-zero prefetched row is skipped in one cycle
-    without disturbing the broadcasts, and a non-zero row replaces ``cur`` in
-    the cycle ``cur``'s last non-zero is broadcast, so rows cost no bubbles.
-    The register files are read every cycle at an address computed from
-    registers only; a row fetched earlier than the last cycle is kept in
-    ``next_held``, so no path runs from the read data back to a read address.
+    activations ``j = r * N + k``). Rows are fetched ahead into a queue of
+    ``ROW_QUEUE`` rows (registers) while the current row is broadcast from a
+    second register (``cur``): an all-zero row at the head is dropped in one
+    cycle without disturbing the broadcasts, and a non-zero one replaces
+    ``cur`` in the cycle ``cur``'s last non-zero is broadcast, so rows cost no
+    bubbles. The register files are read every cycle at an address computed
+    from registers only, fetching depends only on the queue's registered
+    occupancy and the head is a register: no path runs from read data to a
+    decision in the same cycle.
     The LNZD tree picks the lowest non-zero ``j < in_len`` of ``cur``; it is
     broadcast in a cycle in which every PE's queue can accept it. This is the
     one exception to "valid never waits for ready": the broadcast's valid to
@@ -65,6 +66,7 @@ class Phase(enum.Enum, shape=3):
     SCAN = 3
     WB = 4
     WBLAST = 5
+    START = 6
 
 
 class CCU(wiring.Component):
@@ -177,11 +179,14 @@ class CCU(wiring.Component):
         with m.Else():
             m.d.comb += tbl_r.addr.eq(self.io_addr)
 
+        # LOAD registers the entry (the table is a block RAM, its read data goes
+        # into nothing else); START uses the register.
+        entry_q = Signal(cfg.layer_entry_bits)
         entry = {}
         pos = 0
         for name, width_of in LAYER_FIELDS:
             width = width_of(cfg)
-            entry[name] = tbl_r.data[pos:pos + width]
+            entry[name] = entry_q[pos:pos + width]
             pos += width
 
         out_len = Signal(cfg.len_bits)
@@ -276,9 +281,9 @@ class CCU(wiring.Component):
                 fetch_more.eq(fetch_rem > n),
             ]
         m.d.comb += [
-            # LOAD reads row 0 of bank layer_idx % 2; SCAN reads fetch_row of src_bank
+            # START reads row 0 of bank layer_idx % 2; SCAN reads fetch_row of src_bank
             # (pushed into the row queue in the next cycle if fetched).
-            self.scan_addr.eq(Mux(phase == Phase.LOAD,
+            self.scan_addr.eq(Mux(phase == Phase.START,
                                   Mux(layer_idx[0], cfg.act_depth, 0),
                                   Mux(src_bank, cfg.act_depth + fetch_row, fetch_row))),
         ]
@@ -346,26 +351,28 @@ class CCU(wiring.Component):
                 with m.If(layer_idx == num):          # a run of 0 layers
                     m.d.sync += [phase.eq(Phase.IDLE), done.eq(1)]
                 with m.Else():
-                    in_len = Signal(rem_bits)
-                    m.d.comb += in_len.eq(entry["in_len"])
-                    m.d.sync += [
-                        out_len.eq(entry["out_len"]),
-                        self.ptr_base.eq(entry["ptr_base"]),
-                        self.codebook.eq(entry["codebook"]),
-                        self.bias_base.eq(entry["bias_base"]),
-                        self.shift.eq(entry["shift"]),
-                        self.round_half.eq((Const(1, cfg.acc_bits + 1) << entry["shift"])[1:]),
-                        self.relu.eq(entry["relu"]),
-                        src_bank.eq(layer_idx[0]),
-                        self.dst_bank.eq(~layer_idx[0]),
-                        # row 0 is read in this cycle (scan_addr above)
-                        inflight.eq(1), in_base.eq(0),
-                        in_lim.eq(Cat(k < in_len for k in range(n))),
-                        fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n), fetch_base.eq(n),
-                        fetch_more.eq(in_len > n),
-                        acc_dirty.eq(1),
-                        phase.eq(Phase.SCAN),
-                    ]
+                    m.d.sync += [entry_q.eq(tbl_r.data), phase.eq(Phase.START)]
+            with m.Case(Phase.START):
+                in_len = Signal(rem_bits)
+                m.d.comb += in_len.eq(entry["in_len"])
+                m.d.sync += [
+                    out_len.eq(entry["out_len"]),
+                    self.ptr_base.eq(entry["ptr_base"]),
+                    self.codebook.eq(entry["codebook"]),
+                    self.bias_base.eq(entry["bias_base"]),
+                    self.shift.eq(entry["shift"]),
+                    self.round_half.eq((Const(1, cfg.acc_bits + 1) << entry["shift"])[1:]),
+                    self.relu.eq(entry["relu"]),
+                    src_bank.eq(layer_idx[0]),
+                    self.dst_bank.eq(~layer_idx[0]),
+                    # row 0 is read in this cycle (scan_addr above)
+                    inflight.eq(1), in_base.eq(0),
+                    in_lim.eq(Cat(k < in_len for k in range(n))),
+                    fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n), fetch_base.eq(n),
+                    fetch_more.eq(in_len > n),
+                    acc_dirty.eq(1),
+                    phase.eq(Phase.SCAN),
+                ]
             with m.Case(Phase.SCAN):
                 with m.If(scan_done & all_idle):
                     m.d.sync += [phase.eq(Phase.WB), wb_row.eq(0), wb_rem.eq(out_len)]

@@ -42,14 +42,14 @@ def _step_simulation(cfg, col_entries, x, out_len):
     last_issue = [-10] * n
     stalls = [0] * n
     broadcast_stalls = 0
-    # LOAD (cycle 0) reads row 0; rows are fetched ahead into a queue of ROW_QUEUE
+    # LOAD (cycle 0) registers the layer-table entry, START (1) reads row 0; rows are fetched ahead into a queue of ROW_QUEUE
     # rows (fetch when the queue plus the row in flight has room), the head is
     # dropped if all zero or replaces `cur` when `cur` is done.
     from eie.hw.ccu import ROW_QUEUE
-    inflight, fetch_row = 0, 1
+    inflight, fetch_row = 0, 1         # START (cycle 1) reads row 0
     rows = deque()
     cur = []
-    t = 1
+    t = 2
     while True:
         ready = [len(queue[k]) < depth for k in range(n)]
         pending = bool(cur)

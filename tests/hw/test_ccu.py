@@ -93,7 +93,7 @@ def _run_ccu(cfg, layers, rf, *, p_ready=0.7, p_idle=0.6, seed=0):
                 seen["wb"][layer].append((ctx.get(dut.wb_row), ctx.get(dut.wb_rem)))
             # The register files are read every cycle while running.
             addr = ctx.get(dut.scan_addr)
-            if phase in (Phase.LOAD, Phase.SCAN):
+            if phase in (Phase.START, Phase.SCAN):
                 seen["scan_banks"].append((layer, addr // cfg.act_depth))
             await ctx.tick()
             data = [rf[k][addr] for k in range(n)]
@@ -162,9 +162,9 @@ def test_ccu_broadcasts_every_cycle_across_rows():
     seen = _run_ccu(cfg, layers, rf, p_ready=1.0, p_idle=1.0)
     cycles = [c for c, _, _ in seen["bcast"][0]]
     assert [v for _, _, v in seen["bcast"][0]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3]
-    # LOAD in cycle 1 reads row 0, which enters the row queue in cycle 2 and is
-    # broadcast from cycle 4 on.
-    assert cycles == list(range(4, 4 + len(cycles)))
+    # LOAD in cycle 1, START in cycle 2 reads row 0, which enters the row queue
+    # in cycle 3 and is broadcast from cycle 5 on.
+    assert cycles == list(range(5, 5 + len(cycles)))
     # then: scan done the cycle after the last broadcast, write-back of 3 rows,
     # and the write-back latency for the last row
     assert seen["cycles"] == cycles[-1] + 1 + 3 + cfg.writeback_latency
