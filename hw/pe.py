@@ -25,9 +25,9 @@ and its ``n_b`` entries in this PE,
   counts non-empty columns and ``f`` is the cycle the Spmat read issues a
   column's last entry (a stage accepts in the cycle its column leaves);
 * the Spmat read issues the ``n_i`` entries in ``s_i .. f_i = s_i + n_i - 1``,
-  ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written four
+  ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written five
   cycles after an entry is issued; the PE is idle from
-  ``max(m_last + 2, f_last + 5)``.
+  ``max(m_last + 2, f_last + 6)``.
 
 Memories (``lib.memory.Memory``, synchronous read, one read and one write port
 each, shared between compute and the host io port by muxes): Spmat (one
@@ -336,18 +336,25 @@ class ProcessingElement(wiring.Component):
         ]
 
         # -- arithmetic pipeline -------------------------------------------------------
-        # B: entry unpacked; codebook read and row address in parallel.
+        # A: the entry is taken out of the Spmat word and registered (with many PEs
+        # the Spmat and codebook block RAMs sit far apart on the ECP5).
+        a_valid = Signal()
+        a_slot = Signal.like(slot)
+        a_first = Signal()
+        a_value = Signal(signed(cfg.act_bits))
+        m.d.sync += [a_valid.eq(issue), a_slot.eq(slot), a_first.eq(~m_in_col), a_value.eq(head.value)]
+        a_entry = Signal(cfg.entry_bits)
+        if E == 1:
+            m.d.comb += a_entry.eq(spmat_r.data)
+        else:
+            m.d.comb += a_entry.eq(spmat_r.data.word_select(a_slot, cfg.entry_bits))
+
+        # B: codebook read and row address in parallel.
         b_valid = Signal()
-        b_slot = Signal.like(slot)
         b_first = Signal()
         b_value = Signal(signed(cfg.act_bits))
-        m.d.sync += [b_valid.eq(issue), b_slot.eq(slot), b_first.eq(~m_in_col), b_value.eq(head.value)]
-
         entry = Signal(cfg.entry_bits)
-        if E == 1:
-            m.d.comb += entry.eq(spmat_r.data)
-        else:
-            m.d.comb += entry.eq(spmat_r.data.word_select(b_slot, cfg.entry_bits))
+        m.d.sync += [b_valid.eq(a_valid), b_first.eq(a_first), b_value.eq(a_value), entry.eq(a_entry)]
         v = entry[:cfg.index_bits]
         z = entry[cfg.index_bits:]
 
@@ -472,7 +479,7 @@ class ProcessingElement(wiring.Component):
 
         # -- status and counters ------------------------------------------------------
         m.d.comb += self.idle.eq(~queue.r.valid & ~p1_valid & ~p_valid & ~column_buffer.r.valid
-                                 & ~b_valid & ~c0_valid & ~c_valid & ~d_valid)
+                                 & ~a_valid & ~b_valid & ~c0_valid & ~c_valid & ~d_valid)
         with m.If(self.clear):
             m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
         with m.Else():

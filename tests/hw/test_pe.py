@@ -67,7 +67,7 @@ def _pe_timing(push, counts, depth, cbuf):
         issues.extend(range(s, f + 1))
         finishes.append(f)
         last_leave, last_finish = c, f
-    idle = max(last_move + 2, last_finish + 5)
+    idle = max(last_move + 2, last_finish + 6)
     return issues, idle
 
 
@@ -196,7 +196,7 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
             ctx.set(dut.bcast_pending, 0)
             counts = [len(info["cols"][j]) for j, _ in seq]
             issues, idle_pred = _pe_timing(push, counts, cfg.fifo_depth, cfg.column_buffer_depth)
-            assert [t - 4 for t in busy_seen] == issues
+            assert [t - 5 for t in busy_seen] == issues
             assert idle_at == idle_pred
             busy_total += sum(counts)
 
