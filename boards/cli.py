@@ -248,7 +248,7 @@ def run_main(args) -> int:
     from ..golden.balance import unpermute_output
     from ..host import Runtime
     from ..protocol import Mem, ProtocolError
-    from .build import DESIGN_FILE, image_digest, load_model_image
+    from .build import DESIGN_FILE, load_model_image
     from .link import open_link
     from .platforms import board_config, get_board
 

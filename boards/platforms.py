@@ -46,15 +46,16 @@ __all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ECP5_PRESET", "ge
 # accumulators 26 bits (2 EBRs instead of 3) and every datapath half as wide.
 # The Spmat is 16 bits wide (two 8-bit entries per word) and 16K deep so that
 # Yosys maps it onto one SPRAM per PE (synth_ice40 -spram); the EBRs hold
-# pointers, activations, biases and accumulators (8 per PE), the layer table
+# pointers, activations (9 bits: value and non-zero flag), biases and
+# accumulators (9 per PE), the layer table
 # (3) and the UART bridge's buffers (2). A 2-deep activation queue and a
 # 1-deep column buffer keep the flip-flops (one logic cell each) down.
-# Measured (docs/boards.md): 4907/5280 LCs, 21/30 EBRs, Fmax 28.9 MHz.
+# Measured (docs/boards.md): 5179/5280 LCs, 23/30 EBRs, Fmax 27.2 MHz.
 ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                        codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=256,
                        bias_depth=256, max_layers=4, counter_bits=32)
 # The issue's target for the iCEBreaker, 4 PEs (register files for 512-long
-# layers): does not fit yet, a PE takes about 1100 logic cells (docs/boards.md).
+# layers): does not fit yet (7716 of 5280 logic cells, 37 of 30 EBRs; docs/boards.md).
 ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128)
 
 # ECP5: DP16KD block RAMs of 18 Kbit. The Spmat is 1024 x 32 bits (4 entries per

@@ -205,7 +205,7 @@ class BoardCore(wiring.Component):
         m = Module()
         m.submodules.bridge = bridge = self.bridge
         # SYNC resets the core's command decoder (memories keep their contents).
-        m.submodules.core = core = ResetInserter(bridge.core_reset)(self._core)
+        m.submodules.core = ResetInserter(bridge.core_reset)(self._core)
         wiring.connect(m, bridge.host_in, self._core.host_in)
         wiring.connect(m, self._core.host_out, bridge.host_out)
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx)]

@@ -44,7 +44,7 @@ import enum
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 __all__ = [
     "SOF", "MAX_FRAME_WORDS", "HEADER_BYTES", "CRC_BYTES", "FrameType", "AckCode", "NakReason",

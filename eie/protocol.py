@@ -18,7 +18,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-import numpy as np
 
 from .config import EIEConfig, LAYER_FIELDS
 

@@ -36,7 +36,7 @@ codebook, bias, accumulators and the two activation register files (one
 memory, bank ``b`` at ``b * act_depth``).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

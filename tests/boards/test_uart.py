@@ -10,14 +10,14 @@ import random
 import struct
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from eie.boards.top import LoopbackCore
 from eie.boards.uart import (CRC32_RESIDUE, FrameBridge, UARTReceiver, UARTTransmitter, _SerialCRC,
                              baud_divisor)
-from eie.framing import (SOF, AckCode, FrameDecoder, FrameType, HostFraming, NakReason, encode_frame)
+from eie.framing import (AckCode, FrameType, HostFraming, NakReason, encode_frame)
 
 
 def test_baud_divisor():

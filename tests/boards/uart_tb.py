@@ -16,11 +16,11 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.task import bridge, resume
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+from cocotb.triggers import ClockCycles, FallingEdge
 
 from eie.config import EIEConfig
 from eie.format import NetworkImage
-from eie.framing import SOF, AckCode, FramedLink, FrameType, NakReason
+from eie.framing import AckCode, FramedLink, FrameType, NakReason
 from eie.host import Runtime
 from eie.protocol import Mem, Opcode, Status, encode_write
 
@@ -191,7 +191,6 @@ async def eie_run_over_pty(dut):
     import pty
     import subprocess
     import sys
-    import termios
     import tty
 
     job = json.loads(Path(os.environ["EIE_BOARD_JOB"]).read_text())

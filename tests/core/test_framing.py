@@ -5,7 +5,7 @@ import struct
 
 import pytest
 
-from eie.framing import (SOF, AckCode, BadFrame, FrameDecoder, FramedLink, FrameType, FramingError, HostFraming,
+from eie.framing import (AckCode, BadFrame, FrameDecoder, FramedLink, FrameType, FramingError, HostFraming,
                          NakReason, encode_frame, frame_bytes)
 
 

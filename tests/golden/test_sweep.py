@@ -4,7 +4,6 @@ import csv
 import json
 
 import numpy as np
-import pytest
 
 from eie.config import preset
 from eie.golden.synthetic import PaperLayer
@@ -27,7 +26,7 @@ def test_model_config_ignores_memory_limits_but_keeps_widths():
 
 
 def test_padding_figures_without_cycle_model(tmp_path):
-    res = run_sweeps(["fig12", "zrun"], [TINY], preset("paper"), tmp_path, pes_list=(1, 2, 4), zruns=(2, 4))
+    run_sweeps(["fig12", "zrun"], [TINY], preset("paper"), tmp_path, pes_list=(1, 2, 4), zruns=(2, 4))
     for name in ("fig12", "zrun"):
         for ext in ("png", "csv", "json"):
             assert (tmp_path / f"{name}.{ext}").stat().st_size > 0

@@ -82,7 +82,6 @@ class FakeArray(wiring.Component):
 
     def elaborate(self, platform):
         cfg, m = self.cfg, Module()
-        width = len(self.io_wdata)
         sources = []    # (mem, pe, read data) candidates for io_rdata
         for mm in Mem:
             if mm == Mem.COUNTER:

@@ -10,7 +10,7 @@ from eie.config import preset
 from eie.golden.synthetic import PAPER_LAYERS, PaperLayer, make_layer
 
 
-from eie.sim.bench import H100_BASELINE_US, bench_config, bench_layer, summarize
+from eie.sim.bench import H100_BASELINE_US, bench_config, bench_layer
 
 SMALL = PaperLayer("small", 200, 150, 0.1, 0.4, 2.0, 1.5)
 
