@@ -51,7 +51,8 @@ from eie.protocol import Counter, Mem
 
 from .layouts import broadcast_layout
 from .lnzd import LNZDTree
-from .pe import BLOCK_RAM, check_image, io_width
+from .memory import BLOCK_RAM, read_port
+from .pe import check_image, io_width
 
 __all__ = ["CCU", "Phase", "ROW_QUEUE"]
 
@@ -162,7 +163,7 @@ class CCU(wiring.Component):
         table = m.submodules.layer_table = Memory(shape=unsigned(cfg.layer_entry_bits),
                                                   depth=cfg.max_layers, init=table_init,
                                                   attrs=BLOCK_RAM)
-        tbl_r, tbl_w = table.read_port(), table.write_port()
+        tbl_r, tbl_w = read_port(m, table, "layer_table"), table.write_port()
         layer_idx = Signal(range(cfg.max_layers + 1))
         layer_next = Signal.like(layer_idx)
         num = Signal.like(self.num_layers)

@@ -47,13 +47,10 @@ from eie.protocol import Mem
 
 from .fifo import SyncQueue
 from .layouts import broadcast_layout, column_layout, divide_by_constant
+from .memory import BLOCK_RAM, read_port
 
-__all__ = ["ProcessingElement", "io_width", "pe_io_width", "BLOCK_RAM"]
+__all__ = ["ProcessingElement", "io_width", "pe_io_width"]
 
-# Yosys' hint for memories that belong in block RAM even when small: on the ECP5
-# it would otherwise put them into LUT RAM, whose few slices then congest the
-# router (16 PEs filled 75 % of them). Simulators ignore it.
-BLOCK_RAM = {"ram_style": "block"}
 
 
 def pe_io_width(cfg: EIEConfig) -> int:
@@ -203,10 +200,12 @@ class ProcessingElement(wiring.Component):
 
         # -- pointer read: p[i] and p[i+1] from the even and odd banks in one cycle ---
         half = (cfg.ptr_depth + 1) // 2
-        even = m.submodules.ptr_even = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_even"])
-        odd = m.submodules.ptr_odd = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_odd"])
-        even_r, even_w = even.read_port(), even.write_port()
-        odd_r, odd_w = odd.read_port(), odd.write_port()
+        even = m.submodules.ptr_even = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_even"],
+                                              attrs=BLOCK_RAM)
+        odd = m.submodules.ptr_odd = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_odd"],
+                                            attrs=BLOCK_RAM)
+        even_r, even_w = read_port(m, even, "ptr_even"), even.write_port()
+        odd_r, odd_w = read_port(m, odd, "ptr_odd"), odd.write_port()
 
         ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
         m.d.comb += ptr_index.eq(self.ptr_base + queue.r.payload.col)
@@ -360,7 +359,7 @@ class ProcessingElement(wiring.Component):
 
         codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
                                                   depth=cfg.max_layers * cfg.codebook_size, init=init["codebook"])
-        cb_r, cb_w = codebook.read_port(), codebook.write_port()
+        cb_r, cb_w = read_port(m, codebook, "codebook"), codebook.write_port()
         m.d.comb += [
             cb_r.addr.eq(Mux(self.running, Cat(v, self.codebook), io_addr)),
             cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
@@ -390,7 +389,7 @@ class ProcessingElement(wiring.Component):
 
         acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[],
                                                     attrs=BLOCK_RAM)
-        acc_r, acc_w = acc.read_port(), acc.write_port()
+        acc_r, acc_w = read_port(m, acc, "acc"), acc.write_port()
         m.d.comb += acc_r.addr.eq(Mux(self.wb_issue, self.wb_row, c_row))
 
         # D: add into the accumulator. The entry before wrote in the cycle this
@@ -420,7 +419,7 @@ class ProcessingElement(wiring.Component):
         # no seeding pass is needed before a layer.
         bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"],
                                           attrs=BLOCK_RAM)
-        bias_r, bias_w = bias.read_port(), bias.write_port()
+        bias_r, bias_w = read_port(m, bias, "bias"), bias.write_port()
         m.d.comb += [
             bias_r.addr.eq(Mux(self.running, self.bias_base + self.wb_row, io_addr)),
             bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
@@ -460,7 +459,7 @@ class ProcessingElement(wiring.Component):
         # longest path runs from these read ports to the next read).
         rf = m.submodules.act_rf = Memory(shape=unsigned(cfg.act_bits + 1), depth=2 * cfg.act_depth, init=[],
                                          attrs=BLOCK_RAM)
-        rf_r, rf_w = rf.read_port(), rf.write_port()
+        rf_r, rf_w = read_port(m, rf, "act_rf"), rf.write_port()
         io_act = self.io_wdata[:cfg.act_bits]
         m.d.comb += [
             rf_r.addr.eq(Mux(self.running, self.scan_addr, io_addr)),
