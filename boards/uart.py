@@ -23,6 +23,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..framing import MAX_FRAME_WORDS, SOF, AckCode, FrameType, NakReason
+from ..hw.memory import RAM, read_port
 
 __all__ = ["baud_divisor", "UARTReceiver", "UARTTransmitter", "FrameBridge", "UARTBridge"]
 
@@ -283,9 +284,10 @@ class FrameBridge(wiring.Component):
         tx_idle = Signal()
 
         # ---------------- receive path ---------------------------------------
-        m.submodules.rx_buffer = rx_buffer = Memory(shape=8, depth=max_bytes, init=[])
+        # Written while a frame arrives, read while it is forwarded: never both.
+        m.submodules.rx_buffer = rx_buffer = Memory(shape=8, depth=max_bytes, init=[], attrs=RAM)
         wr = rx_buffer.write_port()
-        rd = rx_buffer.read_port()
+        rd = read_port(m, rx_buffer, "rx_buffer")
 
         got = self.rx_data.valid
         byte = self.rx_data.payload
@@ -295,6 +297,7 @@ class FrameBridge(wiring.Component):
         f_seq = Signal(8)
         f_len = Signal(8)
         f_bytes = Signal(range(max_bytes + 1))     # payload bytes of the frame
+        f_last = Signal(range(max_bytes + 1))      # index of its last payload byte (f_bytes - 1)
         f_uart_error = Signal()
         index = Signal(range(max_bytes + 1))
         rx_crc = _SerialCRC(m, "rx")
@@ -353,7 +356,7 @@ class FrameBridge(wiring.Component):
             with m.State("LEN"):
                 with m.If(got):
                     m.d.comb += rx_crc.start.eq(1)
-                    m.d.sync += [f_len.eq(byte), f_bytes.eq(byte << 2), index.eq(0)]
+                    m.d.sync += [f_len.eq(byte), f_bytes.eq(byte << 2), f_last.eq((byte << 2) - 1), index.eq(0)]
                     with m.If(byte > self._max_words):
                         m.next = "DISCARD"
                     with m.Elif(byte == 0):
@@ -366,7 +369,7 @@ class FrameBridge(wiring.Component):
                 with m.If(got):
                     m.d.comb += [wr.en.eq(1), rx_crc.start.eq(1)]
                     m.d.sync += index.eq(index + 1)
-                    with m.If(index + 1 == f_bytes):
+                    with m.If(index == f_last):
                         m.d.sync += index.eq(0)
                         m.next = "CRC"
                 with m.Elif(timed_out):

@@ -237,6 +237,18 @@ class EIEConfig:
         return 3
 
     @property
+    def mac_latency(self) -> int:
+        """Cycles from a weight entry's Spmat read to its accumulator write.
+
+        Fixed by the hardware (``eie.hw.pe``): entry register; codebook read;
+        codebook value register; multiply and accumulator read; product and
+        accumulator word registers; add and write. A PE is idle
+        ``mac_latency + 1`` cycles after its last Spmat read (the cycle model's
+        drain).
+        """
+        return 6
+
+    @property
     def product_bits(self) -> int:
         return self.act_bits + self.codebook_bits
 

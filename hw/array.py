@@ -108,7 +108,6 @@ class EIEArray(wiring.Component):
                 pe.codebook.eq(ccu.codebook),
                 pe.bias_base.eq(ccu.bias_base),
                 pe.shift.eq(ccu.shift),
-                pe.round_half.eq(ccu.round_half),
                 pe.relu.eq(ccu.relu),
                 pe.dst_bank.eq(ccu.dst_bank),
                 pe.bcast.valid.eq(ccu.bcast_valid),

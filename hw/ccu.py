@@ -41,7 +41,7 @@ first zeroes them all (``CLEAR``, ``act_depth`` cycles, counted in ``cycles``
 but not in the cycle model).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -125,7 +125,6 @@ class CCU(wiring.Component):
             "codebook": Out(cfg.layer_bits),
             "bias_base": Out(cfg.bias_addr_bits),
             "shift": Out(cfg.shift_bits),
-            "round_half": Out(cfg.acc_bits),
             "relu": Out(1),
             "dst_bank": Out(1),
             "bcast_valid": Out(1),
@@ -362,7 +361,6 @@ class CCU(wiring.Component):
                     self.codebook.eq(entry["codebook"]),
                     self.bias_base.eq(entry["bias_base"]),
                     self.shift.eq(entry["shift"]),
-                    self.round_half.eq((Const(1, cfg.acc_bits + 1) << entry["shift"])[1:]),
                     self.relu.eq(entry["relu"]),
                     src_bank.eq(layer_idx[0]),
                     self.dst_bank.eq(~layer_idx[0]),

@@ -25,9 +25,9 @@ and its ``n_b`` entries in this PE,
   counts non-empty columns and ``f`` is the cycle the Spmat read issues a
   column's last entry (a stage accepts in the cycle its column leaves);
 * the Spmat read issues the ``n_i`` entries in ``s_i .. f_i = s_i + n_i - 1``,
-  ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written five
-  cycles after an entry is issued; the PE is idle from
-  ``max(m_last + 2, f_last + 6)``.
+  ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written
+  ``cfg.mac_latency`` (6) cycles after an entry is issued; the PE is idle from
+  ``max(m_last + 2, f_last + mac_latency + 1)``.
 
 Memories (``lib.memory.Memory``, synchronous read, one read and one write port
 each, shared between compute and the host io port by muxes): Spmat (one
@@ -36,7 +36,7 @@ codebook, bias, accumulators and the two activation register files (one
 memory, bank ``b`` at ``b * act_depth``).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -62,6 +62,18 @@ def pe_io_width(cfg: EIEConfig) -> int:
 def io_width(cfg: EIEConfig) -> int:
     """Width of the array's io data port: the widest item (PE memories, layer entry, counters)."""
     return max(pe_io_width(cfg), cfg.layer_entry_bits)
+
+
+def shift_right(value, amount):
+    """``value >> amount`` (arithmetic for a signed ``value``) as an explicit
+    logarithmic shifter, one 2:1 multiplexer level per bit of ``amount``.
+
+    Written out so that synthesis cannot pick a wider structure: from a plain
+    ``>>`` Yosys sometimes built a one-level multiplexer per output bit on the
+    ECP5 (+500 LUT4s per PE with 42-bit accumulators)."""
+    for k, bit in enumerate(amount):
+        value = Mux(bit, value >> (1 << k), value)
+    return value
 
 
 def check_image(cfg: EIEConfig, image, who: str) -> None:
@@ -104,8 +116,6 @@ class ProcessingElement(wiring.Component):
         Clear the performance counters (a run starts).
     ptr_base, codebook, bias_base, shift, relu : In
         Fields of the current layer (registered in the CCU).
-    round_half : In(acc_bits)
-        ``2**(shift - 1)`` (0 for shift 0), registered in the CCU with ``shift``.
     bcast : In(stream.Signature(broadcast_layout))
         Broadcast ``(j, a_j)`` into the activation queue. ``ready`` is "queue
         not full" and does not depend on ``valid``; the CCU raises ``valid``
@@ -154,7 +164,6 @@ class ProcessingElement(wiring.Component):
             "codebook": In(cfg.layer_bits),
             "bias_base": In(cfg.bias_addr_bits),
             "shift": In(cfg.shift_bits),
-            "round_half": In(cfg.acc_bits),
             "relu": In(1),
             "bcast": In(stream.Signature(broadcast_layout(cfg))),
             "bcast_pending": In(1),
@@ -211,17 +220,25 @@ class ProcessingElement(wiring.Component):
         m.d.comb += ptr_index.eq(self.ptr_base + queue.r.payload.col)
         # Two stages: P1 holds a popped column while its pointers are on the read
         # ports (read only when popping: the ports keep them while P1 waits), P2
-        # holds them in registers. Every handshake decision is made from
-        # registers (P2's pointers and "empty" flag, the queues' levels), never
-        # from the read data: on the ECP5 a block RAM output alone takes 5.8 ns.
+        # holds the two banks' words in registers, unswapped: a block-RAM output
+        # (5.8 ns on the ECP5) goes straight into a flip-flop, and every handshake
+        # decision is made from registers (P2's pointers, the queues' levels).
         p1_valid = Signal()
-        p1_odd = Signal()
-        p1_value = Signal(signed(cfg.act_bits))
+        p1_odd = Signal(reset_less=True)
+        p1_value = Signal(signed(cfg.act_bits), reset_less=True)
         p_valid = Signal()                           # P2
-        p_value = Signal(signed(cfg.act_bits))
+        p_value = Signal(signed(cfg.act_bits), reset_less=True)
+        p_odd = Signal(reset_less=True)              # p[j] is in the odd bank
+        p_even_word = Signal(cfg.ptr_bits, reset_less=True)
+        p_odd_word = Signal(cfg.ptr_bits, reset_less=True)
         p_start = Signal(cfg.ptr_bits)
         p_end = Signal(cfg.ptr_bits)
         p_empty = Signal()
+        m.d.comb += [
+            p_start.eq(Mux(p_odd, p_odd_word, p_even_word)),
+            p_end.eq(Mux(p_odd, p_even_word, p_odd_word)),
+            p_empty.eq(p_even_word == p_odd_word),        # p[j] == p[j + 1]
+        ]
 
         column_buffer = m.submodules.column_buffer = SyncQueue(
             column_layout(cfg), cfg.column_buffer_depth, ready_when_popping=True)
@@ -242,10 +259,9 @@ class ProcessingElement(wiring.Component):
         with m.If(p1_move):
             m.d.sync += [
                 p_valid.eq(1),
-                p_start.eq(Mux(p1_odd, odd_r.data, even_r.data)),
-                p_end.eq(Mux(p1_odd, even_r.data, odd_r.data)),
-                # p[j] == p[j + 1], whichever bank holds p[j]
-                p_empty.eq(even_r.data == odd_r.data),
+                p_odd.eq(p1_odd),
+                p_even_word.eq(even_r.data),
+                p_odd_word.eq(odd_r.data),
                 p_value.eq(p1_value),
             ]
         with m.Elif(p_leave):
@@ -295,9 +311,9 @@ class ProcessingElement(wiring.Component):
         spmat_r, spmat_w = spmat.read_port(), spmat.write_port()
         head = column_buffer.r.payload
         m_in_col = Signal()                       # the head column has been started
-        m_word = Signal.like(head.word)
-        m_slot = Signal.like(head.slot)
-        m_left = Signal.like(head.count)
+        m_word = Signal.like(head.word, reset_less=True)
+        m_slot = Signal.like(head.slot, reset_less=True)
+        m_left = Signal.like(head.count, reset_less=True)
         word = Signal.like(head.word)
         slot = Signal.like(head.slot)
         left = Signal.like(head.count)
@@ -338,9 +354,9 @@ class ProcessingElement(wiring.Component):
         # A: the entry is taken out of the Spmat word and registered (with many PEs
         # the Spmat and codebook block RAMs sit far apart on the ECP5).
         a_valid = Signal()
-        a_slot = Signal.like(slot)
-        a_first = Signal()
-        a_value = Signal(signed(cfg.act_bits))
+        a_slot = Signal.like(slot, reset_less=True)
+        a_first = Signal(reset_less=True)
+        a_value = Signal(signed(cfg.act_bits), reset_less=True)
         m.d.sync += [a_valid.eq(issue), a_slot.eq(slot), a_first.eq(~m_in_col), a_value.eq(head.value)]
         a_entry = Signal(cfg.entry_bits)
         if E == 1:
@@ -350,9 +366,9 @@ class ProcessingElement(wiring.Component):
 
         # B: codebook read and row address in parallel.
         b_valid = Signal()
-        b_first = Signal()
-        b_value = Signal(signed(cfg.act_bits))
-        entry = Signal(cfg.entry_bits)
+        b_first = Signal(reset_less=True)
+        b_value = Signal(signed(cfg.act_bits), reset_less=True)
+        entry = Signal(cfg.entry_bits, reset_less=True)
         m.d.sync += [b_valid.eq(a_valid), b_first.eq(a_first), b_value.eq(a_value), entry.eq(a_entry)]
         v = entry[:cfg.index_bits]
         z = entry[cfg.index_bits:]
@@ -365,7 +381,7 @@ class ProcessingElement(wiring.Component):
             cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
         ]
 
-        row = Signal(range(cfg.act_depth))      # local row of the last entry
+        row = Signal(range(cfg.act_depth), reset_less=True)      # local row of the last entry
         row_next = Signal(range(cfg.act_depth))
         # Rows start at -1 in every column: the first entry's row is z.
         m.d.comb += row_next.eq(Mux(b_first, z, row + z + 1))
@@ -376,15 +392,15 @@ class ProcessingElement(wiring.Component):
         # a multiplier was the ECP5's longest path).
         c0_valid = Signal()
         c0_row = Signal.like(row)
-        c0_value = Signal(signed(cfg.act_bits))
+        c0_value = Signal(signed(cfg.act_bits), reset_less=True)
         m.d.sync += [c0_valid.eq(b_valid), c0_row.eq(row_next), c0_value.eq(b_value)]
-        weight = Signal(signed(cfg.codebook_bits))
+        weight = Signal(signed(cfg.codebook_bits), reset_less=True)
         m.d.sync += weight.eq(cb_r.data)
 
         # C: codebook value x activation; accumulator read.
         c_valid = Signal()
         c_row = Signal.like(row)
-        c_value = Signal(signed(cfg.act_bits))
+        c_value = Signal(signed(cfg.act_bits), reset_less=True)
         m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(c0_value)]
 
         acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[],
@@ -392,29 +408,43 @@ class ProcessingElement(wiring.Component):
         acc_r, acc_w = read_port(m, acc, "acc"), acc.write_port()
         m.d.comb += acc_r.addr.eq(Mux(self.wb_issue, self.wb_row, c_row))
 
-        # D: add into the accumulator. The entry before wrote in the cycle this
-        # one read the memory, so a hit on the same row takes the bypass.
+        # D: the product and the accumulator word are registered (on the ECP5 a
+        # block-RAM output alone takes 5.6 ns: it goes into a flip-flop, not an adder).
+        # E: add and write back. The two entries before this one wrote after (or,
+        # undefined, in the same cycle as) its read, so a hit on either's row takes
+        # the bypass, the newer first; the hits are decided in D, from registers.
         d_valid = Signal()
         d_row = Signal.like(row)
-        d_product = Signal(signed(cfg.product_bits))
+        d_product = Signal(signed(cfg.product_bits), reset_less=True)
         m.d.sync += [d_valid.eq(c_valid), d_row.eq(c_row), d_product.eq(c_value * weight)]
 
-        h_valid = Signal()
-        h_row = Signal.like(row)
-        h_sum = Signal(signed(cfg.acc_bits))
+        e_valid = Signal()
+        e_row = Signal.like(row)
+        e_product = Signal(signed(cfg.product_bits), reset_less=True)
+        e_acc = Signal(signed(cfg.acc_bits), reset_less=True)
+        e_hit1, e_hit2 = Signal(reset_less=True), Signal(reset_less=True)
+        h1_valid = Signal()
+        h1_row = Signal.like(row)
+        h1_sum, h2_sum = Signal(signed(cfg.acc_bits), reset_less=True), Signal(signed(cfg.acc_bits), reset_less=True)
         acc_old = Signal(signed(cfg.acc_bits))
         acc_sum = Signal(signed(cfg.acc_bits))
-        m.d.comb += [
-            acc_old.eq(Mux(h_valid & (h_row == d_row), h_sum, acc_r.data)),
-            acc_sum.eq(acc_old + d_product),
+        m.d.sync += [
+            e_valid.eq(d_valid), e_row.eq(d_row), e_product.eq(d_product), e_acc.eq(acc_r.data),
+            e_hit1.eq(e_valid & (e_row == d_row)),      # the entry now in E is in H1 then
+            e_hit2.eq(h1_valid & (h1_row == d_row)),    # the entry now in H1 is in H2 then
         ]
-        m.d.sync += [h_valid.eq(d_valid), h_row.eq(d_row), h_sum.eq(acc_sum)]
+        m.d.comb += [
+            acc_old.eq(Mux(e_hit1, h1_sum, Mux(e_hit2, h2_sum, e_acc))),
+            acc_sum.eq(acc_old + e_product),
+        ]
+        m.d.sync += [h1_valid.eq(e_valid), h1_row.eq(e_row), h1_sum.eq(acc_sum), h2_sum.eq(h1_sum)]
 
         # -- bias and write-back: three stages (cfg.writeback_latency) -----------------
         # W0 (wb_issue): read accumulator and bias of local row wb_row.
         # W1: total = acc + bias (registered); the accumulator is zeroed.
-        # W2: (total + 2**(shift-1)) >> shift (registered; round_half from the CCU).
-        # W3: saturate, ReLU, zero rows past out_len; register-file write.
+        # W2: half = (2 * total) >> shift, a shifter alone (registered).
+        # W3: (half + 1) >> 1 = (total + 2**(shift-1)) >> shift, round half up;
+        #     saturate, ReLU, zero rows past out_len; register-file write.
         # The bias is added here rather than seeded: the sum is the same, and
         # no seeding pass is needed before a layer.
         bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"],
@@ -426,18 +456,20 @@ class ProcessingElement(wiring.Component):
         ]
         w1_valid, w2_valid, w3_valid = Signal(), Signal(), Signal()
         w1_row, w2_row, w3_row = Signal.like(row), Signal.like(row), Signal.like(row)
-        w1_in, w2_in, w3_in = Signal(), Signal(), Signal()      # the global row is < out_len
+        w1_in, w2_in, w3_in = (Signal(reset_less=True) for _ in range(3))      # the global row is < out_len
         m.d.sync += [
             w1_valid.eq(self.wb_issue), w1_row.eq(self.wb_row), w1_in.eq(self._index < self.wb_rem),
             w2_valid.eq(w1_valid), w2_row.eq(w1_row), w2_in.eq(w1_in),
             w3_valid.eq(w2_valid), w3_row.eq(w2_row), w3_in.eq(w2_in),
         ]
         w2_total = Signal(signed(cfg.acc_bits + 1))
+        w3_half = Signal(signed(cfg.acc_bits + 2))
         w3_shifted = Signal(signed(cfg.acc_bits + 2))
         m.d.sync += [
             w2_total.eq(acc_r.data + bias_r.data),
-            w3_shifted.eq((w2_total + self.round_half) >> self.shift),
+            w3_half.eq(shift_right(Cat(Const(0, 1), w2_total).as_signed(), self.shift)),
         ]
+        m.d.comb += w3_shifted.eq((w3_half + 1) >> 1)
         hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
         saturated = Signal(signed(cfg.act_bits))
         result = Signal(signed(cfg.act_bits))
@@ -446,8 +478,8 @@ class ProcessingElement(wiring.Component):
             result.eq(Mux(~w3_in | (self.relu & (saturated < 0)), 0, saturated)),
         ]
 
-        with m.If(d_valid):
-            m.d.comb += [acc_w.addr.eq(d_row), acc_w.data.eq(acc_sum), acc_w.en.eq(1)]
+        with m.If(e_valid):
+            m.d.comb += [acc_w.addr.eq(e_row), acc_w.data.eq(acc_sum), acc_w.en.eq(1)]
         with m.Elif(w1_valid):
             m.d.comb += [acc_w.addr.eq(w1_row), acc_w.data.eq(0), acc_w.en.eq(1)]
         with m.Elif(self.acc_clear):
@@ -478,7 +510,7 @@ class ProcessingElement(wiring.Component):
 
         # -- status and counters ------------------------------------------------------
         m.d.comb += self.idle.eq(~queue.r.valid & ~p1_valid & ~p_valid & ~column_buffer.r.valid
-                                 & ~a_valid & ~b_valid & ~c0_valid & ~c_valid & ~d_valid)
+                                 & ~a_valid & ~b_valid & ~c0_valid & ~c_valid & ~d_valid & ~e_valid)
         with m.If(self.clear):
             m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
         with m.Else():
@@ -490,8 +522,8 @@ class ProcessingElement(wiring.Component):
         # -- io read data: the item addressed two cycles earlier, from a register ---
         # (the memories answer in the next cycle; registering their multiplexer
         # keeps the read-back path off the array's critical path)
-        rd_mem = Signal(3)
-        rd_bit0 = Signal()
+        rd_mem = Signal(3, reset_less=True)
+        rd_bit0 = Signal(reset_less=True)
         m.d.sync += [rd_mem.eq(self.io_mem), rd_bit0.eq(io_addr[0])]
         with m.Switch(rd_mem):
             with m.Case(Mem.SPMAT):

@@ -59,7 +59,7 @@ def _step_simulation(cfg, col_entries, x, out_len):
         load = head_nz and cur_free
         row_pop = bool(rows) and (not head_nz or cur_free)
         fetch = fetch_row < rows_in and len(rows) + (inflight is not None) < ROW_QUEUE
-        idle = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k] and t - last_issue[k] > 5 for k in range(n)]
+        idle = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k] and t - last_issue[k] > cfg.mac_latency for k in range(n)]
         if fetch_row == rows_in and inflight is None and not rows and not cur and all(idle):
             end = t
             break

@@ -47,7 +47,7 @@ def _random_column(rng, cfg, rows, same_row=False):
     return entries
 
 
-def _pe_timing(push, counts, depth, cbuf):
+def _pe_timing(push, counts, depth, cbuf, mac_latency):
     """Issue cycle of every entry and the idle cycle, from the PE timing contract."""
     never = -10 ** 9
     last_leave, last_move, last_finish = never, never, never
@@ -67,7 +67,7 @@ def _pe_timing(push, counts, depth, cbuf):
         issues.extend(range(s, f + 1))
         finishes.append(f)
         last_leave, last_finish = c, f
-    idle = max(last_move + 2, last_finish + 6)
+    idle = max(last_move + 2, last_finish + mac_latency + 1)
     return issues, idle
 
 
@@ -156,7 +156,6 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
             ctx.set(dut.codebook, info["slot"])
             ctx.set(dut.bias_base, info["bias_base"])
             ctx.set(dut.shift, info["shift"])
-            ctx.set(dut.round_half, (1 << info["shift"]) >> 1)
             ctx.set(dut.relu, info["relu"])
             ctx.set(dut.dst_bank, l % 2)
             # Broadcasts: columns in random order (with repeats), values incl. extremes.
@@ -195,7 +194,7 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
             ctx.set(dut.bcast.valid, 0)
             ctx.set(dut.bcast_pending, 0)
             counts = [len(info["cols"][j]) for j, _ in seq]
-            issues, idle_pred = _pe_timing(push, counts, cfg.fifo_depth, cfg.column_buffer_depth)
+            issues, idle_pred = _pe_timing(push, counts, cfg.fifo_depth, cfg.column_buffer_depth, cfg.mac_latency)
             assert [t - 5 for t in busy_seen] == issues
             assert idle_at == idle_pred
             busy_total += sum(counts)
