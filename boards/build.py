@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import EIEConfig
-from ..format import NetworkImage, read_manifest
+from ..format import NetworkImage
 
 __all__ = ["DoesNotFit", "ToolError", "tool_env", "load_model_image", "parse_nextpnr_utilisation",
            "parse_yosys_cells", "summarise", "build", "DESIGN_NAME", "DESIGN_FILE"]
@@ -65,7 +65,11 @@ _PROGRESS = re.compile(r"(Executing (SYNTH_\w+|ABC9?|FLATTEN|MEMORY_LIBMAP|JSON)
 
 
 class ToolError(RuntimeError):
-    """A build tool failed for a reason other than the design not fitting."""
+    """A build tool failed for a reason other than the design not fitting (``log``: the tool log)."""
+
+    def __init__(self, message: str, log=None):
+        super().__init__(message)
+        self.log = None if log is None else str(log)
 
 
 class DoesNotFit(ValueError):
@@ -108,40 +112,15 @@ def spram_spmat(board, cfg: EIEConfig) -> bool:
 def load_model_image(model_dir, cfg: EIEConfig, progress=None) -> tuple[NetworkImage, dict]:
     """The memory image of the compressed network in ``model_dir`` for a design built from ``cfg``.
 
-    Uses ``image.npz`` when it was encoded for ``cfg``; otherwise re-encodes
-    ``layers.npz`` (the config-independent layers) for ``cfg`` with the golden
-    encoder. Returns the image and a small description for ``design.json``.
+    ``image.npz`` when it was encoded for ``cfg``, else ``layers.npz`` re-encoded
+    for it (:func:`eie.golden.encode.image_for_config`). Returns the image and a
+    small description for ``design.json``.
     """
+    from ..golden.encode import image_for_config
     model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    image_path = model_dir / "image.npz"
-    if not image_path.exists():
-        raise FileNotFoundError(f"{image_path} is missing; compress the model with `eie compress` first")
-    image = NetworkImage.load(image_path)
-    encoded_for = image.config
-    numbers = ("act_bits", "act_frac_bits", "codebook_bits", "index_bits")
-    differ = [f for f in numbers if getattr(encoded_for, f) != getattr(cfg, f)]
-    if differ:
-        # Re-encoding cannot change the number format: that is chosen when compressing.
-        have = ", ".join(f"{f}={getattr(encoded_for, f)}" for f in differ)
-        want = ", ".join(f"{f}={getattr(cfg, f)}" for f in differ)
-        raise ValueError(f"{model_dir} was quantised with {have}, but this design uses {want}; compress it "
-                         f"for the board (`eie compress --board NAME` or `--config` with the design's config)")
-    if image.config != cfg:
-        layers_path = model_dir / "layers.npz"
-        if not layers_path.exists():
-            raise ValueError(f"{model_dir} was compressed for another config (digest {image.config.digest}) "
-                             f"and has no layers.npz to re-encode; compress it with --config for this board")
-        from ..golden.encode import build_image, load_layers
-        if progress:
-            progress(f"re-encoding {model_dir} for the board config ({cfg.pes} PEs)")
-        try:
-            image = build_image(load_layers(layers_path), cfg)
-        except ValueError as e:
-            raise ValueError(f"the model in {model_dir} does not fit this design: {e}") from None
+    image, manifest, reencoded = image_for_config(model_dir, cfg, who="the board's design", progress=progress)
     info = {"path": str(model_dir), "name": manifest.get("name", model_dir.name),
-            "image_digest": image_digest(image), "layers": len(image.layers),
-            "reencoded": encoded_for != cfg}
+            "image_digest": image_digest(image), "layers": len(image.layers), "reencoded": reencoded}
     return image, info
 
 
@@ -346,7 +325,7 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     if rc != 0 or not bitstream_src.exists():
         tail = "\n".join(log_text.splitlines()[-15:])
         raise ToolError(f"the {board.family} flow failed (exit status {rc}); last lines of "
-                        f"{build_dir / 'tool.log'}:\n{tail}")
+                        f"{build_dir / 'tool.log'}:\n{tail}", log=build_dir / "tool.log")
 
     fmax, met, clocks = _design_clock_fmax(report, pll.achieved_mhz)
     bitstream = out / f"eie_{board.name.replace(':', '_').replace('.', '_')}{board.bitstream_suffix}"

@@ -50,7 +50,7 @@ def add_build_arguments(parser) -> None:
 
 def build_main(args) -> int:
     from ..config import EIEConfig
-    from .build import DoesNotFit, build
+    from .build import DoesNotFit, ToolError, build
     from .platforms import get_board
 
     board = get_board(args.board)
@@ -67,6 +67,11 @@ def build_main(args) -> int:
         if args.json:
             print(json.dumps({"error": str(e), "board": board.name, "fits": False, "overflow": e.overflow,
                               "utilisation": e.utilisation}))
+        _stderr(f"eie build: error: {e}")
+        return 1
+    except ToolError as e:
+        if args.json:
+            print(json.dumps({"error": str(e), "board": board.name, "log": e.log}))
         _stderr(f"eie build: error: {e}")
         return 1
     if args.json:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -505,3 +506,46 @@ def load_layers(path) -> list:
                              f"supported (this eie reads {_LAYERS_FORMAT!r} version {_LAYERS_VERSION})")
         return [QuantLayer(codes=data[f"layer{l}_codes"], codebook=data[f"layer{l}_codebook"],
                            bias=data[f"layer{l}_bias"], **m) for l, m in enumerate(meta["layers"])]
+
+
+# The number format is chosen when compressing; re-encoding keeps it.
+NUMBER_FORMAT = ("act_bits", "act_frac_bits", "codebook_bits", "index_bits")
+
+
+def image_for_config(directory, cfg: EIEConfig | None = None, *, who: str = "this design", progress=None):
+    """``(image, manifest, reencoded)`` for the compressed network in ``directory``.
+
+    The stored ``image.npz`` when ``cfg`` is None or the config it was encoded
+    for; otherwise ``layers.npz`` (config independent) re-encoded for ``cfg``.
+    A ``cfg`` with another number format (:data:`NUMBER_FORMAT`) is refused:
+    that is fixed when the network is quantised, so it has to be compressed
+    again. ``who`` names the design in the errors; ``progress`` (a callable)
+    hears about a re-encoding.
+    """
+    from eie.format import read_manifest
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    files = manifest.get("files", {})
+    image_path = directory / files.get("image", "image.npz")
+    if not image_path.exists():
+        raise FileNotFoundError(f"{image_path} is missing; re-run `eie compress`")
+    image = NetworkImage.load(image_path)
+    if cfg is None or cfg == image.config:
+        return image, manifest, False
+    differ = [f for f in NUMBER_FORMAT if getattr(image.config, f) != getattr(cfg, f)]
+    if differ:
+        have = ", ".join(f"{f}={getattr(image.config, f)}" for f in differ)
+        want = ", ".join(f"{f}={getattr(cfg, f)}" for f in differ)
+        raise ValueError(f"{directory} was quantised with {have}, but {who} uses {want}; compress it for that "
+                         f"number format (`eie compress --board NAME` or `--config` with the design's config)")
+    layers_path = directory / files.get("layers", "layers.npz")
+    if not layers_path.exists():
+        raise ValueError(f"{directory} was compressed for another config (digest {image.config.digest}) and has "
+                         f"no {layers_path.name} to re-encode; compress it with --config for {who}")
+    if progress:
+        progress(f"re-encoding {directory} for {who} ({cfg.pes} PEs, config {cfg.digest})")
+    try:
+        image = build_image(load_layers(layers_path), cfg)
+    except ValueError as e:
+        raise ValueError(f"the network in {directory} does not fit {who}: {e}") from None
+    return image, manifest, True

@@ -64,18 +64,6 @@ def io_width(cfg: EIEConfig) -> int:
     return max(pe_io_width(cfg), cfg.layer_entry_bits)
 
 
-def shift_right(value, amount):
-    """``value >> amount`` (arithmetic for a signed ``value``) as an explicit
-    logarithmic shifter, one 2:1 multiplexer level per bit of ``amount``.
-
-    Written out so that synthesis cannot pick a wider structure: from a plain
-    ``>>`` Yosys sometimes built a one-level multiplexer per output bit on the
-    ECP5 (+500 LUT4s per PE with 42-bit accumulators)."""
-    for k, bit in enumerate(amount):
-        value = Mux(bit, value >> (1 << k), value)
-    return value
-
-
 def check_image(cfg: EIEConfig, image, who: str) -> None:
     """Raise unless ``image`` is None or an ``eie.format.NetworkImage`` built for ``cfg``."""
     if image is None:
@@ -467,7 +455,7 @@ class ProcessingElement(wiring.Component):
         w3_shifted = Signal(signed(cfg.acc_bits + 2))
         m.d.sync += [
             w2_total.eq(acc_r.data + bias_r.data),
-            w3_half.eq(shift_right(Cat(Const(0, 1), w2_total).as_signed(), self.shift)),
+            w3_half.eq(Cat(Const(0, 1), w2_total).as_signed() >> self.shift),
         ]
         m.d.comb += w3_shifted.eq((w3_half + 1) >> 1)
         hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))

@@ -109,26 +109,10 @@ def _load_inputs(spec: str, labels: str | None, manifest: dict, cfg):
 def _network(directory: Path, config_file: str | None):
     """``(cfg, image, manifest)``; with ``--config`` the layers are re-encoded for that config."""
     from eie.config import EIEConfig
-    from eie.format import NetworkImage, read_manifest
-    manifest = read_manifest(directory)
-    image_path = directory / manifest.get("files", {}).get("image", "image.npz")
-    if not image_path.exists():
-        raise FileNotFoundError(f"{image_path} is missing; re-run `eie compress`")
-    image = NetworkImage.load(image_path)
-    if config_file is None:
-        return image.config, image, manifest
-    cfg = EIEConfig.load(config_file)
-    if cfg == image.config:
-        return cfg, image, manifest
-    from eie.golden.encode import build_image, load_layers
-    layers_path = directory / manifest.get("files", {}).get("layers", "layers.npz")
-    if not layers_path.exists():
-        raise FileNotFoundError(f"{layers_path} is missing: --config needs the layers to re-encode them")
-    try:
-        image = build_image(load_layers(layers_path), cfg)
-    except ValueError as e:
-        raise ValueError(f"the network does not fit the design of {config_file}: {e}") from None
-    return cfg, image, manifest
+    from eie.golden.encode import image_for_config
+    cfg = None if config_file is None else EIEConfig.load(config_file)
+    image, manifest, _ = image_for_config(directory, cfg, who=f"the design of {config_file}", progress=_progress)
+    return image.config, image, manifest
 
 
 def simulate(directory, *, inputs: str = "digits-test", labels: str | None = None, limit: int | None = None,

@@ -138,3 +138,20 @@ def test_board_from_amaranth_boards_platform():
         get_board("amaranth_boards.arty_a7:ArtyA7_35Platform")
     with pytest.raises(ValueError, match="no platform class"):
         get_board("amaranth_boards.icebreaker:Nope")
+
+
+def test_build_reports_a_failing_tool(tmp_path):
+    """A tool that fails for another reason than fit: one clean error naming the log, and --json says so."""
+    fake = tmp_path / "yosys"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nprint('ERROR: stand-in yosys gives up')\nsys.exit(3)\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, YOSYS=str(fake))
+    out = tmp_path / "out"
+    r = _eie(["build", "--board", "ulx3s-12f", "--pes", "1", "-o", str(out), "--json"], env)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "eie build: error: the ecp5 flow failed (exit status 3)" in r.stderr
+    assert "stand-in yosys gives up" in r.stderr
+    result = json.loads(r.stdout)
+    assert result["board"] == "ulx3s-12f" and result["log"] == str(out / "build" / "tool.log")
+    assert "flow failed" in result["error"]
