@@ -452,17 +452,22 @@ class ProcessingElement(wiring.Component):
         ]
         w2_total = Signal(signed(cfg.acc_bits + 1))
         w3_half = Signal(signed(cfg.acc_bits + 2))
-        w3_shifted = Signal(signed(cfg.acc_bits + 2))
         m.d.sync += [
             w2_total.eq(acc_r.data + bias_r.data),
             w3_half.eq(Cat(Const(0, 1), w2_total).as_signed() >> self.shift),
         ]
-        m.d.comb += w3_shifted.eq((w3_half + 1) >> 1)
-        hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
-        saturated = Signal(signed(cfg.act_bits))
-        result = Signal(signed(cfg.act_bits))
+        # out = (half + 1) >> 1 is saturated to [lo, hi]: out > hi exactly when
+        # half >= 2*hi + 1, out < lo when half <= 2*lo - 2 (compares with constants,
+        # beside the increment); in range, out's act_bits low bits are the value,
+        # and they depend on half's low act_bits + 1 bits only: a short increment.
+        A = cfg.act_bits
+        hi, lo = (1 << (A - 1)) - 1, -(1 << (A - 1))
+        low = Signal(signed(A))
+        saturated = Signal(signed(A))
+        result = Signal(signed(A))
         m.d.comb += [
-            saturated.eq(Mux(w3_shifted > hi, hi, Mux(w3_shifted < lo, lo, w3_shifted))),
+            low.eq((w3_half[:A + 1] + 1)[1:A + 1]),
+            saturated.eq(Mux(w3_half >= 2 * hi + 1, hi, Mux(w3_half <= 2 * lo - 2, lo, low))),
             result.eq(Mux(~w3_in | (self.relu & (saturated < 0)), 0, saturated)),
         ]
 
