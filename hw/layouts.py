@@ -20,13 +20,16 @@ def column_layout(cfg: EIEConfig) -> data.StructLayout:
     """A non-empty column slice waiting in a PE's column buffer.
 
     ``word``/``slot``: Spmat position of its first entry (``start // E``,
-    ``start % E``); ``count``: its entries (``end - start >= 1``); ``value``: the
-    activation it is multiplied by.
+    ``start % E``); ``count``: its entries (``end - start >= 1``); ``single``:
+    ``count == 1`` (decided when the column is pushed, so that the Spmat read's
+    "last entry" is a register, not a compare); ``value``: the activation it is
+    multiplied by.
     """
     return data.StructLayout({
         "word": unsigned(cfg.spmat_addr_bits + 1),
         "slot": unsigned(clog2(cfg.entries_per_word)),
         "count": unsigned(cfg.ptr_bits),
+        "single": unsigned(1),
         "value": signed(cfg.act_bits),
     })
 

@@ -206,14 +206,19 @@ class ProcessingElement(wiring.Component):
 
         ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
         m.d.comb += ptr_index.eq(self.ptr_base + queue.r.payload.col)
-        # Two stages: P1 holds a popped column while its pointers are on the read
-        # ports (read only when popping: the ports keep them while P1 waits), P2
-        # holds the two banks' words in registers, unswapped: a block-RAM output
-        # (5.8 ns on the ECP5) goes straight into a flip-flop, and every handshake
-        # decision is made from registers (P2's pointers, the queues' levels).
+        # Two stages: P1 holds a popped column; its pointers are on the read ports
+        # in the next cycle (the ports read the queue head every cycle: no
+        # handshake reaches a block RAM's enable, which on the ECP5 sits far from
+        # the logic) and P1 keeps a copy of them while it waits. P2 holds the two
+        # banks' words in registers, unswapped: a block-RAM output (5.8 ns on the
+        # ECP5) goes straight into a flip-flop, and every handshake decision is
+        # made from registers (P2's pointers, the queues' levels).
         p1_valid = Signal()
+        p1_fresh = Signal()                          # P1's pointers are on the read ports
         p1_odd = Signal(reset_less=True)
         p1_value = Signal(signed(cfg.act_bits), reset_less=True)
+        p1_even_word = Signal(cfg.ptr_bits, reset_less=True)
+        p1_odd_word = Signal(cfg.ptr_bits, reset_less=True)
         p_valid = Signal()                           # P2
         p_value = Signal(signed(cfg.act_bits), reset_less=True)
         p_odd = Signal(reset_less=True)              # p[j] is in the odd bank
@@ -240,16 +245,19 @@ class ProcessingElement(wiring.Component):
             queue.r.ready.eq(~p1_valid | p1_move),
             pop.eq(queue.r.valid & queue.r.ready),
         ]
+        m.d.sync += p1_fresh.eq(pop)
         with m.If(pop):
             m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_index[0]), p1_value.eq(queue.r.payload.value)]
         with m.Elif(p1_move):
             m.d.sync += p1_valid.eq(0)
+        with m.If(p1_fresh):
+            m.d.sync += [p1_even_word.eq(even_r.data), p1_odd_word.eq(odd_r.data)]
         with m.If(p1_move):
             m.d.sync += [
                 p_valid.eq(1),
                 p_odd.eq(p1_odd),
-                p_even_word.eq(even_r.data),
-                p_odd_word.eq(odd_r.data),
+                p_even_word.eq(Mux(p1_fresh, even_r.data, p1_even_word)),
+                p_odd_word.eq(Mux(p1_fresh, odd_r.data, p1_odd_word)),
                 p_value.eq(p1_value),
             ]
         with m.Elif(p_leave):
@@ -260,8 +268,6 @@ class ProcessingElement(wiring.Component):
             m.d.comb += [
                 even_r.addr.eq((ptr_index + 1) >> 1),
                 odd_r.addr.eq(ptr_index >> 1),
-                even_r.en.eq(pop),
-                odd_r.en.eq(pop),
             ]
         with m.Else():
             m.d.comb += [
@@ -289,6 +295,7 @@ class ProcessingElement(wiring.Component):
             ]
         m.d.comb += [
             col_in.count.eq(p_end - p_start),
+            col_in.single.eq(col_in.count == 1),
             col_in.value.eq(p_value),
             column_buffer.w.valid.eq(p_valid & ~p_empty),
         ]
@@ -302,6 +309,7 @@ class ProcessingElement(wiring.Component):
         m_word = Signal.like(head.word, reset_less=True)
         m_slot = Signal.like(head.slot, reset_less=True)
         m_left = Signal.like(head.count, reset_less=True)
+        m_single = Signal(reset_less=True)          # m_left == 1
         word = Signal.like(head.word)
         slot = Signal.like(head.slot)
         left = Signal.like(head.count)
@@ -312,12 +320,12 @@ class ProcessingElement(wiring.Component):
             slot.eq(Mux(m_in_col, m_slot, head.slot)),
             left.eq(Mux(m_in_col, m_left, head.count)),
             issue.eq(column_buffer.r.valid),
-            last.eq(left == 1),
+            last.eq(Mux(m_in_col, m_single, head.single)),      # left == 1
             # The head leaves with its last entry; the next column starts next cycle.
             column_buffer.r.ready.eq(last),
         ]
         with m.If(issue):
-            m.d.sync += [m_in_col.eq(~last), m_left.eq(left - 1)]
+            m.d.sync += [m_in_col.eq(~last), m_left.eq(left - 1), m_single.eq(left == 2)]
             if E == 1:
                 m.d.sync += m_word.eq(word + 1)
             else:
