@@ -208,39 +208,14 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--pes", type=int, default=None, help="PEs of the design (without --design)")
     parser.add_argument("--baud", type=int, default=None, help="UART baud rate (default: the design's)")
     parser.add_argument("--inputs", default="digits-test",
-                        help="digits-test, FILE.npy (float inputs) or FILE.npz (X_test, y_test)")
+                        help="digits-test, FILE.npy (float inputs, or integers already in fixed point) or "
+                             "FILE.npz (X_test, y_test)")
+    parser.add_argument("--labels", default=None, metavar="FILE.npy",
+                        help="integer labels for FILE.npy inputs (prints the accuracy)")
     parser.add_argument("--limit", type=int, default=None, metavar="K", help="run the first K inputs only")
     parser.add_argument("--reload", action="store_true", help="load the network even if it is baked in")
     parser.add_argument("--timeout", type=float, default=2.0, metavar="S",
                         help="seconds to wait for an answer before resending a frame (default 2)")
-
-
-def load_inputs(spec: str, in_len: int, limit: int | None):
-    """Float inputs and labels (or None) for ``--inputs``."""
-    import numpy as np
-    if spec == "digits-test":
-        from ..golden.models import digits_split
-        _, _, X, y = digits_split()
-    else:
-        path = Path(spec)
-        if not path.exists():
-            raise FileNotFoundError(f"--inputs {spec}: no such file (or use digits-test)")
-        if path.suffix == ".npy":
-            X, y = np.load(path), None
-        elif path.suffix == ".npz":
-            from ..golden.models import load_data
-            _, _, X, y = load_data(path, in_len)
-        else:
-            raise ValueError(f"--inputs {spec}: expected digits-test, a .npy or a .npz file")
-    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    if X.shape[1] != in_len:
-        raise ValueError(f"--inputs: inputs have {X.shape[1]} values but the network takes {in_len}")
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit must be at least 1, not {limit}")
-        X = X[:limit]
-        y = None if y is None else np.asarray(y)[:limit]
-    return X, y
 
 
 def run_main(args) -> int:
@@ -248,9 +223,9 @@ def run_main(args) -> int:
 
     from ..config import EIEConfig
     from ..format import read_manifest
-    from ..golden.quantize import quantize_input
+    from ..golden.quantize import load_inputs
     from ..golden.reference import image_forward
-    from ..golden.balance import unpermute_output
+    from ..golden.balance import permute_input, unpermute_output
     from ..host import Runtime
     from ..protocol import Mem, ProtocolError
     from .build import DESIGN_FILE, load_model_image
@@ -277,9 +252,10 @@ def run_main(args) -> int:
     manifest = read_manifest(args.model)
     image, model_info = load_model_image(args.model, cfg, _stderr)
     first, last = image.layers[0], image.layers[-1]
-    X, y = load_inputs(args.inputs, first.in_len, args.limit)
     frac = manifest.get("input_frac", cfg.act_frac_bits)
-    Q = quantize_input(X, frac, cfg)
+    Q, y, _ = load_inputs(args.inputs, cfg, frac, in_len=first.in_len, labels=args.labels, limit=args.limit)
+    if manifest.get("input_perm") is not None:       # hardware input order, as `eie simulate` does
+        Q = permute_input(Q, np.asarray(manifest["input_perm"]))
     perm = manifest.get("output_perm")
 
     _stderr(f"opening {args.port} at {baud} baud")

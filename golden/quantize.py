@@ -171,3 +171,64 @@ def fixed_point_accuracy(layers, X, y, cfg, input_frac: int, output_perm=None) -
     """Top-1 accuracy of the fixed-point network (bit-exact reference) on ``(X, y)``."""
     out = fixed_point_outputs(layers, X, cfg, input_frac, output_perm)
     return float(np.mean(out.argmax(axis=1) == np.asarray(y)))
+
+
+def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=None, limit: int | None = None):
+    """Network inputs for ``eie simulate`` and ``eie run``: ``(fixed-point inputs, labels or None, description)``.
+
+    ``spec`` is ``digits-test`` (the digits test split and its labels), a
+    ``.npy`` file of float inputs (quantised with ``frac`` fraction bits) or of
+    integers (already ``act_bits`` fixed point, range-checked), or an ``.npz``
+    with ``X_test`` and ``y_test`` (float inputs and labels, as for ``eie
+    compress --data``). ``labels`` (a ``.npy`` of integers) gives labels to a
+    ``.npy``'s inputs; ``limit`` keeps the first inputs; ``in_len`` is checked.
+    """
+    from pathlib import Path
+    y = None
+    if spec == "digits-test":
+        from .models import digits_split
+        if labels:
+            raise ValueError("--labels is for FILE.npy inputs; digits-test brings its own labels")
+        _, _, X, y = digits_split()
+        what = "digits-test"
+    else:
+        path = Path(spec)
+        if path.suffix not in (".npy", ".npz"):
+            raise ValueError(f"--inputs must be digits-test, a .npy or a .npz file, not {spec!r}")
+        if not path.exists():
+            raise FileNotFoundError(f"--inputs {path}: no such file (or use digits-test)")
+        if path.suffix == ".npz":
+            from .models import load_data
+            if labels:
+                raise ValueError("--labels is for FILE.npy inputs; a .npz brings y_test")
+            _, _, X, y = load_data(path, need_train=False)
+        else:
+            X = np.load(path, allow_pickle=False)
+        what = str(path)
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"{what}: inputs must have shape (batch, in_len) or (in_len,), not {X.shape}")
+    if np.issubdtype(X.dtype, np.floating):
+        Xq = quantize_input(X, frac, cfg)
+    elif np.issubdtype(X.dtype, np.integer):
+        lo, hi = -(1 << (cfg.act_bits - 1)), (1 << (cfg.act_bits - 1)) - 1
+        if X.size and (X.min() < lo or X.max() > hi):
+            raise ValueError(f"{what}: integer inputs are fixed-point activations and must be in {lo}..{hi} "
+                             f"(act_bits={cfg.act_bits}); pass floats to have them quantised")
+        Xq = X.astype(np.int64)
+    else:
+        raise ValueError(f"{what}: inputs must be floating point or integer, not {X.dtype}")
+    if labels:
+        y = np.load(labels, allow_pickle=False)
+        if y.shape != (len(Xq),) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"{labels}: labels must be integers of shape ({len(Xq)},), not {y.dtype} {y.shape}")
+    if in_len is not None and Xq.shape[1] != in_len:
+        raise ValueError(f"{what}: inputs have {Xq.shape[1]} values each but the network takes {in_len}")
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be a positive integer, not {limit}")
+        Xq = Xq[:limit]
+        y = None if y is None else np.asarray(y)[:limit]
+    return Xq, (None if y is None else np.asarray(y)), what

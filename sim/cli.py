@@ -2,7 +2,7 @@
 
 ::
 
-    eie simulate DIR [--inputs digits-test|FILE.npy] [--labels FILE.npy] [--limit K]
+    eie simulate DIR [--inputs digits-test|FILE.npy|FILE.npz] [--labels FILE.npy] [--limit K]
                      [--config FILE] [--waves FILE.fst] [--link fast|python]
                      [--idle P] [--backpressure P] [--seed S] [--opt O0|O1|O2] [--json]
 
@@ -42,8 +42,9 @@ __all__ = ["add_arguments", "main", "simulate"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="compressed network folder (output of `eie compress`)")
-    parser.add_argument("--inputs", default="digits-test", metavar="digits-test|FILE.npy",
-                        help="inputs to run (default: digits-test, the digits test split)")
+    parser.add_argument("--inputs", default="digits-test", metavar="digits-test|FILE.npy|FILE.npz",
+                        help="inputs to run: digits-test (the default, the digits test split), FILE.npy (float "
+                             "inputs, or integers already in fixed point) or FILE.npz (X_test, y_test)")
     parser.add_argument("--labels", metavar="FILE.npy", help="integer labels of FILE.npy inputs (for accuracy)")
     parser.add_argument("--limit", type=int, metavar="K", help="run only the first K inputs")
     parser.add_argument("--config", metavar="FILE",
@@ -65,47 +66,6 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _load_inputs(spec: str, labels: str | None, manifest: dict, cfg):
-    """``(float or None, int inputs, labels or None, description)``."""
-    import numpy as np
-    from eie.golden.quantize import quantize_input
-    if "input_frac" not in manifest:
-        raise ValueError("manifest.json has no input_frac; re-run `eie compress` to write a current manifest")
-    frac = int(manifest["input_frac"])
-    if spec == "digits-test":
-        from eie.golden.models import digits_split
-        if labels:
-            raise ValueError("--labels is for FILE.npy inputs; digits-test brings its own labels")
-        _, _, X, y = digits_split()
-        return quantize_input(X, frac, cfg), np.asarray(y), "digits-test"
-    path = Path(spec)
-    if path.suffix != ".npy":
-        raise ValueError(f"--inputs must be digits-test or a .npy file, not {spec!r}")
-    if not path.exists():
-        raise FileNotFoundError(f"inputs file {path} does not exist")
-    X = np.load(path, allow_pickle=False)
-    if X.ndim == 1:
-        X = X[None, :]
-    if X.ndim != 2:
-        raise ValueError(f"{path}: inputs must have shape (batch, in_len) or (in_len,), not {X.shape}")
-    if np.issubdtype(X.dtype, np.floating):
-        Xq = quantize_input(X, frac, cfg)
-    elif np.issubdtype(X.dtype, np.integer):
-        lo, hi = -(1 << (cfg.act_bits - 1)), (1 << (cfg.act_bits - 1)) - 1
-        if X.size and (X.min() < lo or X.max() > hi):
-            raise ValueError(f"{path}: integer inputs are fixed-point activations and must be in {lo}..{hi} "
-                             f"(act_bits={cfg.act_bits}); pass floats to have them quantised")
-        Xq = X.astype(np.int64)
-    else:
-        raise ValueError(f"{path}: inputs must be floating point or integer, not {X.dtype}")
-    y = None
-    if labels:
-        y = np.load(labels, allow_pickle=False)
-        if y.shape != (len(Xq),) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"{labels}: labels must be integers of shape ({len(Xq)},), not {y.dtype} {y.shape}")
-    return Xq, y, str(path)
-
-
 def _network(directory: Path, config_file: str | None):
     """``(cfg, image, manifest)``; with ``--config`` the layers are re-encoded for that config."""
     from eie.config import EIEConfig
@@ -121,6 +81,7 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
     """Run ``eie simulate``; returns the JSON result (see :func:`main`)."""
     import numpy as np
     from eie.golden.balance import permute_input, unpermute_output
+    from eie.golden.quantize import load_inputs
     from eie.sim import driver, runner
 
     t0 = time.monotonic()
@@ -128,15 +89,10 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory} is not a folder; pass the output folder of `eie compress`")
     cfg, image, manifest = _network(directory, config)
-    X, y, what = _load_inputs(inputs, labels, manifest, cfg)
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"--limit must be a positive integer, not {limit}")
-        X = X[:limit]
-        y = None if y is None else y[:limit]
-    in_len = image.layers[0].in_len
-    if X.shape[1] != in_len:
-        raise ValueError(f"inputs have {X.shape[1]} values each but the network takes {in_len}")
+    if "input_frac" not in manifest:
+        raise ValueError("manifest.json has no input_frac; re-run `eie compress` to write a current manifest")
+    X, y, what = load_inputs(inputs, cfg, int(manifest["input_frac"]), in_len=image.layers[0].in_len,
+                             labels=labels, limit=limit)
     if manifest.get("input_perm") is not None:
         X = permute_input(X, np.asarray(manifest["input_perm"]))
     out_perm = manifest.get("output_perm")

@@ -144,3 +144,32 @@ def test_inputs_beyond_16_bits_are_counted_as_saturated():
     _, input_frac, calib = quantize_network(shared, X, CFG)
     assert input_frac == 0
     assert calib[0]["input_saturated"] == np.count_nonzero(np.floor(X + 0.5) > 32767)
+
+
+def test_load_inputs_accepts_every_form_and_names_bad_input(tmp_path):
+    """One loader for `eie simulate` and `eie run`: digits-test, float/integer .npy (+ labels), .npz."""
+    from eie.golden.quantize import load_inputs
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(6, 12))
+    y = rng.integers(0, 3, 6)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    np.savez(tmp_path / "d.npz", X_test=X, y_test=y)
+    q, labels, what = load_inputs(str(tmp_path / "x.npy"), CFG, 5, in_len=12, labels=str(tmp_path / "y.npy"))
+    assert np.array_equal(q, quantize_input(X, 5, CFG)) and np.array_equal(labels, y)
+    q2, labels2, _ = load_inputs(str(tmp_path / "d.npz"), CFG, 5, in_len=12, limit=4)
+    assert np.array_equal(q2, q[:4]) and np.array_equal(labels2, y[:4])
+    np.save(tmp_path / "xq.npy", q)
+    q3, none, _ = load_inputs(str(tmp_path / "xq.npy"), CFG, 5)
+    assert np.array_equal(q3, q) and none is None
+    np.save(tmp_path / "big.npy", np.full((1, 12), 1 << CFG.act_bits))
+    with pytest.raises(ValueError, match=f"act_bits={CFG.act_bits}"):
+        load_inputs(str(tmp_path / "big.npy"), CFG, 5)
+    with pytest.raises(ValueError, match="network takes 13"):
+        load_inputs(str(tmp_path / "x.npy"), CFG, 5, in_len=13)
+    with pytest.raises(ValueError, match="labels must be integers of shape"):
+        load_inputs(str(tmp_path / "x.npy"), CFG, 5, labels=str(tmp_path / "x.npy"))
+    with pytest.raises(ValueError, match="digits-test, a .npy or a .npz"):
+        load_inputs(str(tmp_path / "x.txt"), CFG, 5)
+    with pytest.raises(ValueError, match="--limit"):
+        load_inputs(str(tmp_path / "x.npy"), CFG, 5, limit=0)
