@@ -230,11 +230,12 @@ class EIEConfig:
     def writeback_latency(self) -> int:
         """Cycles from a write-back row's accumulator read to its register-file write.
 
-        Fixed by the hardware (``eie.hw.pe``): add the bias; round and shift;
-        saturate and ReLU, one pipeline stage each, so that the write-back is
-        never the critical path. The cycle model adds it to every layer.
+        Fixed by the hardware (``eie.hw.pe``): add the bias; shift; round,
+        saturate and ReLU; write the register file, one pipeline stage each, so
+        that the write-back is never the critical path. The cycle model adds it
+        to every layer.
         """
-        return 3
+        return 4
 
     @property
     def mac_latency(self) -> int:

@@ -120,7 +120,7 @@ class ProcessingElement(wiring.Component):
         ``scan_data != 0``, stored with the word (no compare on the read path).
     wb_issue, wb_row, wb_rem, dst_bank : In
         Write-back: read accumulator and bias of local row ``wb_row``; one cycle
-        later zero the accumulator; ``cfg.writeback_latency`` (3) cycles later
+        later zero the accumulator; ``cfg.writeback_latency`` (4) cycles later
         write ``relu?(saturate(round(acc + bias)))`` (or 0 if ``index >=
         wb_rem``, i.e. the global row ``wb_row * N + index`` is past
         ``out_len``) to the destination register file.
@@ -435,12 +435,13 @@ class ProcessingElement(wiring.Component):
         ]
         m.d.sync += [h1_valid.eq(e_valid), h1_row.eq(e_row), h1_sum.eq(acc_sum), h2_sum.eq(h1_sum)]
 
-        # -- bias and write-back: three stages (cfg.writeback_latency) -----------------
+        # -- bias and write-back: four stages (cfg.writeback_latency) ------------------
         # W0 (wb_issue): read accumulator and bias of local row wb_row.
         # W1: total = acc + bias (registered); the accumulator is zeroed.
         # W2: half = (2 * total) >> shift, a shifter alone (registered).
         # W3: (half + 1) >> 1 = (total + 2**(shift-1)) >> shift, round half up;
-        #     saturate, ReLU, zero rows past out_len; register-file write.
+        #     saturate, ReLU, zero rows past out_len.
+        # W4: register-file write.
         # The bias is added here rather than seeded: the sum is the same, and
         # no seeding pass is needed before a layer.
         bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"],
@@ -499,12 +500,19 @@ class ProcessingElement(wiring.Component):
             self.scan_data.eq(rf_r.data[:cfg.act_bits]),
             self.scan_nz.eq(rf_r.data[cfg.act_bits]),
         ]
+        # W4: the write is registered: the register files sit by the CCU, which
+        # reads them every cycle, often far from the write-back logic (16 PEs on
+        # the ECP5: 4.2 ns of routing after W3's saturation).
+        w4_valid = Signal()
+        w4_addr = Signal(range(2 * cfg.act_depth), reset_less=True)
+        w4_data = Signal(cfg.act_bits + 1, reset_less=True)
+        m.d.sync += [
+            w4_valid.eq(w3_valid),
+            w4_addr.eq(Mux(self.dst_bank, cfg.act_depth + w3_row, w3_row)),
+            w4_data.eq(Cat(result, result != 0)),
+        ]
         with m.If(self.running):
-            m.d.comb += [
-                rf_w.addr.eq(Mux(self.dst_bank, cfg.act_depth + w3_row, w3_row)),
-                rf_w.data.eq(Cat(result, result != 0)),
-                rf_w.en.eq(w3_valid),
-            ]
+            m.d.comb += [rf_w.addr.eq(w4_addr), rf_w.data.eq(w4_data), rf_w.en.eq(w4_valid)]
         with m.Else():
             m.d.comb += [rf_w.addr.eq(io_addr), rf_w.data.eq(Cat(io_act, io_act != 0)),
                          rf_w.en.eq(io_write(Mem.ACT))]
