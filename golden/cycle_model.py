@@ -28,7 +28,7 @@ PE ``k`` (``i`` = index among the PE's non-empty columns)
     empty column: ``l_b = m_b + 1``
     else ``c_i = max(m_b + 1, f_{i-C})``, ``l_b = c_i``   (into the column buffer)
     ``s_i = max(c_i + 1, f_{i-1} + 1)``, ``f_i = s_i + n_i - 1``   (Spmat reads)
-    idle from ``d_k = max(m_{B-1} + 2, f_last + M + 1)``, ``M = cfg.mac_latency`` (6)
+    idle (a register) from ``d_k = max(m_{B-1} + 3, f_last + M + 2)``, ``M = cfg.mac_latency`` (6)
 End of layer
     ``scan_done = max(F_{R_in - 1} + 2, t_{B-1} + 1)``
     ``E = max(scan_done, max_k d_k)``; layer cycles ``= E + ceil(out_len / N) + L + 1``
@@ -236,7 +236,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         else:
             f_last_row = int(_NEVER)
         scan_done = max(f_last_row + 2, t_prev + 1)
-        idle = np.maximum(last_move + 2, last_finish + cfg.mac_latency + 1)
+        idle = np.maximum(last_move + 3, last_finish + cfg.mac_latency + 2)
         end = max(scan_done, int(idle.max()))
     else:
         end = (rows_in - 1) + 4

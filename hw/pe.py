@@ -26,8 +26,9 @@ and its ``n_b`` entries in this PE,
   column's last entry (a stage accepts in the cycle its column leaves);
 * the Spmat read issues the ``n_i`` entries in ``s_i .. f_i = s_i + n_i - 1``,
   ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written
-  ``cfg.mac_latency`` (6) cycles after an entry is issued; the PE is idle from
-  ``max(m_last + 2, f_last + mac_latency + 1)``.
+  ``cfg.mac_latency`` (6) cycles after an entry is issued; the datapath is
+  empty from ``max(m_last + 2, f_last + mac_latency + 1)`` and ``idle`` (a
+  register) rises one cycle later.
 
 Memories (``lib.memory.Memory``, synchronous read, one read and one write port
 each, shared between compute and the host io port by muxes): Spmat (one
@@ -111,7 +112,8 @@ class ProcessingElement(wiring.Component):
     bcast_pending : In(1)
         The CCU has a broadcast waiting (for the stall counter).
     idle : Out(1)
-        Nothing is queued or in flight in the datapath.
+        Nothing is queued or in flight in the datapath (registered: one cycle
+        late when it rises, in the cycle after a push when it falls).
     scan_addr : In
         While ``running``, the activation register file is read at ``scan_addr``
         every cycle (the CCU's scan); ``scan_data`` is the word in the next cycle.
@@ -155,7 +157,7 @@ class ProcessingElement(wiring.Component):
             "relu": In(1),
             "bcast": In(stream.Signature(broadcast_layout(cfg))),
             "bcast_pending": In(1),
-            "idle": Out(1),
+            "idle": Out(1, init=1),
             "scan_addr": In(range(2 * cfg.act_depth)),
             "scan_data": Out(signed(cfg.act_bits)),
             "scan_nz": Out(1),
@@ -518,8 +520,12 @@ class ProcessingElement(wiring.Component):
                          rf_w.en.eq(io_write(Mem.ACT))]
 
         # -- status and counters ------------------------------------------------------
-        m.d.comb += self.idle.eq(~queue.r.valid & ~p1_valid & ~p_valid & ~column_buffer.r.valid
-                                 & ~a_valid & ~b_valid & ~c0_valid & ~c_valid & ~d_valid & ~e_valid)
+        # `idle` is a register (it crosses the die to the CCU's end-of-layer decision):
+        # it rises the cycle after the datapath empties and falls at once with a push.
+        empty = Signal()
+        m.d.comb += empty.eq(~queue.r.valid & ~p1_valid & ~p_valid & ~column_buffer.r.valid
+                             & ~a_valid & ~b_valid & ~c0_valid & ~c_valid & ~d_valid & ~e_valid)
+        m.d.sync += self.idle.eq(empty & ~(self.bcast.valid & self.bcast.ready))
         with m.If(self.clear):
             m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
         with m.Else():

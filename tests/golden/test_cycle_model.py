@@ -50,6 +50,7 @@ def _step_simulation(cfg, col_entries, x, out_len):
     rows = deque()
     cur = []
     t = 2
+    idle_next = [True] * n
     while True:
         ready = [len(queue[k]) < depth for k in range(n)]
         pending = bool(cur)
@@ -59,7 +60,10 @@ def _step_simulation(cfg, col_entries, x, out_len):
         load = head_nz and cur_free
         row_pop = bool(rows) and (not head_nz or cur_free)
         fetch = fetch_row < rows_in and len(rows) + (inflight is not None) < ROW_QUEUE
-        idle = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k] and t - last_issue[k] > cfg.mac_latency for k in range(n)]
+        empty = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k]
+                 and t - last_issue[k] > cfg.mac_latency for k in range(n)]
+        # A PE's `idle` is a register: last cycle's "empty and nothing pushed".
+        idle, idle_next = idle_next, [e and not fire for e in empty]
         if fetch_row == rows_in and inflight is None and not rows and not cur and all(idle):
             end = t
             break

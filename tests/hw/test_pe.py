@@ -67,7 +67,7 @@ def _pe_timing(push, counts, depth, cbuf, mac_latency):
         issues.extend(range(s, f + 1))
         finishes.append(f)
         last_leave, last_finish = c, f
-    idle = max(last_move + 2, last_finish + mac_latency + 1)
+    idle = max(last_move + 3, last_finish + mac_latency + 2)      # `idle` is a register
     return issues, idle
 
 
