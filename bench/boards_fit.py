@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 def build_point(board: str, pes: int, clock: float, out: Path, seed: int) -> dict:
-    from eie.boards.build import DoesNotFit, build
+    from eie.boards.build import DoesNotFit, ToolError, build
     t0 = time.monotonic()
     try:
         s = build(board, out / f"{board}-{pes}pe", pes=pes, clock_mhz=clock, seed=seed, quiet=True)
@@ -34,6 +34,9 @@ def build_point(board: str, pes: int, clock: float, out: Path, seed: int) -> dic
     except DoesNotFit as e:
         row = {"board": board, "pes": pes, "clock_mhz": clock, "fits": False, "fmax_mhz": None,
                "timing_met": False, "utilisation": e.utilisation, "overflow": e.overflow}
+    except ToolError as e:      # a tool crashed: recorded, the sweep goes on
+        row = {"board": board, "pes": pes, "clock_mhz": clock, "fits": None, "fmax_mhz": None,
+               "timing_met": False, "utilisation": {}, "error": str(e).splitlines()[0], "log": e.log}
     row["seconds"] = round(time.monotonic() - t0, 1)
     row["command"] = f"eie build --board {board} --pes {pes} --clock {clock:g} -o OUT --json"
     print(json.dumps(row), file=sys.stderr, flush=True)
@@ -46,6 +49,8 @@ def search(board: str, clock: float, out: Path, seed: int, limit: int) -> list[d
     while pes <= limit:
         row = build_point(board, pes, clock, out, seed)
         rows.append(row)
+        if row["fits"] is None:
+            break
         if not row["fits"]:
             over = pes
             break
@@ -55,6 +60,8 @@ def search(board: str, clock: float, out: Path, seed: int, limit: int) -> list[d
         mid = (fit + over) // 2
         row = build_point(board, mid, clock, out, seed)
         rows.append(row)
+        if row["fits"] is None:
+            break                    # a tool failure says nothing about the fit
         fit, over = (mid, over) if row["fits"] else (fit, mid)
     return rows
 
@@ -69,7 +76,10 @@ def markdown(rows: list[dict]) -> str:
             v = u.get(name)
             return f"{v['used']}/{v['available']}" if v else "-"
         over = "; ".join(f"{k} +{v['used'] - v['available']}" for k, v in r.get("overflow", {}).items())
-        lines.append(f"| {r['board']} | {r['pes']} | {r['clock_mhz']:g} | {'yes' if r['fits'] else 'no'} | "
+        if r["fits"] is None:
+            over = f"tool failed: {r['error']}"
+        fits = {True: "yes", False: "no", None: "error"}[r["fits"]]
+        lines.append(f"| {r['board']} | {r['pes']} | {r['clock_mhz']:g} | {fits} | "
                      f"{r['fmax_mhz'] if r['fmax_mhz'] is not None else '-'} | "
                      f"{'met' if r['timing_met'] else ('missed' if r['fits'] else '-')} | "
                      f"{cell('LUT') if 'LUT' in u else cell('LC')} | {cell('FF')} | {cell('BRAM')} | {cell('DSP')} | "
