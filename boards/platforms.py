@@ -50,17 +50,18 @@ __all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ECP5_PRESET", "ge
 # accumulators (9 per PE), the layer table
 # (3) and the UART bridge's buffers (2). A 2-deep activation queue and a
 # 1-deep column buffer keep the flip-flops (one logic cell each) down.
-# Measured (docs/boards.md): 5179/5280 LCs, 23/30 EBRs, Fmax 27.2 MHz.
+# Measured (docs/boards.md): 5072/5280 LCs, 23/30 EBRs, Fmax 27.6 MHz.
 ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                        codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=256,
                        bias_depth=256, max_layers=4, counter_bits=32)
 # The issue's target for the iCEBreaker, 4 PEs (register files for 512-long
-# layers): does not fit yet (7716 of 5280 logic cells, 37 of 30 EBRs; docs/boards.md).
+# layers): does not fit yet (7621 of 5280 logic cells, 37 of 30 EBRs; docs/boards.md).
 ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128)
 
 # ECP5: DP16KD block RAMs of 18 Kbit. The Spmat is 1024 x 32 bits (4 entries per
-# word, 2 DP16KDs); a PE takes about 5 DP16KDs and 3000 LUT4s with today's
-# hardware, so the LUTs, not the block RAMs, limit the PE count.
+# word, 2 DP16KDs); a PE takes 10 DP16KDs (pointer banks, Spmat, codebook,
+# 42-bit accumulators and biases, register files) and about 1500 LUT4s, so the
+# block RAMs, not the LUTs, limit the PE count (164 of 208 at 16 PEs).
 ECP5_PRESET = replace(DEFAULT, pes=16, fifo_depth=8, column_buffer_depth=4, entries_per_word=4,
                       spmat_depth=1024, ptr_depth=512, act_depth=64, bias_depth=64, max_layers=4,
                       counter_bits=32)
