@@ -168,16 +168,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,changes,sizes,wd,ad,relu,saturate", CASES, ids=[c[0] for c in CASES])
-def test_array_matches_golden_and_cycle_model(name, changes, sizes, wd, ad, relu, saturate):
-    base = dict(spmat_depth=256, ptr_depth=128, act_depth=32, bias_depth=64, max_layers=4)
-    base.update(changes)
-    cfg = EIEConfig(**base)
-    rng = np.random.default_rng(zlib.crc32(name.encode()))
-    layers, x = _chain(cfg, rng, sizes, wd, ad, relu, saturate)
+def _check(layers, x, cfg, runs=1):
+    """Simulate ``layers`` on input ``x``; outputs must equal the golden reference and
+    every counter the cycle model. Returns the golden output."""
     image = build_image(layers, cfg)
     expect = forward_all(layers, x, cfg)[-1]
-    got = simulate_image(image, x, runs=2 if "2runs" in name else 1)
+    got = simulate_image(image, x, runs=runs)
     np.testing.assert_array_equal(got["out"], expect)
     report = cycle_model.predict(image, x)
     counters = got["counters"]
@@ -188,3 +184,43 @@ def test_array_matches_golden_and_cycle_model(name, changes, sizes, wd, ad, relu
     assert counters[Counter.BROADCAST_STALLS] == report.broadcast_stalls
     assert [p[PECounter.BUSY] for p in got["pe"]] == list(report.busy)
     assert [p[PECounter.STALL] for p in got["pe"]] == list(report.stalls)
+    return expect
+
+
+@pytest.mark.parametrize("name,changes,sizes,wd,ad,relu,saturate", CASES, ids=[c[0] for c in CASES])
+def test_array_matches_golden_and_cycle_model(name, changes, sizes, wd, ad, relu, saturate):
+    base = dict(spmat_depth=256, ptr_depth=128, act_depth=32, bias_depth=64, max_layers=4)
+    base.update(changes)
+    cfg = EIEConfig(**base)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    layers, x = _chain(cfg, rng, sizes, wd, ad, relu, saturate)
+    _check(layers, x, cfg, runs=2 if "2runs" in name else 1)
+
+
+@pytest.mark.parametrize("shift", [0, 1, 5, 9])
+def test_writeback_rounding_and_saturation_edges(shift):
+    """Totals exactly at the rounding ties and the saturation edges of the write-back
+    (random layers almost never land on them): the input is zero, so each row's
+    total is its bias."""
+    cfg = EIEConfig(pes=4, act_bits=8, act_frac_bits=6, codebook_bits=8, spmat_depth=64, ptr_depth=32,
+                    act_depth=16, bias_depth=16, max_layers=1)
+    hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
+    half = (1 << shift) >> 1
+    totals = sorted({(e << shift) + off for e in (hi, hi + 1, lo, lo - 1, 0, -1, 5)
+                     for off in (-half - 1, -half, -half + 1, -1, 0, 1, half - 1, half)})[:cfg.max_len]
+    layer, _ = random_layer(np.random.default_rng(shift), 6, len(totals), 0.5, 0.0, cfg, relu=False)
+    layer.bias = np.array(totals, np.int64)
+    layer.shift = shift
+    expect = _check([layer], np.zeros(6, np.int64), cfg)
+    assert hi in expect and lo in expect            # both saturation edges were reached
+
+
+def test_last_broadcast_after_idle_pes():
+    """The only non-zero input is the last one, after many all-zero rows: every PE is
+    empty when it is broadcast, and the layer must not end before its entries are in."""
+    cfg = EIEConfig(pes=4, fifo_depth=2, column_buffer_depth=1, spmat_depth=256, ptr_depth=128, act_depth=16,
+                    bias_depth=16, max_layers=1)
+    layer, x = random_layer(np.random.default_rng(7), 60, 16, 0.9, 0.0, cfg, relu=False, signed_input=True)
+    x[-1] = 9
+    expect = _check([layer], x, cfg)
+    assert np.any(expect != forward_all([layer], np.zeros_like(x), cfg)[-1])     # the last input counts
