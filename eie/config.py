@@ -243,9 +243,9 @@ class EIEConfig:
 
         Fixed by the hardware (``eie.hw.pe``): entry register; codebook read;
         codebook value register; multiply and accumulator read; product and
-        accumulator word registers; add and write. A PE is idle
-        ``mac_latency + 1`` cycles after its last Spmat read (the cycle model's
-        drain).
+        accumulator word registers; add and write. A PE's datapath is empty
+        ``mac_latency + 1`` cycles after its last Spmat read and its registered
+        ``idle`` rises one cycle later (the cycle model's drain).
         """
         return 6
 

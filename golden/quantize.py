@@ -36,6 +36,7 @@ everywhere, as the hardware rounds.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -183,7 +184,6 @@ def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=
     compress --data``). ``labels`` (a ``.npy`` of integers) gives labels to a
     ``.npy``'s inputs; ``limit`` keeps the first inputs; ``in_len`` is checked.
     """
-    from pathlib import Path
     y = None
     if spec == "digits-test":
         from .models import digits_split
