@@ -21,7 +21,8 @@ CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
     ``X_r = max(F_r + 1, t_last(previous non-zero row))`` is the cycle row
     ``r`` replaces the row being broadcast.
     ``a_b = X_r + 1`` for the first broadcast of row ``r``, else ``t_{b-1} + 1``.
-    ``t_b = max(a_b, max_k q_k(b - D) + 1)``   (fires when every queue has room)
+    ``t_b = max(a_b, max_k q_k(b - D) + 2)``   (fires when every PE holds a credit:
+    the pop of broadcast ``b - D`` in ``q`` returns its credit in ``q + 1``)
 PE ``k`` (``i`` = index among the PE's non-empty columns)
     ``q_b = max(t_b + 1, m_{b-1})``            (pointer read, stage P1)
     ``m_b = max(q_b + 1, l_{b-1})``            (pointers into the P2 registers)
@@ -209,7 +210,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         avail[b] = a
         t = a
         if b >= depth:
-            t = max(a, int(q_max[b - depth]) + 1)
+            t = max(a, int(q_max[b - depth]) + 2)
         broadcast_stalls += t - a
         t_prev = t
 

@@ -113,7 +113,7 @@ class EIEArray(wiring.Component):
                 pe.bcast.valid.eq(ccu.bcast_valid),
                 pe.bcast.payload.eq(ccu.bcast),
                 pe.bcast_pending.eq(ccu.bcast_pending),
-                ccu.pe_ready[k].eq(pe.bcast.ready),
+                ccu.pe_credit[k].eq(pe.credit),
                 ccu.pe_idle[k].eq(pe.idle),
                 pe.scan_addr.eq(ccu.scan_addr),
                 ccu.scan_data[k].eq(pe.scan_data),

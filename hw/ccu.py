@@ -17,10 +17,14 @@ pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
     occupancy and the head is a register: no path runs from read data to a
     decision in the same cycle.
     The LNZD tree picks the lowest non-zero ``j < in_len`` of ``cur``; it is
-    broadcast in a cycle in which every PE's queue can accept it. This is the
-    one exception to "valid never waits for ready": the broadcast's valid to
-    the PEs is ``pending & all ready``; a PE's ready is "queue not full" and
-    never depends on valid, so there is no loop.
+    broadcast in a cycle in which every PE holds a credit. The CCU keeps one
+    credit counter per PE (``fifo_depth`` at reset): a broadcast takes one from
+    every PE, and a PE returns one in the cycle after it pops its queue
+    (``pe_credit``, a register in the PE). A credit therefore means "the queue
+    has room" and the decision uses the CCU's own registers only: nothing
+    crosses the die between a PE's queue and the broadcast (and the row-queue
+    enables behind it) in one cycle. The price is one cycle: a slot freed in
+    cycle ``t`` is used from ``t + 2``, not ``t + 1``.
     The phase ends in the first cycle in which nothing is left to scan and
     every PE is idle.
 ``WB`` (``ceil(out_len / N)`` cycles) then ``WBLAST`` (``writeback_latency`` = 4 cycles)
@@ -89,7 +93,10 @@ class CCU(wiring.Component):
     bcast_valid, bcast_pending, bcast : Out
         ``bcast_pending``: a broadcast is waiting; ``bcast_valid``: it is
         taken by every PE this cycle; ``bcast``: its ``(col, value)``.
-    pe_ready, pe_idle : In(pes)
+    pe_credit : In(pes)
+        PE ``k`` popped its activation queue in the previous cycle (a register
+        in the PE): its credit comes back.
+    pe_idle : In(pes)
     scan_addr : Out
         Register-file read address of every PE (read every cycle while running).
     scan_data : In(ArrayLayout(signed(act_bits), pes))
@@ -130,7 +137,7 @@ class CCU(wiring.Component):
             "bcast_valid": Out(1),
             "bcast_pending": Out(1),
             "bcast": Out(broadcast_layout(cfg)),
-            "pe_ready": In(n),
+            "pe_credit": In(n),
             "pe_idle": In(n),
             "scan_addr": Out(range(2 * cfg.act_depth)),
             "scan_data": In(data.ArrayLayout(signed(cfg.act_bits), n)),
@@ -223,7 +230,13 @@ class CCU(wiring.Component):
         lnzd = m.submodules.lnzd = LNZDTree(n, signed(cfg.act_bits))
         m.d.comb += [lnzd.mask.eq(cur_mask), lnzd.data.eq(cur_vals)]
 
-        all_ready = self.pe_ready.all()
+        # Credits: free slots of each PE's activation queue as the CCU knows them
+        # (a pop reaches the CCU one cycle late, so a credit never overstates the
+        # room). `has_credit` is a register: fire depends on CCU registers only.
+        depth = cfg.fifo_depth
+        credits = [Signal(range(depth + 1), init=depth, name=f"credits{k}") for k in range(n)]
+        has_credit = Signal(n, init=(1 << n) - 1)
+        all_ready = has_credit.all()
         all_idle = self.pe_idle.all()
         cur_any = Signal()
         cur_rest = Signal(n)                          # cur_mask without its lowest non-zero
@@ -254,6 +267,11 @@ class CCU(wiring.Component):
             fetch.eq((phase == Phase.SCAN) & fetch_more & (occ + inflight < Q)),
             scan_done.eq(~fetch_more & ~inflight & ~head_valid & ~cur_any),
         ]
+
+        for k in range(n):
+            credit_next = Signal.like(credits[k], name=f"credit_next{k}")
+            m.d.comb += credit_next.eq(credits[k] + self.pe_credit[k] - fire)
+            m.d.sync += [credits[k].eq(credit_next), has_credit[k].eq(credit_next != 0)]
 
         with m.If(load):
             m.d.sync += [cur_mask.eq(q_mask[0]), cur_vals.eq(q_vals[0]), cur_base.eq(q_base[0])]

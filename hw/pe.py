@@ -111,6 +111,9 @@ class ProcessingElement(wiring.Component):
         only in a cycle in which every PE is ready (so all PEs take it).
     bcast_pending : In(1)
         The CCU has a broadcast waiting (for the stall counter).
+    credit : Out(1)
+        The queue was popped in the previous cycle (a register): the CCU's
+        credit for this PE comes back (see :class:`eie.hw.ccu.CCU`).
     idle : Out(1)
         Nothing is queued or in flight in the datapath (registered: one cycle
         late when it rises, in the cycle after a push when it falls).
@@ -157,6 +160,7 @@ class ProcessingElement(wiring.Component):
             "relu": In(1),
             "bcast": In(stream.Signature(broadcast_layout(cfg))),
             "bcast_pending": In(1),
+            "credit": Out(1),
             "idle": Out(1, init=1),
             "scan_addr": In(range(2 * cfg.act_depth)),
             "scan_data": Out(signed(cfg.act_bits)),
@@ -248,6 +252,7 @@ class ProcessingElement(wiring.Component):
             pop.eq(queue.r.valid & queue.r.ready),
         ]
         m.d.sync += p1_fresh.eq(pop)
+        m.d.comb += self.credit.eq(p1_fresh)
         with m.If(pop):
             m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_index[0]), p1_value.eq(queue.r.payload.value)]
         with m.Elif(p1_move):

@@ -51,10 +51,14 @@ def _step_simulation(cfg, col_entries, x, out_len):
     cur = []
     t = 2
     idle_next = [True] * n
+    # The CCU's credits: a broadcast takes one from every PE, a pop returns it
+    # one cycle later (`returning`: popped last cycle).
+    credits = [depth] * n
+    returning = [False] * n
     while True:
         ready = [len(queue[k]) < depth for k in range(n)]
         pending = bool(cur)
-        fire = pending and all(ready)
+        fire = pending and all(c > 0 for c in credits)
         cur_free = not cur or (fire and len(cur) == 1)
         head_nz = bool(rows) and bool(row_nonzeros(rows[0]))
         load = head_nz and cur_free
@@ -98,8 +102,12 @@ def _step_simulation(cfg, col_entries, x, out_len):
                 reading[k] = queue[k].popleft()
             elif p1_move:
                 reading[k] = None
+            credits[k] += returning[k] - fire
+            returning[k] = pop
         # CCU
         if fire:
+            assert all(ready), "a broadcast into a full queue"
+
             j = cur.pop(0)
             for k in range(n):
                 queue[k].append(j)

@@ -1,10 +1,11 @@
 """The CCU with behavioural PEs: layer sequencing, scan, broadcast handshake, counters.
 
 The testbench plays the N PEs: register files answering the scan read of
-every cycle one cycle later, random queue-ready and idle
-signals. It checks, per layer of a run, that exactly the non-zero inputs
-``j < in_len`` are broadcast in increasing order, only in cycles in which
-every PE is ready, that write-back visits local rows ``0 .. ceil(out_len/N)-1``
+every cycle one cycle later, activation queues of ``fifo_depth`` popped at
+random (returning the CCU's credits one cycle later) and random idle signals.
+It checks, per layer of a run, that exactly the non-zero inputs ``j < in_len``
+are broadcast in increasing order, never into a full queue and in every cycle
+in which every PE holds a credit, that write-back visits local rows ``0 .. ceil(out_len/N)-1``
 with ``wb_rem = out_len - r * N`` and the layer's fields, that layer ``k`` reads
 bank ``k % 2`` and writes bank ``(k + 1) % 2``, and that the counters match
 what the testbench saw. With always-ready PEs the broadcasts of a layer
@@ -21,7 +22,7 @@ from eie.protocol import Counter, Mem, pack_layer_entry
 from eie.hw.ccu import CCU, Phase
 
 
-def _run_ccu(cfg, layers, rf, *, p_ready=0.7, p_idle=0.6, seed=0):
+def _run_ccu(cfg, layers, rf, *, p_pop=0.7, p_idle=0.6, seed=0):
     """Run ``layers`` (dicts of layer-table fields) on register files ``rf``
     (per PE, ``2 * act_depth`` values; written by nobody: the CCU only scans).
     Returns what the testbench observed."""
@@ -57,6 +58,9 @@ def _run_ccu(cfg, layers, rf, *, p_ready=0.7, p_idle=0.6, seed=0):
         ctx.set(dut.start, 0)
         data = [0] * n
         layer = -1
+        depth = cfg.fifo_depth
+        level = [0] * n                     # items in each PE's queue
+        returning = [False] * n             # popped last cycle: the credit comes back now
         while True:
             if ctx.get(dut.done):
                 assert not ctx.get(dut.running)
@@ -68,19 +72,24 @@ def _run_ccu(cfg, layers, rf, *, p_ready=0.7, p_idle=0.6, seed=0):
                 layer += 1
                 seen["bcast"].append([])
                 seen["wb"].append([])
-            ready = [rng.random() < p_ready for _ in range(n)]
+            pops = [level[k] > 0 and rng.random() < p_pop for k in range(n)]
+            # what the CCU's credit counters must hold now
+            ready = [depth - level[k] - returning[k] > 0 for k in range(n)]
             idle = [rng.random() < p_idle for _ in range(n)]
-            ctx.set(dut.pe_ready, sum(b << k for k, b in enumerate(ready)))
+            ctx.set(dut.pe_credit, sum(b << k for k, b in enumerate(returning)))
             ctx.set(dut.pe_idle, sum(b << k for k, b in enumerate(idle)))
             for k in range(n):
                 ctx.set(dut.scan_data[k], data[k])
             ctx.set(dut.scan_nz, sum((v != 0) << k for k, v in enumerate(data)))
             pending = ctx.get(dut.bcast_pending)
-            if ctx.get(dut.bcast_valid):
-                assert pending and all(ready)
+            valid = ctx.get(dut.bcast_valid)
+            if valid:
+                assert pending and all(ready) and max(level) < depth
                 seen["bcast"][layer].append((seen["cycles"], ctx.get(dut.bcast.col), ctx.get(dut.bcast.value)))
             elif pending and all(ready):
-                raise AssertionError("a pending broadcast was not sent although every PE was ready")
+                raise AssertionError("a pending broadcast was not sent although every PE held a credit")
+            level = [level[k] + valid - pops[k] for k in range(n)]
+            returning = pops
             seen["stalls"] += bool(pending and not all(ready))
             if ctx.get(dut.wb_issue):
                 fields = layers[layer]
@@ -121,7 +130,8 @@ def _vector(rf, cfg, bank, length):
 
 @pytest.mark.parametrize("pes", [1, 3, 4, 5])
 def test_ccu_runs_layer_sequence(pes):
-    cfg = EIEConfig(pes=pes, act_depth=8, max_layers=4, ptr_depth=64, bias_depth=32, spmat_depth=64)
+    cfg = EIEConfig(pes=pes, act_depth=8, max_layers=4, ptr_depth=64, bias_depth=32, spmat_depth=64,
+                    fifo_depth={1: 1, 3: 2, 4: 8, 5: 3}[pes])
     rng = random.Random(pes)
     # Register files with zeros, small values, extremes, all-zero rows.
     rf = [[rng.choice([0, 0, 0, 1, -1, 7, 32767, -32768]) for _ in range(2 * cfg.act_depth)] for _ in range(pes)]
@@ -145,6 +155,8 @@ def test_ccu_runs_layer_sequence(pes):
     assert counters[Counter.BROADCASTS] == sum(len(b) for b in seen["bcast"])
     assert counters[Counter.BROADCAST_STALLS] == seen["stalls"]
     assert counters[Counter.LAYERS] == len(layers)
+    if cfg.fifo_depth <= 2:
+        assert seen["stalls"] > 0           # the credits did hold broadcasts back
 
 
 def test_ccu_broadcasts_every_cycle_across_rows():
@@ -159,7 +171,7 @@ def test_ccu_broadcasts_every_cycle_across_rows():
     in_len = len(rows) * 4 - 1               # the last element is beyond in_len
     rf[3][len(rows) - 1] = 99
     layers = [dict(in_len=in_len, out_len=9, ptr_base=0, codebook=0, bias_base=0, shift=0, relu=0)]
-    seen = _run_ccu(cfg, layers, rf, p_ready=1.0, p_idle=1.0)
+    seen = _run_ccu(cfg, layers, rf, p_pop=1.0, p_idle=1.0)
     cycles = [c for c, _, _ in seen["bcast"][0]]
     assert [v for _, _, v in seen["bcast"][0]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3]
     # LOAD in cycle 1, START in cycle 2 reads row 0, which enters the row queue
@@ -183,7 +195,7 @@ def test_ccu_clears_accumulators_after_power_up(start_at):
         ctx.set(dut.io_mem, Mem.LAYER)
         ctx.set(dut.io_wdata, pack_layer_entry(cfg, **layer))
         ctx.set(dut.io_we, 1)
-        ctx.set(dut.pe_ready, 3)
+        ctx.set(dut.pe_credit, 0)
         ctx.set(dut.pe_idle, 3)
         cycle = 0
         while cycle < 30 and not ctx.get(dut.done):
