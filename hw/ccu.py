@@ -87,7 +87,7 @@ class CCU(wiring.Component):
         Layer-table entry or global counter (``io_addr``) addressed two cycles
         earlier (a register).
     clear : Out(1)
-        A run is starting: clear the PE counters.
+        A run started in the previous cycle: clear the PE counters (a register).
     ptr_base, codebook, bias_base, shift, relu, dst_bank : Out
         Fields of the current layer for the PEs.
     bcast_valid, bcast_pending, bcast : Out
@@ -317,8 +317,10 @@ class CCU(wiring.Component):
             self.wb_row.eq(wb_row),
             self.wb_rem.eq(wb_rem),
             self.wb_issue.eq(phase == Phase.WB),
-            # CLEAR inside a run, or the background clear while idle (below).
-            self.acc_clear.eq((phase == Phase.CLEAR) | (phase == Phase.IDLE) & acc_dirty & ~self.start),
+            # CLEAR inside a run, or the background clear while idle (below). From
+            # registers only (it crosses the die to every PE's accumulator port); in
+            # the cycle of a start it zeroes row wb_row once more, which is harmless.
+            self.acc_clear.eq((phase == Phase.CLEAR) | (phase == Phase.IDLE) & acc_dirty),
         ]
 
         # WBLAST lasts writeback_latency cycles: the last row reaches the register files.
@@ -331,7 +333,9 @@ class CCU(wiring.Component):
         m.d.comb += self.done.eq(done)
         m.d.sync += done.eq(0)
         start = self.start & ~self.running
-        m.d.comb += self.clear.eq(start)
+        # The PEs clear their counters one cycle later (a register: `start` comes
+        # from the host's command decoder); they count nothing before LOAD.
+        m.d.sync += self.clear.eq(start)
         with m.If(start):
             for c in Counter:
                 m.d.sync += cnt[c].eq(0)

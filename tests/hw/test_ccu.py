@@ -53,8 +53,9 @@ def _run_ccu(cfg, layers, rf, *, p_pop=0.7, p_idle=0.6, seed=0):
         assert not ctx.get(dut.acc_clear)
         ctx.set(dut.num_layers, len(layers))
         ctx.set(dut.start, 1)
-        assert ctx.get(dut.clear)
+        assert not ctx.get(dut.clear)
         await ctx.tick()
+        assert ctx.get(dut.clear)           # registered: the cycle after the start
         ctx.set(dut.start, 0)
         data = [0] * n
         layer = -1
@@ -210,7 +211,8 @@ def test_ccu_clears_accumulators_after_power_up(start_at):
         if start_at is None:
             assert cleared == [(c, c, 0) for c in range(cfg.act_depth)]
         else:
-            assert rows == list(range(start_at)) + list(range(cfg.act_depth))
+            # the background clear goes on in the start cycle (from registers only), then CLEAR zeroes every row
+            assert rows == list(range(start_at + 1)) + list(range(cfg.act_depth))
             assert all(running for c, _, running in cleared if c > start_at)
             assert ctx.get(dut.done)
 
