@@ -62,9 +62,12 @@ ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128)
 # word, 2 DP16KDs); a PE takes 10 DP16KDs (pointer banks, Spmat, codebook,
 # 42-bit accumulators and biases, register files) and about 1500 LUT4s, so the
 # block RAMs, not the LUTs, limit the PE count (164 of 208 at 16 PEs).
+# One register after every PE memory on the host read-back path (io_read_stages):
+# a DP16KD's 5.8-ns clock-to-output plus the route to the read-back multiplexer
+# was the 16-PE critical path (70.3 MHz) once the broadcast used credits.
 ECP5_PRESET = replace(DEFAULT, pes=16, fifo_depth=8, column_buffer_depth=4, entries_per_word=4,
                       spmat_depth=1024, ptr_depth=512, act_depth=64, bias_depth=64, max_layers=4,
-                      counter_bits=32)
+                      counter_bits=32, io_read_stages=1)
 
 
 def _ecp5_preset(pes: int) -> EIEConfig:

@@ -44,6 +44,7 @@ _LIMITS = {
     "bias_depth":           (1, 1 << 24, "bias words per PE (all layers together)"),
     "max_layers":           (1, 256, "entries of the layer table"),
     "counter_bits":         (16, 64, "width of the hardware performance counters"),
+    "io_read_stages":       (0, 2, "extra registers on each PE memory's host read-back path"),
 }
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
@@ -102,6 +103,13 @@ class EIEConfig:
         (the protocol always reads them as 64-bit items, zero-extended). 32
         bits count 2**32 cycles, 43 s at 100 MHz, per run: what the FPGA
         board presets use to save logic; 64 never wraps.
+    io_read_stages : int
+        Registers between each PE memory's read data and the host read-back
+        multiplexer (each adds a cycle to a host READ item, nothing to a run).
+        A block RAM's clock-to-output plus the route to a multiplexer fed by
+        six memories limits large arrays on the ECP5 (the ECP5 presets use 1);
+        0 saves the flip-flops (about 100 per PE at 16-bit activations), which
+        the iCE40 cannot spare.
     """
 
     pes: int = 4
@@ -119,6 +127,7 @@ class EIEConfig:
     bias_depth: int = 512
     max_layers: int = 8
     counter_bits: int = 64
+    io_read_stages: int = 0
 
     def __post_init__(self):
         for f in fields(self):

@@ -38,8 +38,9 @@ class EIEArray(wiring.Component):
         Write ``io_wdata`` to item ``io_addr`` of memory ``io_mem``
         (:class:`eie.protocol.Mem`) of PE ``io_pe`` (``0xFFFF``: every PE).
     io_re : In(1)
-        Read; ``io_rdata`` holds the item from ``READ_LATENCY`` (3) cycles later
-        on, until the item of the next ``io_re`` arrives.
+        Read; ``io_rdata`` holds the item from ``read_latency`` (``READ_LATENCY``
+        = 3, plus ``cfg.io_read_stages``) cycles later on, until the item of the
+        next ``io_re`` arrives.
     io_rdata : Out(io_width)
         Read data, zero-extended raw bits. ``COUNTER`` with ``io_pe = 0xFFFF``
         reads the global counters (:class:`eie.protocol.Counter`), with
@@ -54,8 +55,11 @@ class EIEArray(wiring.Component):
     need writing before a ``RUN``.
     """
 
-    #: cycles from ``io_re`` to its item on ``io_rdata`` (``EIETop`` waits for it)
-    read_latency = READ_LATENCY
+    @property
+    def read_latency(self) -> int:
+        """Cycles from ``io_re`` to its item on ``io_rdata`` (``EIETop`` waits for it):
+        ``READ_LATENCY + cfg.io_read_stages``."""
+        return READ_LATENCY + self._cfg.io_read_stages
 
     def __init__(self, cfg: EIEConfig, *, image=None):
         if not isinstance(cfg, EIEConfig):
@@ -134,15 +138,17 @@ class EIEArray(wiring.Component):
         # until the next read. Every stage ends in a register, so the read-back
         # path (PE memories -> multiplexers -> the protocol's response FIFO) is
         # never a critical path, however many PEs there are.
-        rd_valid = Signal(READ_LATENCY - 1)
-        rd_global = Signal(READ_LATENCY - 1)
-        rd_pe = [Signal(range(cfg.pes), name=f"rd_pe{i}") for i in range(READ_LATENCY - 1)]
+        # (cfg.io_read_stages more in the PEs and the CCU: registers after the memories)
+        latency = self.read_latency
+        rd_valid = Signal(latency - 1)
+        rd_global = Signal(latency - 1)
+        rd_pe = [Signal(range(cfg.pes), name=f"rd_pe{i}") for i in range(latency - 1)]
         m.d.sync += [
             rd_valid.eq(Cat(self.io_re, rd_valid)),
             rd_global.eq(Cat((self.io_mem == Mem.LAYER) | (self.io_mem == Mem.COUNTER) & (self.io_pe == ALL_PES),
                              rd_global)),
             rd_pe[0].eq(self.io_pe),
-            *(rd_pe[i + 1].eq(rd_pe[i]) for i in range(READ_LATENCY - 2)),
+            *(rd_pe[i + 1].eq(rd_pe[i]) for i in range(latency - 2)),
         ]
         pe_rdata = Array(pe.io_rdata for pe in pes)
         with m.If(rd_valid[-1]):

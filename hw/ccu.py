@@ -55,7 +55,7 @@ from eie.protocol import Counter, Mem
 
 from .layouts import broadcast_layout
 from .lnzd import LNZDTree
-from .memory import BLOCK_RAM, read_port
+from .memory import BLOCK_RAM, delayed, read_port
 from .pe import check_image, io_width
 
 __all__ = ["CCU", "Phase", "ROW_QUEUE"]
@@ -84,8 +84,8 @@ class CCU(wiring.Component):
     io_mem, io_addr, io_wdata, io_we : In
         Host access to the layer table (writes with ``io_mem == LAYER``).
     io_rdata : Out(io_width)
-        Layer-table entry or global counter (``io_addr``) addressed two cycles
-        earlier (a register).
+        Layer-table entry or global counter (``io_addr``) addressed ``2 +
+        cfg.io_read_stages`` cycles earlier (a register).
     clear : Out(1)
         A run started in the previous cycle: clear the PE counters (a register).
     ptr_base, codebook, bias_base, shift, relu, dst_bank : Out
@@ -412,11 +412,15 @@ class CCU(wiring.Component):
                         m.d.sync += phase.eq(Phase.LOAD)
 
         # -- io read data ----------------------------------------------------------------
+        # (with cfg.io_read_stages registers after the block RAM, as in the PEs)
+        stages = cfg.io_read_stages
         rd_mem = Signal(3)
         rd_addr = Signal(range(len(Counter)))
         m.d.sync += [rd_mem.eq(self.io_mem), rd_addr.eq(self.io_addr)]
+        rd_mem, rd_addr = delayed(m, rd_mem, stages, "rd_mem"), delayed(m, rd_addr, stages, "rd_addr")
+        io_layer = delayed(m, tbl_r.data, stages, "io_layer")
         with m.If(rd_mem == Mem.LAYER):
-            m.d.sync += self.io_rdata.eq(tbl_r.data)
+            m.d.sync += self.io_rdata.eq(io_layer)
         with m.Else():
             m.d.sync += self.io_rdata.eq(cnt[rd_addr])
         return m

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 from amaranth.hdl import Signal
 
-__all__ = ["BLOCK_RAM", "RAM", "read_port"]
+__all__ = ["BLOCK_RAM", "RAM", "read_port", "delayed"]
 
 # Memories that belong in block RAM even when small (on the ECP5 Yosys would
 # otherwise put them into LUT RAM, whose few slices then congest the router:
@@ -50,3 +50,14 @@ def read_port(m, memory, name: str) -> SimpleNamespace:
     with m.If(en):
         m.d.sync += data.eq(port.data)
     return SimpleNamespace(addr=port.addr, en=en, data=data)
+
+
+def delayed(m, value, stages: int, name: str):
+    """``value`` through ``stages`` reset-less registers (``value`` itself for 0).
+
+    Call it outside any ``If``/``Switch``: the registers must load every cycle."""
+    for i in range(stages):
+        reg = Signal.like(value, name=f"{name}_d{i + 1}", reset_less=True)
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value

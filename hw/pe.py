@@ -48,7 +48,7 @@ from eie.protocol import Mem
 
 from .fifo import SyncQueue
 from .layouts import broadcast_layout, column_layout, divide_by_constant
-from .memory import BLOCK_RAM, read_port
+from .memory import BLOCK_RAM, delayed, read_port
 
 __all__ = ["ProcessingElement", "io_width", "pe_io_width"]
 
@@ -134,7 +134,8 @@ class ProcessingElement(wiring.Component):
     io_mem, io_addr, io_wdata, io_we : In
         Host access to this PE's memories (``io_we`` already decoded for this PE).
     io_rdata : Out(pe_io_width)
-        Item addressed by ``io_mem``/``io_addr`` two cycles earlier (a register), raw bits.
+        Item addressed by ``io_mem``/``io_addr`` ``2 + cfg.io_read_stages`` cycles
+        earlier (a register), raw bits.
 
     ``image`` (keyword, an :class:`eie.format.NetworkImage` for ``cfg``, or
     None) gives the Spmat, pointer, codebook and bias memories this PE's part
@@ -539,23 +540,32 @@ class ProcessingElement(wiring.Component):
             with m.If(self.bcast_pending & ~queue.w.ready):
                 m.d.sync += self.stall_count.eq(self.stall_count + 1)
 
-        # -- io read data: the item addressed two cycles earlier, from a register ---
-        # (the memories answer in the next cycle; registering their multiplexer
-        # keeps the read-back path off the array's critical path)
+        # -- io read data: the item addressed 2 + io_read_stages cycles earlier, from a
+        # register (the memories answer in the next cycle; registering their
+        # multiplexer keeps the read-back path off the array's critical path, and
+        # io_read_stages registers each memory's word before it: the host reads
+        # only while the datapath is stopped, so the extra cycles cost nothing else)
+        stages = cfg.io_read_stages
         rd_mem = Signal(3, reset_less=True)
         rd_bit0 = Signal(reset_less=True)
         m.d.sync += [rd_mem.eq(self.io_mem), rd_bit0.eq(io_addr[0])]
+        rd_mem, rd_bit0 = delayed(m, rd_mem, stages, "rd_mem"), delayed(m, rd_bit0, stages, "rd_bit0")
+        io_spmat = delayed(m, spmat_r.data, stages, "io_spmat")
+        io_odd, io_even = delayed(m, odd_r.data, stages, "io_odd"), delayed(m, even_r.data, stages, "io_even")
+        io_codebook = delayed(m, cb_r.data, stages, "io_codebook")
+        io_bias = delayed(m, bias_r.data, stages, "io_bias")
+        io_rf = delayed(m, rf_r.data[:cfg.act_bits], stages, "io_rf")
         with m.Switch(rd_mem):
             with m.Case(Mem.SPMAT):
-                m.d.sync += self.io_rdata.eq(spmat_r.data)
+                m.d.sync += self.io_rdata.eq(io_spmat)
             with m.Case(Mem.PTR):
-                m.d.sync += self.io_rdata.eq(Mux(rd_bit0, odd_r.data, even_r.data))
+                m.d.sync += self.io_rdata.eq(Mux(rd_bit0, io_odd, io_even))
             with m.Case(Mem.CODEBOOK):
-                m.d.sync += self.io_rdata.eq(cb_r.data.as_unsigned())
+                m.d.sync += self.io_rdata.eq(io_codebook.as_unsigned())
             with m.Case(Mem.BIAS):
-                m.d.sync += self.io_rdata.eq(bias_r.data.as_unsigned())
+                m.d.sync += self.io_rdata.eq(io_bias.as_unsigned())
             with m.Case(Mem.ACT):
-                m.d.sync += self.io_rdata.eq(rf_r.data[:cfg.act_bits])
+                m.d.sync += self.io_rdata.eq(io_rf)
             with m.Case(Mem.COUNTER):
                 m.d.sync += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
         return m

@@ -159,9 +159,10 @@ CASES = [
     ("pes3-zero-input", dict(pes=3, fifo_depth=4), (11, 15, 8), 0.4, 0.0, True, False),
     ("pes16-e4-fifo2", dict(pes=16, entries_per_word=4, fifo_depth=2, act_depth=8), (70, 90), 0.08, 0.6, True, False),
     # (id, config changes, layer sizes, weight density, activation density, relu, saturate)
-    ("pes4-e8-fifo8", dict(pes=4), (19, 23), 0.3, 0.6, True, False),
+    ("pes4-e8-fifo8-io2", dict(pes=4, io_read_stages=2), (19, 23), 0.3, 0.6, True, False),
     ("pes1-e1-fifo1", dict(pes=1, entries_per_word=1, fifo_depth=1, column_buffer_depth=1), (9, 7), 0.5, 0.7, True, False),
-    ("pes3-e3-fifo2-chain", dict(pes=3, entries_per_word=3, fifo_depth=2, column_buffer_depth=2), (14, 17, 10), 0.35, 0.7, True, False),
+    ("pes3-e3-fifo2-chain-io1", dict(pes=3, entries_per_word=3, fifo_depth=2, column_buffer_depth=2, io_read_stages=1),
+     (14, 17, 10), 0.35, 0.7, True, False),
     ("pes8-e8-fifo2-sat", dict(pes=8, fifo_depth=2, act_depth=8, zrun_bits=2), (40, 33), 0.4, 0.5, False, True),
     ("pes4-e5-fifo1-chain3", dict(pes=4, entries_per_word=5, fifo_depth=1, column_buffer_depth=3, zrun_bits=2), (12, 21, 16, 9), 0.25, 0.8, False, False),
     ("pes2-e1-dense", dict(pes=2, entries_per_word=1, fifo_depth=3, column_buffer_depth=1, act_depth=16), (20, 12), 0.9, 1.0, True, True),

@@ -290,25 +290,28 @@ def test_info_nop_status(array):
     simulate(script, array=array_class(array))
 
 
-@pytest.mark.parametrize("array, seed", [("fake", 1), ("fake", 2), ("real", 3)])
-def test_round_trip_every_memory(array, seed):
-    """Random items into every memory of every PE (first and last addresses included), read back."""
+@pytest.mark.parametrize("array, seed, stages", [("fake", 1, 0), ("fake", 2, 0), ("real", 3, 0), ("real", 4, 1),
+                                                 ("real", 5, 2)])
+def test_round_trip_every_memory(array, seed, stages):
+    """Random items into every memory of every PE (first and last addresses included), read back;
+    on the real array also with ``io_read_stages`` registers on the read-back path."""
+    cfg = CFG.replace(io_read_stages=stages)
     rng = random.Random(seed)
     expected = {}
 
     async def script(b):
         for mem in PER_PE:
-            depth = memory_depth(CFG, mem)
-            for k in range(CFG.pes):
+            depth = memory_depth(cfg, mem)
+            for k in range(cfg.pes):
                 n = rng.randint(1, min(depth, 5))
                 for addr in (0, depth - n, rng.randrange(depth - n + 1)):
-                    values = random_items(rng, CFG, mem, n)
+                    values = random_items(rng, cfg, mem, n)
                     b.host.write(mem, k, addr, values)
                     for i, v in enumerate(values):
                         expected[mem, k, addr + i] = v
-        depth = memory_depth(CFG, Mem.LAYER)
+        depth = memory_depth(cfg, Mem.LAYER)
         for pe, addr in ((0, 0), (ALL_PES, depth - 2)):
-            values = random_items(rng, CFG, Mem.LAYER, 2)
+            values = random_items(rng, cfg, Mem.LAYER, 2)
             b.host.write(Mem.LAYER, pe, addr, values)
             for i, v in enumerate(values):
                 expected[Mem.LAYER, 0, addr + i] = v
@@ -323,13 +326,13 @@ def test_round_trip_every_memory(array, seed):
         assert [r.data for r in reads] == [[expected[key]] for key in keys]
         # One multi-item read per memory of PE 1 returns the same items in order.
         for mem in PER_PE:
-            b.host.read(mem, 1, 0, memory_depth(CFG, mem))
+            b.host.read(mem, 1, 0, memory_depth(cfg, mem))
         for r, mem in zip(await b.transact(), PER_PE):
             assert r.ok
             for a, v in enumerate(r.data):
                 if (mem, 1, a) in expected:
                     assert v == expected[mem, 1, a], (mem.name, a)
-    simulate(script, array=array_class(array), seed=seed)
+    simulate(script, cfg=cfg, array=array_class(array), seed=seed)
 
 
 @ARRAYS
@@ -380,7 +383,7 @@ def test_write_streams_one_word_per_cycle(array):
         # READ data leaves one word per cycle within an item; between items the
         # decoder waits for the array's read latency (3 cycles, registered at every stage).
         w = words_per_item(CFG, Mem.SPMAT)
-        latency = getattr(array_class(array), "read_latency", 1)
+        latency = getattr(b.dut.array_probe, "read_latency", 1)
         tail = b.answered_at[-n * w:]
         assert tail[-1] - tail[0] == n * w - 1 + (n - 1) * (latency - 1), "read data stalled"
     simulate(script, array=array_class(array), idle_in=0.0, idle_out=0.0)
