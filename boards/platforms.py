@@ -53,10 +53,16 @@ __all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ECP5_PRESET", "ge
 # Measured (docs/boards.md): 5072/5280 LCs, 23/30 EBRs, Fmax 27.6 MHz.
 ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                        codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=256,
-                       bias_depth=256, max_layers=4, counter_bits=32)
+                       bias_depth=256, max_layers=4, counter_bits=32,
+                       # Area options (docs/hardware.md, "Area options"): no per-PE busy/stall
+                       # counters (about 120 LCs per PE).
+                       pe_counters=0)
 # The issue's target for the iCEBreaker, 4 PEs (register files for 512-long
 # layers): does not fit yet (7621 of 5280 logic cells, 37 of 30 EBRs; docs/boards.md).
-ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128)
+# With 128-deep biases the codebook fits the bias block RAMs' spare half
+# (merge_codebook_bias: one EBR less per PE; with the 2-PE preset's 256 biases
+# it would need two more).
+ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128, merge_codebook_bias=1)
 
 # ECP5: DP16KD block RAMs of 18 Kbit. The Spmat is 1024 x 32 bits (4 entries per
 # word, 2 DP16KDs); a PE takes 10 DP16KDs (pointer banks, Spmat, codebook,

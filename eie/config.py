@@ -44,7 +44,13 @@ _LIMITS = {
     "bias_depth":           (1, 1 << 24, "bias words per PE (all layers together)"),
     "max_layers":           (1, 256, "entries of the layer table"),
     "counter_bits":         (16, 64, "width of the hardware performance counters"),
+    "pe_counters":          (0, 1, "per-PE busy/stall counters built (1) or left out (0)"),
+    "merge_codebook_bias":  (0, 1, "codebook and bias share one memory per PE (1) or have one each (0)"),
 }
+
+# Fields added later, with their defaults: left out of the digest at the default
+# (EIEConfig.digest), so older designs and images keep theirs.
+_LATE_FIELDS = {"pe_counters": 1, "merge_codebook_bias": 0}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -102,6 +108,18 @@ class EIEConfig:
         (the protocol always reads them as 64-bit items, zero-extended). 32
         bits count 2**32 cycles, 43 s at 100 MHz, per run: what the FPGA
         board presets use to save logic; 64 never wraps.
+    pe_counters : int
+        1: every PE has its ``busy`` and ``stall`` counters
+        (:class:`eie.protocol.PECounter`); 0: they are not built (about 130
+        iCE40 logic cells per PE) and a ``READ COUNTER`` of a PE is answered
+        ``ERR_RANGE`` (the per-PE counter memory has depth 0).
+    merge_codebook_bias : int
+        1: a PE's codebook and biases live in one memory (biases at
+        ``0 .. bias_depth - 1``, the codebook above), read through one port:
+        the codebook is read only while the layer's columns are processed and
+        the biases only in the write-back, never in the same cycle. Saves a
+        block RAM per PE where the bias memory has room to spare (iCE40).
+        0: two memories. The host sees the same memories either way.
     """
 
     pes: int = 4
@@ -119,6 +137,8 @@ class EIEConfig:
     bias_depth: int = 512
     max_layers: int = 8
     counter_bits: int = 64
+    pe_counters: int = 1
+    merge_codebook_bias: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -296,8 +316,13 @@ class EIEConfig:
 
     @property
     def digest(self) -> str:
-        """Short stable hash of the config (names build folders, checked by the host)."""
-        return hashlib.sha256(self.to_json(sort_keys=True).encode()).hexdigest()[:16]
+        """Short stable hash of the config (names build folders, checked by the host).
+
+        Fields added after the first release (:data:`_LATE_FIELDS`) count only
+        when they differ from their default, so a config that leaves them alone
+        keeps the digest it had before they existed."""
+        data = {k: v for k, v in self.to_dict().items() if _LATE_FIELDS.get(k, object()) != v}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> "EIEConfig":
         return replace(self, **changes)

@@ -57,12 +57,12 @@ __all__ = ["ProcessingElement", "io_width", "pe_io_width"]
 def pe_io_width(cfg: EIEConfig) -> int:
     """Width of a PE's io read data: its widest memory item or counter."""
     return max(cfg.spmat_word_bits, cfg.ptr_bits, cfg.codebook_bits, cfg.bias_bits, cfg.act_bits,
-               cfg.counter_bits)
+               cfg.counter_bits if cfg.pe_counters else 0)
 
 
 def io_width(cfg: EIEConfig) -> int:
     """Width of the array's io data port: the widest item (PE memories, layer entry, counters)."""
-    return max(pe_io_width(cfg), cfg.layer_entry_bits)
+    return max(pe_io_width(cfg), cfg.layer_entry_bits, cfg.counter_bits)
 
 
 def check_image(cfg: EIEConfig, image, who: str) -> None:
@@ -171,8 +171,8 @@ class ProcessingElement(wiring.Component):
             "io_wdata": In(pe_io_width(cfg)),
             "io_we": In(1),
             "io_rdata": Out(pe_io_width(cfg)),
-            "busy_count": Out(cfg.counter_bits),
-            "stall_count": Out(cfg.counter_bits),
+            **({"busy_count": Out(cfg.counter_bits), "stall_count": Out(cfg.counter_bits)}
+               if cfg.pe_counters else {}),
         })
 
     @property
@@ -371,13 +371,46 @@ class ProcessingElement(wiring.Component):
         v = entry[:cfg.index_bits]
         z = entry[cfg.index_bits:]
 
-        codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
-                                                  depth=cfg.max_layers * cfg.codebook_size, init=init["codebook"])
-        cb_r, cb_w = read_port(m, codebook, "codebook"), codebook.write_port()
-        m.d.comb += [
-            cb_r.addr.eq(Mux(self.running, Cat(v, self.codebook), io_addr)),
-            cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
-        ]
+        # Codebook and bias memories. With cfg.merge_codebook_bias they are one memory,
+        # biases at 0 .. bias_depth - 1 and the codebook above: the codebook is read
+        # only while columns are processed, the biases only in the write-back
+        # (wb_issue), when every PE is idle.
+        cb_depth = cfg.max_layers * cfg.codebook_size
+        cb_index = Signal(range(cb_depth))
+        bias_index = Signal(cfg.bias_addr_bits)
+        m.d.comb += [cb_index.eq(Cat(v, self.codebook)), bias_index.eq(self.bias_base + self.wb_row)]
+        if cfg.merge_codebook_bias:
+            cbias = m.submodules.codebook_bias = Memory(
+                shape=signed(max(cfg.bias_bits, cfg.codebook_bits)), depth=cfg.bias_depth + cb_depth,
+                init=init["bias"] + [0] * (cfg.bias_depth - len(init["bias"])) + init["codebook"],
+                attrs=BLOCK_RAM)
+            cbias_r, cbias_w = read_port(m, cbias, "codebook_bias"), cbias.write_port()
+            io_cbias = Signal.like(cbias_w.addr)
+            m.d.comb += [
+                io_cbias.eq(Mux(self.io_mem == Mem.CODEBOOK, cfg.bias_depth + io_addr, io_addr)),
+                cbias_r.addr.eq(Mux(self.running, Mux(self.wb_issue, bias_index, cfg.bias_depth + cb_index),
+                                    io_cbias)),
+                cbias_w.addr.eq(io_cbias), cbias_w.data.eq(self.io_wdata),
+                cbias_w.en.eq(io_write(Mem.CODEBOOK) | io_write(Mem.BIAS)),
+            ]
+            cb_data = cbias_r.data[:cfg.codebook_bits].as_signed()
+            bias_data = cbias_r.data[:cfg.bias_bits].as_signed()
+        else:
+            codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
+                                                      depth=cb_depth, init=init["codebook"])
+            cb_r, cb_w = read_port(m, codebook, "codebook"), codebook.write_port()
+            m.d.comb += [
+                cb_r.addr.eq(Mux(self.running, cb_index, io_addr)),
+                cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
+            ]
+            bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth,
+                                              init=init["bias"], attrs=BLOCK_RAM)
+            bias_r, bias_w = read_port(m, bias, "bias"), bias.write_port()
+            m.d.comb += [
+                bias_r.addr.eq(Mux(self.running, bias_index, io_addr)),
+                bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
+            ]
+            cb_data, bias_data = cb_r.data, bias_r.data
 
         row = Signal(range(cfg.act_depth), reset_less=True)      # local row of the last entry
         row_next = Signal(range(cfg.act_depth))
@@ -393,7 +426,7 @@ class ProcessingElement(wiring.Component):
         c0_value = Signal(signed(cfg.act_bits), reset_less=True)
         m.d.sync += [c0_valid.eq(b_valid), c0_row.eq(row_next), c0_value.eq(b_value)]
         weight = Signal(signed(cfg.codebook_bits), reset_less=True)
-        m.d.sync += weight.eq(cb_r.data)
+        m.d.sync += weight.eq(cb_data)
 
         # C: codebook value x activation; accumulator read.
         c_valid = Signal()
@@ -446,13 +479,6 @@ class ProcessingElement(wiring.Component):
         # W4: register-file write.
         # The bias is added here rather than seeded: the sum is the same, and
         # no seeding pass is needed before a layer.
-        bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"],
-                                          attrs=BLOCK_RAM)
-        bias_r, bias_w = read_port(m, bias, "bias"), bias.write_port()
-        m.d.comb += [
-            bias_r.addr.eq(Mux(self.running, self.bias_base + self.wb_row, io_addr)),
-            bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
-        ]
         w1_valid, w2_valid, w3_valid = Signal(), Signal(), Signal()
         w1_row, w2_row, w3_row = Signal.like(row), Signal.like(row), Signal.like(row)
         w1_in, w2_in, w3_in = (Signal(reset_less=True) for _ in range(3))      # the global row is < out_len
@@ -464,7 +490,7 @@ class ProcessingElement(wiring.Component):
         w2_total = Signal(signed(cfg.acc_bits + 1))
         w3_half = Signal(signed(cfg.acc_bits + 2))
         m.d.sync += [
-            w2_total.eq(acc_r.data + bias_r.data),
+            w2_total.eq(acc_r.data + bias_data),
             w3_half.eq(Cat(Const(0, 1), w2_total).as_signed() >> self.shift),
         ]
         # out = (half + 1) >> 1 is saturated to [lo, hi]: out > hi exactly when
@@ -526,13 +552,14 @@ class ProcessingElement(wiring.Component):
         m.d.comb += empty.eq(~queue.r.valid & ~p1_valid & ~p_valid & ~column_buffer.r.valid
                              & ~a_valid & ~b_valid & ~c0_valid & ~c_valid & ~d_valid & ~e_valid)
         m.d.sync += self.idle.eq(empty & ~(self.bcast.valid & self.bcast.ready))
-        with m.If(self.clear):
-            m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
-        with m.Else():
-            with m.If(d_valid):
-                m.d.sync += self.busy_count.eq(self.busy_count + 1)
-            with m.If(self.bcast_pending & ~queue.w.ready):
-                m.d.sync += self.stall_count.eq(self.stall_count + 1)
+        if cfg.pe_counters:
+            with m.If(self.clear):
+                m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
+            with m.Else():
+                with m.If(d_valid):
+                    m.d.sync += self.busy_count.eq(self.busy_count + 1)
+                with m.If(self.bcast_pending & ~queue.w.ready):
+                    m.d.sync += self.stall_count.eq(self.stall_count + 1)
 
         # -- io read data: the item addressed two cycles earlier, from a register ---
         # (the memories answer in the next cycle; registering their multiplexer
@@ -546,11 +573,12 @@ class ProcessingElement(wiring.Component):
             with m.Case(Mem.PTR):
                 m.d.sync += self.io_rdata.eq(Mux(rd_bit0, odd_r.data, even_r.data))
             with m.Case(Mem.CODEBOOK):
-                m.d.sync += self.io_rdata.eq(cb_r.data.as_unsigned())
+                m.d.sync += self.io_rdata.eq(cb_data.as_unsigned())
             with m.Case(Mem.BIAS):
-                m.d.sync += self.io_rdata.eq(bias_r.data.as_unsigned())
+                m.d.sync += self.io_rdata.eq(bias_data.as_unsigned())
             with m.Case(Mem.ACT):
                 m.d.sync += self.io_rdata.eq(rf_r.data[:cfg.act_bits])
-            with m.Case(Mem.COUNTER):
-                m.d.sync += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
+            if cfg.pe_counters:
+                with m.Case(Mem.COUNTER):
+                    m.d.sync += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
         return m

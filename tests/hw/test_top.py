@@ -290,25 +290,28 @@ def test_info_nop_status(array):
     simulate(script, array=array_class(array))
 
 
-@pytest.mark.parametrize("array, seed", [("fake", 1), ("fake", 2), ("real", 3)])
-def test_round_trip_every_memory(array, seed):
-    """Random items into every memory of every PE (first and last addresses included), read back."""
+@pytest.mark.parametrize("array, seed, lean", [("fake", 1, False), ("fake", 2, False), ("real", 3, False),
+                                               ("real", 4, True)])
+def test_round_trip_every_memory(array, seed, lean):
+    """Random items into every memory of every PE (first and last addresses included), read back.
+    ``lean``: the iCE40 area options (codebook and biases in one memory, no per-PE counters)."""
+    cfg = CFG.replace(pe_counters=0, merge_codebook_bias=1) if lean else CFG
     rng = random.Random(seed)
     expected = {}
 
     async def script(b):
         for mem in PER_PE:
-            depth = memory_depth(CFG, mem)
-            for k in range(CFG.pes):
+            depth = memory_depth(cfg, mem)
+            for k in range(cfg.pes):
                 n = rng.randint(1, min(depth, 5))
                 for addr in (0, depth - n, rng.randrange(depth - n + 1)):
-                    values = random_items(rng, CFG, mem, n)
+                    values = random_items(rng, cfg, mem, n)
                     b.host.write(mem, k, addr, values)
                     for i, v in enumerate(values):
                         expected[mem, k, addr + i] = v
-        depth = memory_depth(CFG, Mem.LAYER)
+        depth = memory_depth(cfg, Mem.LAYER)
         for pe, addr in ((0, 0), (ALL_PES, depth - 2)):
-            values = random_items(rng, CFG, Mem.LAYER, 2)
+            values = random_items(rng, cfg, Mem.LAYER, 2)
             b.host.write(Mem.LAYER, pe, addr, values)
             for i, v in enumerate(values):
                 expected[Mem.LAYER, 0, addr + i] = v
@@ -323,13 +326,32 @@ def test_round_trip_every_memory(array, seed):
         assert [r.data for r in reads] == [[expected[key]] for key in keys]
         # One multi-item read per memory of PE 1 returns the same items in order.
         for mem in PER_PE:
-            b.host.read(mem, 1, 0, memory_depth(CFG, mem))
+            b.host.read(mem, 1, 0, memory_depth(cfg, mem))
         for r, mem in zip(await b.transact(), PER_PE):
             assert r.ok
             for a, v in enumerate(r.data):
                 if (mem, 1, a) in expected:
                     assert v == expected[mem, 1, a], (mem.name, a)
-    simulate(script, array=array_class(array), seed=seed)
+    simulate(script, cfg=cfg, array=array_class(array), seed=seed)
+
+
+def test_per_pe_counters_left_out_answer_err_range():
+    """With pe_counters=0 a READ of a PE's counters is ERR_RANGE (depth 0); the global ones still read."""
+    cfg = CFG.replace(pe_counters=0)
+    assert memory_depth(cfg, Mem.COUNTER, 1) == 0 and memory_depth(cfg, Mem.COUNTER, ALL_PES) == len(Counter)
+
+    with pytest.raises(ValueError, match="not built.*pe_counters=0"):
+        HostSession(cfg).read(Mem.COUNTER, 1, 0, 1)
+
+    async def script(b):
+        b.host.read(Mem.COUNTER, 1, 0, 1, check=False)
+        b.host.read(Mem.COUNTER, 0, 0, len(PECounter), check=False)
+        b.host.read(Mem.COUNTER, ALL_PES, 0, len(Counter))
+        b.host.read(Mem.COUNTER, 2, 0, 0)                 # an empty read is in range
+        one, both, glob, empty = await b.transact()
+        assert one.status == both.status == Status.ERR_RANGE
+        assert glob.ok and glob.data == [0] * len(Counter) and empty.ok and empty.data == []
+    simulate(script, cfg=cfg, array=array_class("real"))
 
 
 @ARRAYS
