@@ -432,7 +432,8 @@ class ProcessingElement(wiring.Component):
         c_valid = Signal()
         c_row = Signal.like(row)
         c_value = Signal(signed(cfg.act_bits), reset_less=True)
-        m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(c0_value)]
+        # An empty slot carries the value 0, so its product is 0 (see E).
+        m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(Mux(c0_valid, c0_value, 0))]
 
         acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[],
                                                     attrs=BLOCK_RAM)
@@ -443,7 +444,12 @@ class ProcessingElement(wiring.Component):
         # block-RAM output alone takes 5.6 ns: it goes into a flip-flop, not an adder).
         # E: add and write back. The two entries before this one wrote after (or,
         # undefined, in the same cycle as) its read, so a hit on either's row takes
-        # the bypass, the newer first; the hits are decided in D, from registers.
+        # the bypass, the newer first. The hits are decided in D, from registers; the
+        # older one is resolved there too: e_acc is the accumulator word or, on a hit
+        # of the entry two ahead, that entry's sum (in H1 while this one is in D), so
+        # E has one multiplexer level and no second sum register. An empty slot
+        # carries e_acc = 0 and a zero product: its sum is 0, the value the
+        # write-back and the clear write, so the write data needs no multiplexer.
         d_valid = Signal()
         d_row = Signal.like(row)
         d_product = Signal(signed(cfg.product_bits), reset_less=True)
@@ -453,22 +459,24 @@ class ProcessingElement(wiring.Component):
         e_row = Signal.like(row)
         e_product = Signal(signed(cfg.product_bits), reset_less=True)
         e_acc = Signal(signed(cfg.acc_bits), reset_less=True)
-        e_hit1, e_hit2 = Signal(reset_less=True), Signal(reset_less=True)
+        e_hit1 = Signal(reset_less=True)
+        d_hit2 = Signal()
         h1_valid = Signal()
         h1_row = Signal.like(row)
-        h1_sum, h2_sum = Signal(signed(cfg.acc_bits), reset_less=True), Signal(signed(cfg.acc_bits), reset_less=True)
+        h1_sum = Signal(signed(cfg.acc_bits), reset_less=True)
         acc_old = Signal(signed(cfg.acc_bits))
         acc_sum = Signal(signed(cfg.acc_bits))
+        m.d.comb += d_hit2.eq(h1_valid & (h1_row == d_row))     # the entry now in H1 is two ahead
         m.d.sync += [
-            e_valid.eq(d_valid), e_row.eq(d_row), e_product.eq(d_product), e_acc.eq(acc_r.data),
-            e_hit1.eq(e_valid & (e_row == d_row)),      # the entry now in E is in H1 then
-            e_hit2.eq(h1_valid & (h1_row == d_row)),    # the entry now in H1 is in H2 then
+            e_valid.eq(d_valid), e_row.eq(d_row), e_product.eq(d_product),
+            e_acc.eq(Mux(d_valid, Mux(d_hit2, h1_sum, acc_r.data), 0)),
+            e_hit1.eq(d_valid & e_valid & (e_row == d_row)),   # the entry now in E is in H1 then
         ]
         m.d.comb += [
-            acc_old.eq(Mux(e_hit1, h1_sum, Mux(e_hit2, h2_sum, e_acc))),
+            acc_old.eq(Mux(e_hit1, h1_sum, e_acc)),
             acc_sum.eq(acc_old + e_product),
         ]
-        m.d.sync += [h1_valid.eq(e_valid), h1_row.eq(e_row), h1_sum.eq(acc_sum), h2_sum.eq(h1_sum)]
+        m.d.sync += [h1_valid.eq(e_valid), h1_row.eq(e_row), h1_sum.eq(acc_sum)]
 
         # -- bias and write-back: four stages (cfg.writeback_latency) ------------------
         # W0 (wb_issue): read accumulator and bias of local row wb_row.
@@ -502,18 +510,30 @@ class ProcessingElement(wiring.Component):
         low = Signal(signed(A))
         saturated = Signal(signed(A))
         result = Signal(signed(A))
+        # The two compares as bit tests (no carry chains): with H = half, n bits,
+        #   H >= 2**A - 1  <=>  H >= 0 and (a bit of H[A:n-1] is set or H[:A] is all ones)
+        #   H <= -2**A - 2 <=>  H < 0 and (H[A+1:n-1] is not all ones, i.e. H < -2**(A+1),
+        #                       or L = H[:A+1] <= 2**A - 2: L[A] clear and H[:A] not all ones)
+        H = w3_half
+        n = len(H)
+        over = Signal()
+        under = Signal()
         m.d.comb += [
+            over.eq(~H[n - 1] & (H[A:n - 1].any() | H[:A].all())),
+            under.eq(H[n - 1] & (~H[A + 1:n - 1].all() | (~H[A] & ~H[:A].all()))),
             low.eq((w3_half[:A + 1] + 1)[1:A + 1]),
-            saturated.eq(Mux(w3_half >= 2 * hi + 1, hi, Mux(w3_half <= 2 * lo - 2, lo, low))),
+            saturated.eq(Mux(over, hi, Mux(under, lo, low))),
             result.eq(Mux(~w3_in | (self.relu & (saturated < 0)), 0, saturated)),
         ]
 
+        # acc_sum is 0 while E is empty (write-back and clear write zeros).
+        m.d.comb += acc_w.data.eq(acc_sum)
         with m.If(e_valid):
-            m.d.comb += [acc_w.addr.eq(e_row), acc_w.data.eq(acc_sum), acc_w.en.eq(1)]
+            m.d.comb += [acc_w.addr.eq(e_row), acc_w.en.eq(1)]
         with m.Elif(w1_valid):
-            m.d.comb += [acc_w.addr.eq(w1_row), acc_w.data.eq(0), acc_w.en.eq(1)]
+            m.d.comb += [acc_w.addr.eq(w1_row), acc_w.en.eq(1)]
         with m.Elif(self.acc_clear):
-            m.d.comb += [acc_w.addr.eq(self.wb_row), acc_w.data.eq(0), acc_w.en.eq(1)]
+            m.d.comb += [acc_w.addr.eq(self.wb_row), acc_w.en.eq(1)]
 
         # -- activation register files (bank b at b * act_depth) -----------------------
         # Each word carries a "non-zero" flag above the activation, set when it is
