@@ -55,8 +55,9 @@ ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_
                        codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=256,
                        bias_depth=256, max_layers=4, counter_bits=32,
                        # Area options (docs/hardware.md, "Area options"): no per-PE busy/stall
-                       # counters (about 120 LCs per PE).
-                       pe_counters=0)
+                       # counters (about 120 LCs per PE), no copy of the pointers in P1 (the
+                       # block RAMs hold them; about 60 LCs per PE).
+                       pe_counters=0, hold_pointer_read=1)
 # The issue's target for the iCEBreaker, 4 PEs (register files for 512-long
 # layers): does not fit yet (7621 of 5280 logic cells, 37 of 30 EBRs; docs/boards.md).
 # With 128-deep biases the codebook fits the bias block RAMs' spare half

@@ -46,11 +46,12 @@ _LIMITS = {
     "counter_bits":         (16, 64, "width of the hardware performance counters"),
     "pe_counters":          (0, 1, "per-PE busy/stall counters built (1) or left out (0)"),
     "merge_codebook_bias":  (0, 1, "codebook and bias share one memory per PE (1) or have one each (0)"),
+    "hold_pointer_read":    (0, 1, "pointer read ports hold a waiting column's pointers (1) or P1 copies them (0)"),
 }
 
 # Fields added later, with their defaults: left out of the digest at the default
 # (EIEConfig.digest), so older designs and images keep theirs.
-_LATE_FIELDS = {"pe_counters": 1, "merge_codebook_bias": 0}
+_LATE_FIELDS = {"pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -120,6 +121,13 @@ class EIEConfig:
         the biases only in the write-back, never in the same cycle. Saves a
         block RAM per PE where the bias memory has room to spare (iCE40).
         0: two memories. The host sees the same memories either way.
+    hold_pointer_read : int
+        1: while the pointer stage P1 holds a column it cannot pass on, the
+        pointer banks' read enables are low, so their registered outputs keep
+        its pointers (a handshake drives the block-RAM enables: fine on the
+        iCE40, a long path on a large ECP5). 0: the banks read the queue head
+        every cycle and P1 keeps a copy of its pointers (``2 * ptr_bits``
+        flip-flops and a multiplexer per PE).
     """
 
     pes: int = 4
@@ -139,6 +147,7 @@ class EIEConfig:
     counter_bits: int = 64
     pe_counters: int = 1
     merge_codebook_bias: int = 0
+    hold_pointer_read: int = 0
 
     def __post_init__(self):
         for f in fields(self):

@@ -247,19 +247,27 @@ class ProcessingElement(wiring.Component):
             queue.r.ready.eq(~p1_valid | p1_move),
             pop.eq(queue.r.valid & queue.r.ready),
         ]
-        m.d.sync += p1_fresh.eq(pop)
         with m.If(pop):
             m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_index[0]), p1_value.eq(queue.r.payload.value)]
         with m.Elif(p1_move):
             m.d.sync += p1_valid.eq(0)
-        with m.If(p1_fresh):
-            m.d.sync += [p1_even_word.eq(even_r.data), p1_odd_word.eq(odd_r.data)]
+        if cfg.hold_pointer_read:
+            # The read ports keep P1's pointers while it waits (their enable is low
+            # while P1 holds a column it cannot pass on): no copy registers.
+            m.d.comb += [even_r.en.eq(~p1_valid | p1_move), odd_r.en.eq(~p1_valid | p1_move)]
+            p1_even, p1_odd_ptr = even_r.data, odd_r.data
+        else:
+            m.d.sync += p1_fresh.eq(pop)
+            with m.If(p1_fresh):
+                m.d.sync += [p1_even_word.eq(even_r.data), p1_odd_word.eq(odd_r.data)]
+            p1_even = Mux(p1_fresh, even_r.data, p1_even_word)
+            p1_odd_ptr = Mux(p1_fresh, odd_r.data, p1_odd_word)
         with m.If(p1_move):
             m.d.sync += [
                 p_valid.eq(1),
                 p_odd.eq(p1_odd),
-                p_even_word.eq(Mux(p1_fresh, even_r.data, p1_even_word)),
-                p_odd_word.eq(Mux(p1_fresh, odd_r.data, p1_odd_word)),
+                p_even_word.eq(p1_even),
+                p_odd_word.eq(p1_odd_ptr),
                 p_value.eq(p1_value),
             ]
         with m.Elif(p_leave):

@@ -27,7 +27,7 @@ from eie.hw.array import EIEArray, io_width
 
 # The area options the iCE40 presets switch on (eie.boards.platforms); tested here
 # with small memories.
-ICE40_OPTIONS = dict(pe_counters=0, merge_codebook_bias=1)
+ICE40_OPTIONS = dict(pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1)
 
 
 def _to_unsigned(value, width):
@@ -171,6 +171,8 @@ CASES = [
     ("pes8-e8-fifo2-sat", dict(pes=8, fifo_depth=2, act_depth=8, zrun_bits=2), (40, 33), 0.4, 0.5, False, True),
     ("pes4-e5-fifo1-chain3", dict(pes=4, entries_per_word=5, fifo_depth=1, column_buffer_depth=3, zrun_bits=2), (12, 21, 16, 9), 0.25, 0.8, False, False),
     ("pes2-e1-dense", dict(pes=2, entries_per_word=1, fifo_depth=3, column_buffer_depth=1, act_depth=16), (20, 12), 0.9, 1.0, True, True),
+    ("pes3-e3-hold-chain", dict(pes=3, entries_per_word=3, fifo_depth=3, column_buffer_depth=2, hold_pointer_read=1),
+     (14, 17, 10), 0.35, 0.7, True, False),
     # the iCE40 presets' area options (eie.boards.platforms.ICE40_PRESET)
     ("pes4-ice40-lean-chain", dict(pes=4, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                                    codebook_bits=8, entries_per_word=2, act_depth=16, **ICE40_OPTIONS),

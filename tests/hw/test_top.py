@@ -295,7 +295,7 @@ def test_info_nop_status(array):
 def test_round_trip_every_memory(array, seed, lean):
     """Random items into every memory of every PE (first and last addresses included), read back.
     ``lean``: the iCE40 area options (codebook and biases in one memory, no per-PE counters)."""
-    cfg = CFG.replace(pe_counters=0, merge_codebook_bias=1) if lean else CFG
+    cfg = CFG.replace(pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1) if lean else CFG
     rng = random.Random(seed)
     expected = {}
 
