@@ -160,7 +160,9 @@ class Board:
         return float(platform.default_clk_frequency)
 
 
-ICE40_SYNTH = ("-dsp", "-spram", "-abc9")
+# -dff: ABC sees the flip-flops too (it merges equivalent ones): about 1 % fewer
+# logic cells on the iCEBreaker builds, Fmax 31.2 -> 29.6 MHz for the 2-PE preset.
+ICE40_SYNTH = ("-dsp", "-spram", "-abc9", "-dff")
 ECP5_SYNTH = ("-abc9",)
 
 BOARDS: dict[str, Board] = {}
