@@ -94,6 +94,32 @@ def pe_memory_init(cfg: EIEConfig, image, index: int) -> dict:
     }
 
 
+def shift_right_summarised(x, shift, keep: int):
+    """``x >> shift`` (arithmetic) reduced to what a saturating write-back needs:
+    ``(low, any_up, all_up)``, the low ``keep`` bits of the result and whether any /
+    every bit above them (sign extension included) is set.
+
+    A logarithmic shifter, largest step first; after the step by ``2**j`` at most
+    ``2**j - 1`` positions of shift remain, so result bits at ``keep + 2**j - 1`` and
+    above can never come down into ``low``: they are folded into the two flags
+    there and not shifted further.
+    """
+    bits = [x[i] for i in range(len(x))]
+    sign = x[-1]
+    any_up, all_up = Const(0, 1), Const(1, 1)
+    for j in reversed(range(len(shift))):
+        step = 1 << j
+        bits = [Mux(shift[j], bits[i + step] if i + step < len(bits) else sign, bits[i])
+                for i in range(len(bits))]
+        limit = keep + step - 1
+        if len(bits) > limit:
+            any_up = any_up | Cat(*bits[limit:]).any()
+            all_up = all_up & Cat(*bits[limit:]).all()
+            bits = bits[:limit]
+    bits += [sign] * (keep - len(bits))
+    return Cat(*bits[:keep]), any_up, all_up
+
+
 class ProcessingElement(wiring.Component):
     """Processing element ``index`` of an EIE array built from ``cfg``.
 
@@ -504,32 +530,36 @@ class ProcessingElement(wiring.Component):
             w3_valid.eq(w2_valid), w3_row.eq(w2_row), w3_in.eq(w2_in),
         ]
         w2_total = Signal(signed(cfg.acc_bits + 1))
-        w3_half = Signal(signed(cfg.acc_bits + 2))
-        m.d.sync += [
-            w2_total.eq(acc_r.data + bias_data),
-            w3_half.eq(Cat(Const(0, 1), w2_total).as_signed() >> self.shift),
-        ]
-        # out = (half + 1) >> 1 is saturated to [lo, hi]: out > hi exactly when
-        # half >= 2*hi + 1, out < lo when half <= 2*lo - 2 (compares with constants,
-        # beside the increment); in range, out's act_bits low bits are the value,
-        # and they depend on half's low act_bits + 1 bits only: a short increment.
+        m.d.sync += w2_total.eq(acc_r.data + bias_data)
+        # W2: half = (2 * total) >> shift, but only what W3 needs of it: its low
+        # act_bits + 1 bits (L) exactly, and whether the bits above are any set /
+        # all set (a shifter that folds the bits it will never bring below L into
+        # these two flags stage by stage: about 60 % of a full-width shifter).
         A = cfg.act_bits
+        w3_low = Signal(A + 1, reset_less=True)
+        w3_any = Signal(reset_less=True)         # a bit of half[A+1:] is set
+        w3_all = Signal(reset_less=True)         # every bit of half[A+1:] is set
+        w3_neg = Signal(reset_less=True)         # half < 0
+        low_half, any_up, all_up = shift_right_summarised(Cat(Const(0, 1), w2_total).as_signed(), self.shift, A + 1)
+        m.d.sync += [w3_low.eq(low_half), w3_any.eq(any_up), w3_all.eq(all_up), w3_neg.eq(w2_total[-1])]
+        # out = (half + 1) >> 1 is saturated to [lo, hi]: out > hi exactly when
+        # half >= 2*hi + 1, out < lo when half <= 2*lo - 2; in range, out's act_bits
+        # low bits are the value, and they depend on half's low act_bits + 1 bits
+        # only: a short increment. The two compares as bit tests (no carry chains),
+        # with H = half, L = H[:A+1]:
+        #   H >= 2**A - 1  <=>  H >= 0 and (a bit of H[A:] is set or H[:A] is all ones)
+        #   H <= -2**A - 2 <=>  H < 0 and (H[A+1:] is not all ones, i.e. H < -2**(A+1),
+        #                       or L <= 2**A - 2: L[A] clear and H[:A] not all ones)
         hi, lo = (1 << (A - 1)) - 1, -(1 << (A - 1))
         low = Signal(signed(A))
         saturated = Signal(signed(A))
         result = Signal(signed(A))
-        # The two compares as bit tests (no carry chains): with H = half, n bits,
-        #   H >= 2**A - 1  <=>  H >= 0 and (a bit of H[A:n-1] is set or H[:A] is all ones)
-        #   H <= -2**A - 2 <=>  H < 0 and (H[A+1:n-1] is not all ones, i.e. H < -2**(A+1),
-        #                       or L = H[:A+1] <= 2**A - 2: L[A] clear and H[:A] not all ones)
-        H = w3_half
-        n = len(H)
         over = Signal()
         under = Signal()
         m.d.comb += [
-            over.eq(~H[n - 1] & (H[A:n - 1].any() | H[:A].all())),
-            under.eq(H[n - 1] & (~H[A + 1:n - 1].all() | (~H[A] & ~H[:A].all()))),
-            low.eq((w3_half[:A + 1] + 1)[1:A + 1]),
+            over.eq(~w3_neg & (w3_low[A] | w3_any | w3_low[:A].all())),
+            under.eq(w3_neg & (~w3_all | (~w3_low[A] & ~w3_low[:A].all()))),
+            low.eq((w3_low + 1)[1:A + 1]),
             saturated.eq(Mux(over, hi, Mux(under, lo, low))),
             result.eq(Mux(~w3_in | (self.relu & (saturated < 0)), 0, saturated)),
         ]
