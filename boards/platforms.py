@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from ..config import DEFAULT, EIEConfig
 
-__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ECP5_PRESET", "get_board", "register_board", "board_names",
+__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_TARGET3", "ECP5_PRESET", "get_board", "register_board", "board_names",
            "board_config", "load_platform_class"]
 
 
@@ -50,13 +50,25 @@ __all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ECP5_PRESET", "ge
 # accumulators (9 per PE), the layer table
 # (3) and the UART bridge's buffers (2). A 2-deep activation queue and a
 # 1-deep column buffer keep the flip-flops (one logic cell each) down.
-# Measured (docs/boards.md): 5072/5280 LCs, 23/30 EBRs, Fmax 27.6 MHz.
+# Measured (docs/boards.md): 4368/5280 LCs, 23/30 EBRs, Fmax 27.2 MHz (5072 LCs
+# before the area options below).
 ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                        codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=256,
-                       bias_depth=256, max_layers=4, counter_bits=32)
+                       bias_depth=256, max_layers=4, counter_bits=32,
+                       # Area options (docs/hardware.md, "Area options"): no per-PE busy/stall
+                       # counters (about 120 LCs per PE), no copy of the pointers in P1 (the
+                       # block RAMs hold them; about 60 LCs per PE).
+                       pe_counters=0, hold_pointer_read=1)
 # The issue's target for the iCEBreaker, 4 PEs (register files for 512-long
-# layers): does not fit yet (7621 of 5280 logic cells, 37 of 30 EBRs; docs/boards.md).
-ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128)
+# layers): does not fit yet (6196 of 5280 logic cells, 33 of 30 EBRs; it was
+# 7621 and 37 before the area options; docs/boards.md).
+# With 128-deep biases the codebook fits the bias block RAMs' spare half
+# (merge_codebook_bias: one EBR less per PE; with the 2-PE preset's 256 biases
+# it would need two more).
+ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128, merge_codebook_bias=1)
+# The same with 3 PEs (layers up to 384 long): fits, 5278 of 5280 logic cells
+# (no room to spare), 26 of 30 EBRs, Fmax 26.3 MHz at 24 MHz (docs/boards.md).
+ICE40_TARGET3 = replace(ICE40_TARGET, pes=3)
 
 # ECP5: DP16KD block RAMs of 18 Kbit. The Spmat is 1024 x 32 bits (4 entries per
 # word, 2 DP16KDs); a PE takes 10 DP16KDs (pointer banks, Spmat, codebook,
@@ -156,7 +168,9 @@ class Board:
         return float(platform.default_clk_frequency)
 
 
-ICE40_SYNTH = ("-dsp", "-spram", "-abc9")
+# -dff: ABC sees the flip-flops too (it merges equivalent ones): about 1 % fewer
+# logic cells on the iCEBreaker builds, Fmax 31.2 -> 29.6 MHz for the 2-PE preset.
+ICE40_SYNTH = ("-dsp", "-spram", "-abc9", "-dff")
 ECP5_SYNTH = ("-abc9",)
 
 BOARDS: dict[str, Board] = {}

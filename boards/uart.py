@@ -447,20 +447,19 @@ class FrameBridge(wiring.Component):
         queue = fifo.SyncFIFOBuffered(width=8, depth=max_bytes)
         m.submodules.tx_queue = ResetInserter(queue_reset)(queue)
 
-        split_word = Signal(32)
-        split_left = Signal(range(5))
+        # The word is split in place (a stream's payload holds until it is taken):
+        # its bytes go into the queue one per cycle, and the word is taken with the last.
+        split_byte = Signal(2)
         since_push = Signal(range(self._gather_cycles + 1))
-        m.d.comb += [self.host_out.ready.eq(split_left == 0),
-                     queue.w_data.eq(split_word[:8]),
-                     queue.w_en.eq(split_left != 0)]
-        with m.If(self.host_out.valid & self.host_out.ready):
-            m.d.sync += [split_word.eq(self.host_out.payload), split_left.eq(4), since_push.eq(0)]
-        with m.Elif((split_left != 0) & queue.w_rdy):
-            m.d.sync += [split_word.eq(split_word >> 8), split_left.eq(split_left - 1), since_push.eq(0)]
+        m.d.comb += [self.host_out.ready.eq((split_byte == 3) & queue.w_rdy),
+                     queue.w_data.eq(self.host_out.payload.word_select(split_byte, 8)),
+                     queue.w_en.eq(self.host_out.valid)]
+        with m.If(self.host_out.valid & queue.w_rdy):
+            m.d.sync += [split_byte.eq(split_byte + 1), since_push.eq(0)]
         with m.Elif(since_push != self._gather_cycles):
             m.d.sync += since_push.eq(since_push + 1)
         with m.If(queue_reset):
-            m.d.sync += split_left.eq(0)
+            m.d.sync += split_byte.eq(0)
 
         queued_words = Signal(range(self._max_words * 4 + 1))
         m.d.comb += queued_words.eq(queue.level >> 2)

@@ -45,7 +45,14 @@ _LIMITS = {
     "max_layers":           (1, 256, "entries of the layer table"),
     "counter_bits":         (16, 64, "width of the hardware performance counters"),
     "io_read_stages":       (0, 2, "extra registers on each PE memory's host read-back path"),
+    "pe_counters":          (0, 1, "per-PE busy/stall counters built (1) or left out (0)"),
+    "merge_codebook_bias":  (0, 1, "codebook and bias share one memory per PE (1) or have one each (0)"),
+    "hold_pointer_read":    (0, 1, "pointer read ports hold a waiting column's pointers (1) or P1 copies them (0)"),
 }
+
+# Fields added later, with their defaults: left out of the digest at the default
+# (EIEConfig.digest), so older designs and images keep theirs.
+_LATE_FIELDS = {"io_read_stages": 0, "pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -110,6 +117,25 @@ class EIEConfig:
         six memories limits large arrays on the ECP5 (the ECP5 presets use 1);
         0 saves the flip-flops (about 100 per PE at 16-bit activations), which
         the iCE40 cannot spare.
+    pe_counters : int
+        1: every PE has its ``busy`` and ``stall`` counters
+        (:class:`eie.protocol.PECounter`); 0: they are not built (about 130
+        iCE40 logic cells per PE) and a ``READ COUNTER`` of a PE is answered
+        ``ERR_RANGE`` (the per-PE counter memory has depth 0).
+    merge_codebook_bias : int
+        1: a PE's codebook and biases live in one memory (biases at
+        ``0 .. bias_depth - 1``, the codebook above), read through one port:
+        the codebook is read only while the layer's columns are processed and
+        the biases only in the write-back, never in the same cycle. Saves a
+        block RAM per PE where the bias memory has room to spare (iCE40).
+        0: two memories. The host sees the same memories either way.
+    hold_pointer_read : int
+        1: while the pointer stage P1 holds a column it cannot pass on, the
+        pointer banks' read enables are low, so their registered outputs keep
+        its pointers (a handshake drives the block-RAM enables: fine on the
+        iCE40, a long path on a large ECP5). 0: the banks read the queue head
+        every cycle and P1 keeps a copy of its pointers (``2 * ptr_bits``
+        flip-flops and a multiplexer per PE).
     """
 
     pes: int = 4
@@ -128,6 +154,9 @@ class EIEConfig:
     max_layers: int = 8
     counter_bits: int = 64
     io_read_stages: int = 0
+    pe_counters: int = 1
+    merge_codebook_bias: int = 0
+    hold_pointer_read: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -305,8 +334,13 @@ class EIEConfig:
 
     @property
     def digest(self) -> str:
-        """Short stable hash of the config (names build folders, checked by the host)."""
-        return hashlib.sha256(self.to_json(sort_keys=True).encode()).hexdigest()[:16]
+        """Short stable hash of the config (names build folders, checked by the host).
+
+        Fields added after the first release (:data:`_LATE_FIELDS`) count only
+        when they differ from their default, so a config that leaves them alone
+        keeps the digest it had before they existed."""
+        data = {k: v for k, v in self.to_dict().items() if _LATE_FIELDS.get(k, object()) != v}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> "EIEConfig":
         return replace(self, **changes)

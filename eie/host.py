@@ -125,6 +125,9 @@ class Runtime:
         return gather(self.cfg, slices, length)
 
     def read_counters(self, per_pe: bool = False) -> dict:
+        if per_pe and not self.cfg.pe_counters:
+            raise ValueError("per-PE counters are not built in this design (config pe_counters=0); "
+                             "read the global counters only (per_pe=False)")
         self.host.read(Mem.COUNTER, ALL_PES, 0, len(Counter))
         if per_pe:
             for k in range(self.cfg.pes):

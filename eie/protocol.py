@@ -112,7 +112,9 @@ def memory_depth(cfg: EIEConfig, mem: Mem, pe: int = 0) -> int:
     """Number of items of ``mem``; for COUNTER it depends on ``pe`` (global or per PE)."""
     mem = Mem(mem)
     if mem == Mem.COUNTER:
-        return N_COUNTERS if pe == ALL_PES else N_PE_COUNTERS
+        # Per-PE counters left out of the hardware (cfg.pe_counters = 0): depth 0, so
+        # a READ of them is ERR_RANGE.
+        return N_COUNTERS if pe == ALL_PES else N_PE_COUNTERS * cfg.pe_counters
     return {
         Mem.SPMAT: cfg.spmat_depth,
         Mem.PTR: cfg.ptr_depth,
@@ -316,6 +318,9 @@ class HostSession:
         depth = memory_depth(self.cfg, mem, pe)
         if not (pe == ALL_PES or 0 <= pe < self.cfg.pes):
             raise ValueError(f"pe={pe} out of range 0..{self.cfg.pes - 1} (or ALL_PES)")
+        if depth == 0 and count > 0:
+            raise ValueError(f"{Mem(mem).name} of PE {pe} is not built in this design (config pe_counters=0); "
+                             f"the hardware answers ERR_RANGE")
         if addr < 0 or count < 0 or addr + count > depth:
             raise ValueError(f"{Mem(mem).name} addresses {addr}..{addr + count - 1} out of range 0..{depth - 1}")
 

@@ -57,12 +57,12 @@ __all__ = ["ProcessingElement", "io_width", "pe_io_width"]
 def pe_io_width(cfg: EIEConfig) -> int:
     """Width of a PE's io read data: its widest memory item or counter."""
     return max(cfg.spmat_word_bits, cfg.ptr_bits, cfg.codebook_bits, cfg.bias_bits, cfg.act_bits,
-               cfg.counter_bits)
+               cfg.counter_bits if cfg.pe_counters else 0)
 
 
 def io_width(cfg: EIEConfig) -> int:
     """Width of the array's io data port: the widest item (PE memories, layer entry, counters)."""
-    return max(pe_io_width(cfg), cfg.layer_entry_bits)
+    return max(pe_io_width(cfg), cfg.layer_entry_bits, cfg.counter_bits)
 
 
 def check_image(cfg: EIEConfig, image, who: str) -> None:
@@ -92,6 +92,32 @@ def pe_memory_init(cfg: EIEConfig, image, index: int) -> dict:
         "codebook": [int(v) for v in image.codebook.reshape(-1)],
         "bias": [int(b) for b in image.bias[index]],
     }
+
+
+def shift_right_summarised(x, shift, keep: int):
+    """``x >> shift`` (arithmetic) reduced to what a saturating write-back needs:
+    ``(low, any_up, all_up)``, the low ``keep`` bits of the result and whether any /
+    every bit above them (sign extension included) is set.
+
+    A logarithmic shifter, largest step first; after the step by ``2**j`` at most
+    ``2**j - 1`` positions of shift remain, so result bits at ``keep + 2**j - 1`` and
+    above can never come down into ``low``: they are folded into the two flags
+    there and not shifted further.
+    """
+    bits = [x[i] for i in range(len(x))]
+    sign = x[-1]
+    any_up, all_up = Const(0, 1), Const(1, 1)
+    for j in reversed(range(len(shift))):
+        step = 1 << j
+        bits = [Mux(shift[j], bits[i + step] if i + step < len(bits) else sign, bits[i])
+                for i in range(len(bits))]
+        limit = keep + step - 1
+        if len(bits) > limit:
+            any_up = any_up | Cat(*bits[limit:]).any()
+            all_up = all_up & Cat(*bits[limit:]).all()
+            bits = bits[:limit]
+    bits += [sign] * (keep - len(bits))
+    return Cat(*bits[:keep]), any_up, all_up
 
 
 class ProcessingElement(wiring.Component):
@@ -176,8 +202,8 @@ class ProcessingElement(wiring.Component):
             "io_wdata": In(pe_io_width(cfg)),
             "io_we": In(1),
             "io_rdata": Out(pe_io_width(cfg)),
-            "busy_count": Out(cfg.counter_bits),
-            "stall_count": Out(cfg.counter_bits),
+            **({"busy_count": Out(cfg.counter_bits), "stall_count": Out(cfg.counter_bits)}
+               if cfg.pe_counters else {}),
         })
 
     @property
@@ -221,7 +247,7 @@ class ProcessingElement(wiring.Component):
         # ECP5) goes straight into a flip-flop, and every handshake decision is
         # made from registers (P2's pointers, the queues' levels).
         p1_valid = Signal()
-        p1_fresh = Signal()                          # P1's pointers are on the read ports
+        p1_fresh = Signal()                          # popped last cycle: P1's pointers are on the read ports
         p1_odd = Signal(reset_less=True)
         p1_value = Signal(signed(cfg.act_bits), reset_less=True)
         p1_even_word = Signal(cfg.ptr_bits, reset_less=True)
@@ -253,19 +279,27 @@ class ProcessingElement(wiring.Component):
             pop.eq(queue.r.valid & queue.r.ready),
         ]
         m.d.sync += p1_fresh.eq(pop)
-        m.d.comb += self.credit.eq(p1_fresh)
+        m.d.comb += self.credit.eq(p1_fresh)             # the CCU's credit comes back
         with m.If(pop):
             m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_index[0]), p1_value.eq(queue.r.payload.value)]
         with m.Elif(p1_move):
             m.d.sync += p1_valid.eq(0)
-        with m.If(p1_fresh):
-            m.d.sync += [p1_even_word.eq(even_r.data), p1_odd_word.eq(odd_r.data)]
+        if cfg.hold_pointer_read:
+            # The read ports keep P1's pointers while it waits (their enable is low
+            # while P1 holds a column it cannot pass on): no copy registers.
+            m.d.comb += [even_r.en.eq(~p1_valid | p1_move), odd_r.en.eq(~p1_valid | p1_move)]
+            p1_even, p1_odd_ptr = even_r.data, odd_r.data
+        else:
+            with m.If(p1_fresh):
+                m.d.sync += [p1_even_word.eq(even_r.data), p1_odd_word.eq(odd_r.data)]
+            p1_even = Mux(p1_fresh, even_r.data, p1_even_word)
+            p1_odd_ptr = Mux(p1_fresh, odd_r.data, p1_odd_word)
         with m.If(p1_move):
             m.d.sync += [
                 p_valid.eq(1),
                 p_odd.eq(p1_odd),
-                p_even_word.eq(Mux(p1_fresh, even_r.data, p1_even_word)),
-                p_odd_word.eq(Mux(p1_fresh, odd_r.data, p1_odd_word)),
+                p_even_word.eq(p1_even),
+                p_odd_word.eq(p1_odd_ptr),
                 p_value.eq(p1_value),
             ]
         with m.Elif(p_leave):
@@ -377,13 +411,46 @@ class ProcessingElement(wiring.Component):
         v = entry[:cfg.index_bits]
         z = entry[cfg.index_bits:]
 
-        codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
-                                                  depth=cfg.max_layers * cfg.codebook_size, init=init["codebook"])
-        cb_r, cb_w = read_port(m, codebook, "codebook"), codebook.write_port()
-        m.d.comb += [
-            cb_r.addr.eq(Mux(self.running, Cat(v, self.codebook), io_addr)),
-            cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
-        ]
+        # Codebook and bias memories. With cfg.merge_codebook_bias they are one memory,
+        # biases at 0 .. bias_depth - 1 and the codebook above: the codebook is read
+        # only while columns are processed, the biases only in the write-back
+        # (wb_issue), when every PE is idle.
+        cb_depth = cfg.max_layers * cfg.codebook_size
+        cb_index = Signal(range(cb_depth))
+        bias_index = Signal(cfg.bias_addr_bits)
+        m.d.comb += [cb_index.eq(Cat(v, self.codebook)), bias_index.eq(self.bias_base + self.wb_row)]
+        if cfg.merge_codebook_bias:
+            cbias = m.submodules.codebook_bias = Memory(
+                shape=signed(max(cfg.bias_bits, cfg.codebook_bits)), depth=cfg.bias_depth + cb_depth,
+                init=init["bias"] + [0] * (cfg.bias_depth - len(init["bias"])) + init["codebook"],
+                attrs=BLOCK_RAM)
+            cbias_r, cbias_w = read_port(m, cbias, "codebook_bias"), cbias.write_port()
+            io_cbias = Signal.like(cbias_w.addr)
+            m.d.comb += [
+                io_cbias.eq(Mux(self.io_mem == Mem.CODEBOOK, cfg.bias_depth + io_addr, io_addr)),
+                cbias_r.addr.eq(Mux(self.running, Mux(self.wb_issue, bias_index, cfg.bias_depth + cb_index),
+                                    io_cbias)),
+                cbias_w.addr.eq(io_cbias), cbias_w.data.eq(self.io_wdata),
+                cbias_w.en.eq(io_write(Mem.CODEBOOK) | io_write(Mem.BIAS)),
+            ]
+            cb_data = cbias_r.data[:cfg.codebook_bits].as_signed()
+            bias_data = cbias_r.data[:cfg.bias_bits].as_signed()
+        else:
+            codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
+                                                      depth=cb_depth, init=init["codebook"])
+            cb_r, cb_w = read_port(m, codebook, "codebook"), codebook.write_port()
+            m.d.comb += [
+                cb_r.addr.eq(Mux(self.running, cb_index, io_addr)),
+                cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
+            ]
+            bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth,
+                                              init=init["bias"], attrs=BLOCK_RAM)
+            bias_r, bias_w = read_port(m, bias, "bias"), bias.write_port()
+            m.d.comb += [
+                bias_r.addr.eq(Mux(self.running, bias_index, io_addr)),
+                bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
+            ]
+            cb_data, bias_data = cb_r.data, bias_r.data
 
         row = Signal(range(cfg.act_depth), reset_less=True)      # local row of the last entry
         row_next = Signal(range(cfg.act_depth))
@@ -399,13 +466,14 @@ class ProcessingElement(wiring.Component):
         c0_value = Signal(signed(cfg.act_bits), reset_less=True)
         m.d.sync += [c0_valid.eq(b_valid), c0_row.eq(row_next), c0_value.eq(b_value)]
         weight = Signal(signed(cfg.codebook_bits), reset_less=True)
-        m.d.sync += weight.eq(cb_r.data)
+        m.d.sync += weight.eq(cb_data)
 
         # C: codebook value x activation; accumulator read.
         c_valid = Signal()
         c_row = Signal.like(row)
         c_value = Signal(signed(cfg.act_bits), reset_less=True)
-        m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(c0_value)]
+        # An empty slot carries the value 0, so its product is 0 (see E).
+        m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(Mux(c0_valid, c0_value, 0))]
 
         acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[],
                                                     attrs=BLOCK_RAM)
@@ -416,7 +484,12 @@ class ProcessingElement(wiring.Component):
         # block-RAM output alone takes 5.6 ns: it goes into a flip-flop, not an adder).
         # E: add and write back. The two entries before this one wrote after (or,
         # undefined, in the same cycle as) its read, so a hit on either's row takes
-        # the bypass, the newer first; the hits are decided in D, from registers.
+        # the bypass, the newer first. The hits are decided in D, from registers; the
+        # older one is resolved there too: e_acc is the accumulator word or, on a hit
+        # of the entry two ahead, that entry's sum (in H1 while this one is in D), so
+        # E has one multiplexer level and no second sum register. An empty slot
+        # carries e_acc = 0 and a zero product: its sum is 0, the value the
+        # write-back and the clear write, so the write data needs no multiplexer.
         d_valid = Signal()
         d_row = Signal.like(row)
         d_product = Signal(signed(cfg.product_bits), reset_less=True)
@@ -426,22 +499,24 @@ class ProcessingElement(wiring.Component):
         e_row = Signal.like(row)
         e_product = Signal(signed(cfg.product_bits), reset_less=True)
         e_acc = Signal(signed(cfg.acc_bits), reset_less=True)
-        e_hit1, e_hit2 = Signal(reset_less=True), Signal(reset_less=True)
+        e_hit1 = Signal(reset_less=True)
+        d_hit2 = Signal()
         h1_valid = Signal()
         h1_row = Signal.like(row)
-        h1_sum, h2_sum = Signal(signed(cfg.acc_bits), reset_less=True), Signal(signed(cfg.acc_bits), reset_less=True)
+        h1_sum = Signal(signed(cfg.acc_bits), reset_less=True)
         acc_old = Signal(signed(cfg.acc_bits))
         acc_sum = Signal(signed(cfg.acc_bits))
+        m.d.comb += d_hit2.eq(h1_valid & (h1_row == d_row))     # the entry now in H1 is two ahead
         m.d.sync += [
-            e_valid.eq(d_valid), e_row.eq(d_row), e_product.eq(d_product), e_acc.eq(acc_r.data),
-            e_hit1.eq(e_valid & (e_row == d_row)),      # the entry now in E is in H1 then
-            e_hit2.eq(h1_valid & (h1_row == d_row)),    # the entry now in H1 is in H2 then
+            e_valid.eq(d_valid), e_row.eq(d_row), e_product.eq(d_product),
+            e_acc.eq(Mux(d_valid, Mux(d_hit2, h1_sum, acc_r.data), 0)),
+            e_hit1.eq(d_valid & e_valid & (e_row == d_row)),   # the entry now in E is in H1 then
         ]
         m.d.comb += [
-            acc_old.eq(Mux(e_hit1, h1_sum, Mux(e_hit2, h2_sum, e_acc))),
+            acc_old.eq(Mux(e_hit1, h1_sum, e_acc)),
             acc_sum.eq(acc_old + e_product),
         ]
-        m.d.sync += [h1_valid.eq(e_valid), h1_row.eq(e_row), h1_sum.eq(acc_sum), h2_sum.eq(h1_sum)]
+        m.d.sync += [h1_valid.eq(e_valid), h1_row.eq(e_row), h1_sum.eq(acc_sum)]
 
         # -- bias and write-back: four stages (cfg.writeback_latency) ------------------
         # W0 (wb_issue): read accumulator and bias of local row wb_row.
@@ -452,13 +527,6 @@ class ProcessingElement(wiring.Component):
         # W4: register-file write.
         # The bias is added here rather than seeded: the sum is the same, and
         # no seeding pass is needed before a layer.
-        bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth, init=init["bias"],
-                                          attrs=BLOCK_RAM)
-        bias_r, bias_w = read_port(m, bias, "bias"), bias.write_port()
-        m.d.comb += [
-            bias_r.addr.eq(Mux(self.running, self.bias_base + self.wb_row, io_addr)),
-            bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
-        ]
         w1_valid, w2_valid, w3_valid = Signal(), Signal(), Signal()
         w1_row, w2_row, w3_row = Signal.like(row), Signal.like(row), Signal.like(row)
         w1_in, w2_in, w3_in = (Signal(reset_less=True) for _ in range(3))      # the global row is < out_len
@@ -468,32 +536,48 @@ class ProcessingElement(wiring.Component):
             w3_valid.eq(w2_valid), w3_row.eq(w2_row), w3_in.eq(w2_in),
         ]
         w2_total = Signal(signed(cfg.acc_bits + 1))
-        w3_half = Signal(signed(cfg.acc_bits + 2))
-        m.d.sync += [
-            w2_total.eq(acc_r.data + bias_r.data),
-            w3_half.eq(Cat(Const(0, 1), w2_total).as_signed() >> self.shift),
-        ]
-        # out = (half + 1) >> 1 is saturated to [lo, hi]: out > hi exactly when
-        # half >= 2*hi + 1, out < lo when half <= 2*lo - 2 (compares with constants,
-        # beside the increment); in range, out's act_bits low bits are the value,
-        # and they depend on half's low act_bits + 1 bits only: a short increment.
+        m.d.sync += w2_total.eq(acc_r.data + bias_data)
+        # W2: half = (2 * total) >> shift, but only what W3 needs of it: its low
+        # act_bits + 1 bits (L) exactly, and whether the bits above are any set /
+        # all set (a shifter that folds the bits it will never bring below L into
+        # these two flags stage by stage: about 60 % of a full-width shifter).
         A = cfg.act_bits
+        w3_low = Signal(A + 1, reset_less=True)
+        w3_any = Signal(reset_less=True)         # a bit of half[A+1:] is set
+        w3_all = Signal(reset_less=True)         # every bit of half[A+1:] is set
+        w3_neg = Signal(reset_less=True)         # half < 0
+        low_half, any_up, all_up = shift_right_summarised(Cat(Const(0, 1), w2_total).as_signed(), self.shift, A + 1)
+        m.d.sync += [w3_low.eq(low_half), w3_any.eq(any_up), w3_all.eq(all_up), w3_neg.eq(w2_total[-1])]
+        # out = (half + 1) >> 1 is saturated to [lo, hi]: out > hi exactly when
+        # half >= 2*hi + 1, out < lo when half <= 2*lo - 2; in range, out's act_bits
+        # low bits are the value, and they depend on half's low act_bits + 1 bits
+        # only: a short increment. The two compares as bit tests (no carry chains),
+        # with H = half, L = H[:A+1]:
+        #   H >= 2**A - 1  <=>  H >= 0 and (a bit of H[A:] is set or H[:A] is all ones)
+        #   H <= -2**A - 2 <=>  H < 0 and (H[A+1:] is not all ones, i.e. H < -2**(A+1),
+        #                       or L <= 2**A - 2: L[A] clear and H[:A] not all ones)
         hi, lo = (1 << (A - 1)) - 1, -(1 << (A - 1))
         low = Signal(signed(A))
         saturated = Signal(signed(A))
         result = Signal(signed(A))
+        over = Signal()
+        under = Signal()
         m.d.comb += [
-            low.eq((w3_half[:A + 1] + 1)[1:A + 1]),
-            saturated.eq(Mux(w3_half >= 2 * hi + 1, hi, Mux(w3_half <= 2 * lo - 2, lo, low))),
+            over.eq(~w3_neg & (w3_low[A] | w3_any | w3_low[:A].all())),
+            under.eq(w3_neg & (~w3_all | (~w3_low[A] & ~w3_low[:A].all()))),
+            low.eq((w3_low + 1)[1:A + 1]),
+            saturated.eq(Mux(over, hi, Mux(under, lo, low))),
             result.eq(Mux(~w3_in | (self.relu & (saturated < 0)), 0, saturated)),
         ]
 
+        # acc_sum is 0 while E is empty (write-back and clear write zeros).
+        m.d.comb += acc_w.data.eq(acc_sum)
         with m.If(e_valid):
-            m.d.comb += [acc_w.addr.eq(e_row), acc_w.data.eq(acc_sum), acc_w.en.eq(1)]
+            m.d.comb += [acc_w.addr.eq(e_row), acc_w.en.eq(1)]
         with m.Elif(w1_valid):
-            m.d.comb += [acc_w.addr.eq(w1_row), acc_w.data.eq(0), acc_w.en.eq(1)]
+            m.d.comb += [acc_w.addr.eq(w1_row), acc_w.en.eq(1)]
         with m.Elif(self.acc_clear):
-            m.d.comb += [acc_w.addr.eq(self.wb_row), acc_w.data.eq(0), acc_w.en.eq(1)]
+            m.d.comb += [acc_w.addr.eq(self.wb_row), acc_w.en.eq(1)]
 
         # -- activation register files (bank b at b * act_depth) -----------------------
         # Each word carries a "non-zero" flag above the activation, set when it is
@@ -532,13 +616,14 @@ class ProcessingElement(wiring.Component):
         m.d.comb += empty.eq(~queue.r.valid & ~p1_valid & ~p_valid & ~column_buffer.r.valid
                              & ~a_valid & ~b_valid & ~c0_valid & ~c_valid & ~d_valid & ~e_valid)
         m.d.sync += self.idle.eq(empty & ~(self.bcast.valid & self.bcast.ready))
-        with m.If(self.clear):
-            m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
-        with m.Else():
-            with m.If(d_valid):
-                m.d.sync += self.busy_count.eq(self.busy_count + 1)
-            with m.If(self.bcast_pending & ~queue.w.ready):
-                m.d.sync += self.stall_count.eq(self.stall_count + 1)
+        if cfg.pe_counters:
+            with m.If(self.clear):
+                m.d.sync += [self.busy_count.eq(0), self.stall_count.eq(0)]
+            with m.Else():
+                with m.If(d_valid):
+                    m.d.sync += self.busy_count.eq(self.busy_count + 1)
+                with m.If(self.bcast_pending & ~queue.w.ready):
+                    m.d.sync += self.stall_count.eq(self.stall_count + 1)
 
         # -- io read data: the item addressed 2 + io_read_stages cycles earlier, from a
         # register (the memories answer in the next cycle; registering their
@@ -552,8 +637,8 @@ class ProcessingElement(wiring.Component):
         rd_mem, rd_bit0 = delayed(m, rd_mem, stages, "rd_mem"), delayed(m, rd_bit0, stages, "rd_bit0")
         io_spmat = delayed(m, spmat_r.data, stages, "io_spmat")
         io_odd, io_even = delayed(m, odd_r.data, stages, "io_odd"), delayed(m, even_r.data, stages, "io_even")
-        io_codebook = delayed(m, cb_r.data, stages, "io_codebook")
-        io_bias = delayed(m, bias_r.data, stages, "io_bias")
+        io_codebook = delayed(m, cb_data, stages, "io_codebook")
+        io_bias = delayed(m, bias_data, stages, "io_bias")
         io_rf = delayed(m, rf_r.data[:cfg.act_bits], stages, "io_rf")
         with m.Switch(rd_mem):
             with m.Case(Mem.SPMAT):
@@ -566,6 +651,7 @@ class ProcessingElement(wiring.Component):
                 m.d.sync += self.io_rdata.eq(io_bias.as_unsigned())
             with m.Case(Mem.ACT):
                 m.d.sync += self.io_rdata.eq(io_rf)
-            with m.Case(Mem.COUNTER):
-                m.d.sync += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
+            if cfg.pe_counters:
+                with m.Case(Mem.COUNTER):
+                    m.d.sync += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
         return m

@@ -179,7 +179,7 @@ def memory_map(cfg: EIEConfig) -> list[dict]:
             entry["scope"] = "global_or_per_pe"
             entry["depth_global"] = memory_depth(cfg, mem, ALL_PES)
             entry["counters_global"] = [c.name for c in Counter]
-            entry["counters_per_pe"] = [c.name for c in PECounter]
+            entry["counters_per_pe"] = [c.name for c in PECounter] if cfg.pe_counters else []
         out.append(entry)
     return out
 

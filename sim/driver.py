@@ -73,6 +73,8 @@ def write_job(job_dir, cfg: EIEConfig, networks, *, link: str = "fast", seed: in
     for what, p in (("idle", idle), ("backpressure", backpressure)):
         if not 0.0 <= p < 1.0:
             raise ValueError(f"{what} probability must be in range 0 <= p < 1, not {p!r}")
+    if per_pe and not cfg.pe_counters:
+        raise ValueError("per_pe needs the per-PE counters, which this config leaves out (pe_counters=0)")
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     entries = []

@@ -290,12 +290,15 @@ def test_info_nop_status(array):
     simulate(script, array=array_class(array))
 
 
-@pytest.mark.parametrize("array, seed, stages", [("fake", 1, 0), ("fake", 2, 0), ("real", 3, 0), ("real", 4, 1),
-                                                 ("real", 5, 2)])
-def test_round_trip_every_memory(array, seed, stages):
-    """Random items into every memory of every PE (first and last addresses included), read back;
-    on the real array also with ``io_read_stages`` registers on the read-back path."""
-    cfg = CFG.replace(io_read_stages=stages)
+@pytest.mark.parametrize("array, seed, lean, stages", [("fake", 1, False, 0), ("fake", 2, False, 0),
+                                                       ("real", 3, False, 0), ("real", 4, True, 0),
+                                                       ("real", 5, False, 1), ("real", 6, True, 2)])
+def test_round_trip_every_memory(array, seed, lean, stages):
+    """Random items into every memory of every PE (first and last addresses included), read back.
+    ``lean``: the iCE40 area options (codebook and biases in one memory, no per-PE counters);
+    ``stages``: ``io_read_stages`` registers on the read-back path."""
+    cfg = CFG.replace(pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1) if lean else CFG
+    cfg = cfg.replace(io_read_stages=stages)
     rng = random.Random(seed)
     expected = {}
 
@@ -333,6 +336,25 @@ def test_round_trip_every_memory(array, seed, stages):
                 if (mem, 1, a) in expected:
                     assert v == expected[mem, 1, a], (mem.name, a)
     simulate(script, cfg=cfg, array=array_class(array), seed=seed)
+
+
+def test_per_pe_counters_left_out_answer_err_range():
+    """With pe_counters=0 a READ of a PE's counters is ERR_RANGE (depth 0); the global ones still read."""
+    cfg = CFG.replace(pe_counters=0)
+    assert memory_depth(cfg, Mem.COUNTER, 1) == 0 and memory_depth(cfg, Mem.COUNTER, ALL_PES) == len(Counter)
+
+    with pytest.raises(ValueError, match="not built.*pe_counters=0"):
+        HostSession(cfg).read(Mem.COUNTER, 1, 0, 1)
+
+    async def script(b):
+        b.host.read(Mem.COUNTER, 1, 0, 1, check=False)
+        b.host.read(Mem.COUNTER, 0, 0, len(PECounter), check=False)
+        b.host.read(Mem.COUNTER, ALL_PES, 0, len(Counter))
+        b.host.read(Mem.COUNTER, 2, 0, 0)                 # an empty read is in range
+        one, both, glob, empty = await b.transact()
+        assert one.status == both.status == Status.ERR_RANGE
+        assert glob.ok and glob.data == [0] * len(Counter) and empty.ok and empty.data == []
+    simulate(script, cfg=cfg, array=array_class("real"))
 
 
 @ARRAYS
