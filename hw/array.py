@@ -108,7 +108,6 @@ class EIEArray(wiring.Component):
             m.d.comb += [
                 pe.running.eq(ccu.running),
                 pe.clear.eq(ccu.clear),
-                pe.ptr_base.eq(ccu.ptr_base),
                 pe.codebook.eq(ccu.codebook),
                 pe.bias_base.eq(ccu.bias_base),
                 pe.shift.eq(ccu.shift),

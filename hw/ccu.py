@@ -92,7 +92,8 @@ class CCU(wiring.Component):
         Fields of the current layer for the PEs.
     bcast_valid, bcast_pending, bcast : Out
         ``bcast_pending``: a broadcast is waiting; ``bcast_valid``: it is
-        taken by every PE this cycle; ``bcast``: its ``(col, value)``.
+        taken by every PE this cycle; ``bcast``: its ``(ptr, value)``, ``ptr`` =
+        the layer's ``ptr_base`` + column ``j``.
     pe_credit : In(pes)
         PE ``k`` popped its activation queue in the previous cycle (a register
         in the PE): its credit comes back.
@@ -202,7 +203,8 @@ class CCU(wiring.Component):
         # -- scan state --------------------------------------------------------------
         cur_mask = Signal(n)                          # non-zeros of the row being broadcast
         cur_vals = Signal(data.ArrayLayout(signed(cfg.act_bits), n))
-        cur_base = Signal(cfg.col_bits + 1)           # r * N of that row
+        # ptr_base + r * N of that row: broadcasts carry pointer indices (ptr_base + j)
+        cur_base = Signal(max(cfg.col_bits, cfg.ptr_addr_bits) + 2)
         # Remaining lengths are one bit wider than needed so that no comparison
         # with N is constant (lint-clean for act_depth = 1 too).
         rem_bits = max(cfg.len_bits, n.bit_length()) + 1
@@ -224,7 +226,7 @@ class CCU(wiring.Component):
         # address never leaves the source bank
         fetch_row = Signal(range(max(2, cfg.act_depth)))
         fetch_rem = Signal(rem_bits)                  # in_len - fetch_row * N
-        fetch_base = Signal(cfg.col_bits + 1 + max(1, n.bit_length()))
+        fetch_base = Signal(len(cur_base) + max(1, n.bit_length()))
         fetch_more = Signal()
 
         lnzd = m.submodules.lnzd = LNZDTree(n, signed(cfg.act_bits))
@@ -255,7 +257,7 @@ class CCU(wiring.Component):
             self.bcast_pending.eq(cur_any),
             fire.eq(cur_any & all_ready),
             self.bcast_valid.eq(fire),
-            self.bcast.col.eq(cur_base + lnzd.index),
+            self.bcast.ptr.eq(cur_base + lnzd.index),
             self.bcast.value.eq(lnzd.o_data),
             cur_free.eq(~cur_any | (fire & (cur_rest == 0))),
             head_valid.eq(occ != 0),
@@ -387,9 +389,9 @@ class CCU(wiring.Component):
                     src_bank.eq(layer_idx[0]),
                     self.dst_bank.eq(~layer_idx[0]),
                     # row 0 is read in this cycle (scan_addr above)
-                    inflight.eq(1), in_base.eq(0),
+                    inflight.eq(1), in_base.eq(entry["ptr_base"]),
                     in_lim.eq(Cat(k < in_len for k in range(n))),
-                    fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n), fetch_base.eq(n),
+                    fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n), fetch_base.eq(entry["ptr_base"] + n),
                     fetch_more.eq(in_len > n),
                     acc_dirty.eq(1),
                     phase.eq(Phase.SCAN),

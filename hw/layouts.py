@@ -9,9 +9,12 @@ __all__ = ["broadcast_layout", "column_layout", "divide_by_constant"]
 
 
 def broadcast_layout(cfg: EIEConfig) -> data.StructLayout:
-    """One broadcast of the CCU: input column ``col`` (``j``) and its non-zero activation ``value``."""
+    """One broadcast of the CCU: ``ptr``, the logical index ``ptr_base + j`` of input
+    column ``j``'s first pointer (the CCU adds the layer's ``ptr_base``, so no PE
+    has an adder between its queue and its pointer banks), and the non-zero
+    activation ``value``."""
     return data.StructLayout({
-        "col": unsigned(cfg.col_bits),
+        "ptr": unsigned(cfg.ptr_addr_bits + 1),
         "value": signed(cfg.act_bits),
     })
 

@@ -129,12 +129,13 @@ class ProcessingElement(wiring.Component):
         Compute mode: the memories belong to the datapath, not to the io port.
     clear : In(1)
         Clear the performance counters (a run starts).
-    ptr_base, codebook, bias_base, shift, relu : In
+    codebook, bias_base, shift, relu : In
         Fields of the current layer (registered in the CCU).
     bcast : In(stream.Signature(broadcast_layout))
-        Broadcast ``(j, a_j)`` into the activation queue. ``ready`` is "queue
-        not full" and does not depend on ``valid``; the CCU raises ``valid``
-        only in a cycle in which every PE is ready (so all PEs take it).
+        Broadcast ``(ptr_base + j, a_j)`` into the activation queue (the CCU adds
+        the layer's pointer base). ``ready`` is "queue not full" and does not
+        depend on ``valid``; in the array the CCU raises ``valid`` only while it
+        holds a credit for every PE, so every PE takes it.
     bcast_pending : In(1)
         The CCU has a broadcast waiting (for the stall counter).
     credit : Out(1)
@@ -180,7 +181,6 @@ class ProcessingElement(wiring.Component):
         super().__init__({
             "running": In(1),
             "clear": In(1),
-            "ptr_base": In(cfg.ptr_addr_bits),
             "codebook": In(cfg.layer_bits),
             "bias_base": In(cfg.bias_addr_bits),
             "shift": In(cfg.shift_bits),
@@ -238,7 +238,7 @@ class ProcessingElement(wiring.Component):
         odd_r, odd_w = read_port(m, odd, "ptr_odd"), odd.write_port()
 
         ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
-        m.d.comb += ptr_index.eq(self.ptr_base + queue.r.payload.col)
+        m.d.comb += ptr_index.eq(queue.r.payload.ptr)
         # Two stages: P1 holds a popped column; its pointers are on the read ports
         # in the next cycle (the ports read the queue head every cycle: no
         # handshake reaches a block RAM's enable, which on the ECP5 sits far from

@@ -86,7 +86,9 @@ def _run_ccu(cfg, layers, rf, *, p_pop=0.7, p_idle=0.6, seed=0):
             valid = ctx.get(dut.bcast_valid)
             if valid:
                 assert pending and all(ready) and max(level) < depth
-                seen["bcast"][layer].append((seen["cycles"], ctx.get(dut.bcast.col), ctx.get(dut.bcast.value)))
+                # broadcasts carry the pointer index ptr_base + j
+                j = ctx.get(dut.bcast.ptr) - layers[layer]["ptr_base"]
+                seen["bcast"][layer].append((seen["cycles"], j, ctx.get(dut.bcast.value)))
             elif pending and all(ready):
                 raise AssertionError("a pending broadcast was not sent although every PE held a credit")
             level = [level[k] + valid - pops[k] for k in range(n)]

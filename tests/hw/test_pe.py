@@ -152,7 +152,6 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
         cycle = 0
         busy_total = stall_total = 0
         for l, info in enumerate(layer_info):
-            ctx.set(dut.ptr_base, info["ptr_base"])
             ctx.set(dut.codebook, info["slot"])
             ctx.set(dut.bias_base, info["bias_base"])
             ctx.set(dut.shift, info["shift"])
@@ -172,7 +171,7 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
                 ctx.set(dut.bcast_pending, offer)
                 ctx.set(dut.bcast.valid, offer and ready)
                 if offer and ready:
-                    ctx.set(dut.bcast.payload.col, seq[b][0])
+                    ctx.set(dut.bcast.payload.ptr, info["ptr_base"] + seq[b][0])
                     ctx.set(dut.bcast.payload.value, seq[b][1])
                     push.append(cycle - start)
                     b += 1
