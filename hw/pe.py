@@ -6,6 +6,7 @@ broadcast column in, one weight entry per cycle out of the multiplier::
 
     activation queue (fifo_depth x (j, a_j))
       -> pointer read: p[ptr_base + j], p[ptr_base + j + 1] from the even/odd banks
+         (the broadcast carries ptr_base + j)
          (one column per cycle; empty columns are dropped here)
       -> column buffer (column_buffer_depth x (word, slot, count, a_j))
       -> Spmat read: one entry per cycle, no bubble between columns
