@@ -54,7 +54,12 @@ __all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_TARGET3", "
 # before the area options below).
 ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                        codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=256,
-                       bias_depth=256, max_layers=4, counter_bits=32,
+                       bias_depth=256, max_layers=4,
+                       # 20-bit counters (counted per run): they cannot wrap. A run of any
+                       # network these memories hold takes at most about (PEs x 32K Spmat
+                       # entries) + 512 broadcasts + a few hundred cycles per layer, 140K
+                       # cycles at 4 PEs, well under 2**20.
+                       counter_bits=20,
                        # Area options (docs/hardware.md, "Area options"): no per-PE busy/stall
                        # counters (about 120 LCs per PE), no copy of the pointers in P1 (the
                        # block RAMs hold them; about 60 LCs per PE).

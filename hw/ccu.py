@@ -203,8 +203,9 @@ class CCU(wiring.Component):
         # -- scan state --------------------------------------------------------------
         cur_mask = Signal(n)                          # non-zeros of the row being broadcast
         cur_vals = Signal(data.ArrayLayout(signed(cfg.act_bits), n))
-        # ptr_base + r * N of that row: broadcasts carry pointer indices (ptr_base + j)
-        cur_base = Signal(max(cfg.col_bits, cfg.ptr_addr_bits) + 2)
+        # ptr_base + r * N of that row: broadcasts carry pointer indices ptr_base + j,
+        # always < ptr_depth (a layer's in_len + 1 pointers lie in the pointer banks)
+        cur_base = Signal(cfg.ptr_addr_bits)
         # Remaining lengths are one bit wider than needed so that no comparison
         # with N is constant (lint-clean for act_depth = 1 too).
         rem_bits = max(cfg.len_bits, n.bit_length()) + 1
@@ -221,12 +222,13 @@ class CCU(wiring.Component):
         occ = Signal(range(Q + 1))
         inflight = Signal()                           # the row fetched last cycle is on the read ports
         in_lim = Signal(n)                            # its PE k's activation is < in_len
-        in_base = Signal.like(cur_base)
         # next row to read; stays at the last row once every row is fetched, so the
         # address never leaves the source bank
         fetch_row = Signal(range(max(2, cfg.act_depth)))
         fetch_rem = Signal(rem_bits)                  # in_len - fetch_row * N
-        fetch_base = Signal(len(cur_base) + max(1, n.bit_length()))
+        # ptr_base + r * N of the row fetched last (the one in flight); wraps only
+        # after the last row
+        fetch_base = Signal(cfg.ptr_addr_bits)
         fetch_more = Signal()
 
         lnzd = m.submodules.lnzd = LNZDTree(n, signed(cfg.act_bits))
@@ -286,7 +288,7 @@ class CCU(wiring.Component):
         for i in range(Q):
             with m.If(push & (slot == i)):
                 m.d.sync += [q_vals[i].eq(self.scan_data), q_mask[i].eq(self.scan_nz & in_lim),
-                             q_base[i].eq(in_base)]
+                             q_base[i].eq(fetch_base)]
             with m.Elif(pop):
                 if i + 1 < Q:
                     m.d.sync += [q_vals[i].eq(q_vals[i + 1]), q_mask[i].eq(q_mask[i + 1]),
@@ -295,7 +297,6 @@ class CCU(wiring.Component):
 
         with m.If(fetch):
             m.d.sync += [
-                in_base.eq(fetch_base),
                 in_lim.eq(Cat(k < fetch_rem for k in range(n))),
                 fetch_row.eq(fetch_row + (fetch_rem > n)), fetch_rem.eq(fetch_rem - n), fetch_base.eq(fetch_base + n),
                 fetch_more.eq(fetch_rem > n),
@@ -389,9 +390,9 @@ class CCU(wiring.Component):
                     src_bank.eq(layer_idx[0]),
                     self.dst_bank.eq(~layer_idx[0]),
                     # row 0 is read in this cycle (scan_addr above)
-                    inflight.eq(1), in_base.eq(entry["ptr_base"]),
+                    inflight.eq(1), fetch_base.eq(entry["ptr_base"]),
                     in_lim.eq(Cat(k < in_len for k in range(n))),
-                    fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n), fetch_base.eq(entry["ptr_base"] + n),
+                    fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n),
                     fetch_more.eq(in_len > n),
                     acc_dirty.eq(1),
                     phase.eq(Phase.SCAN),

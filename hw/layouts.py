@@ -14,7 +14,7 @@ def broadcast_layout(cfg: EIEConfig) -> data.StructLayout:
     has an adder between its queue and its pointer banks), and the non-zero
     activation ``value``."""
     return data.StructLayout({
-        "ptr": unsigned(cfg.ptr_addr_bits + 1),
+        "ptr": unsigned(cfg.ptr_addr_bits),
         "value": signed(cfg.act_bits),
     })
 

@@ -141,7 +141,8 @@ def test_ccu_runs_layer_sequence(pes):
     for k in range(pes):
         rf[k][2] = 0                        # row 2 of bank 0 is all zero
     lengths = [rng.randrange(1, cfg.max_len + 1) for _ in range(4)]
-    layers = [dict(in_len=lengths[l], out_len=lengths[l + 1], ptr_base=rng.randrange(64),
+    # a layer's in_len + 1 pointers lie in the pointer banks (the broadcast carries ptr_base + j)
+    layers = [dict(in_len=lengths[l], out_len=lengths[l + 1], ptr_base=rng.randrange(cfg.ptr_depth - lengths[l]),
                    codebook=l, bias_base=rng.randrange(32), shift=rng.randrange(1 << cfg.shift_bits) % cfg.acc_bits,
                    relu=rng.randrange(2)) for l in range(3)]
     seen = _run_ccu(cfg, layers, rf, seed=pes)
