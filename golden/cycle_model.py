@@ -22,16 +22,17 @@ CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
     ``r`` replaces the row being broadcast.
     ``a_b = X_r + 1`` for the first broadcast of row ``r``, else ``t_{b-1} + 1``.
     ``t_b = max(a_b, max_k q_k(b - D) + 2)``   (fires when every PE holds a credit:
-    the pop of broadcast ``b - D`` in ``q`` returns its credit in ``q + 1``)
+    the pop of broadcast ``b - D`` in ``q`` returns its credit in ``q + 1``;
+    the broadcast bus is a register, so the PEs push it in ``t_b + 1``)
 PE ``k`` (``i`` = index among the PE's non-empty columns)
-    ``q_b = max(t_b + 1, m_{b-1})``            (pointer read, stage P1)
+    ``q_b = max(t_b + 2, m_{b-1})``            (pointer read, stage P1)
     ``m_b = max(q_b + 1, l_{b-1})``            (pointers into the P2 registers)
     empty column: ``l_b = m_b + 1``
     else ``c_i = max(m_b + 1, f_{i-C})``, ``l_b = c_i``   (into the column buffer)
     ``s_i = max(c_i + 1, f_{i-1} + 1)``, ``f_i = s_i + n_i - 1``   (Spmat reads)
     idle (a register) from ``d_k = max(m_{B-1} + 3, f_last + M + 2)``, ``M = cfg.mac_latency`` (6)
 End of layer
-    ``scan_done = max(F_{R_in - 1} + 2, t_{B-1} + 1)``
+    ``scan_done = max(F_{R_in - 1} + 2, t_{B-1} + 2)``
     ``E = max(scan_done, max_k d_k)``; layer cycles ``= E + ceil(out_len / N) + L + 1``
     (write-back of one row per cycle, ``L = cfg.writeback_latency`` cycles for
     the last row to reach the register files, and the LOAD cycle).
@@ -65,14 +66,15 @@ class LayerTiming:
     broadcasts : int
         ``B``: non-zero inputs broadcast.
     broadcast_stalls : int
-        Cycles a broadcast waited for a full queue.
+        Cycles a broadcast waited for credits (some PE's queue full, or its
+        last pop not yet reported).
     work : int
         ``W``: entries (padding included) processed by all PEs.
     bound : int
         ``max(B, ceil(W / N))``.
     busy, stalls : (pes,) int64
-        Per PE: entries processed (busy cycles) and cycles its queue was full
-        while a broadcast waited.
+        Per PE: entries processed (busy cycles) and cycles a broadcast waited
+        for this PE's credit.
     compute_cycles : int
         Cycles of LOAD + SCAN (up to the last PE going idle).
     writeback_cycles : int
@@ -214,7 +216,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         broadcast_stalls += t - a
         t_prev = t
 
-        q = np.maximum(last_move, t + 1)
+        q = np.maximum(last_move, t + 2)
         q_hist[b] = q
         q_max[b] = q.max()
         last_move = np.maximum(q + 1, last_leave)
@@ -229,14 +231,14 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
 
     stalls = np.zeros(n, np.int64)
     if nb > depth:
-        stalls = np.maximum(q_hist[:nb - depth] + 1 - avail[depth:nb, None], 0).sum(axis=0)
+        stalls = np.maximum(q_hist[:nb - depth] + 2 - avail[depth:nb, None], 0).sum(axis=0)
 
     if nb:
         if prev_row < rows_in - 1:
             f_last_row = x_prev + (rows_in - 1 - prev_row - 1)
         else:
             f_last_row = int(_NEVER)
-        scan_done = max(f_last_row + 2, t_prev + 1)
+        scan_done = max(f_last_row + 2, t_prev + 2)
         idle = np.maximum(last_move + 3, last_finish + cfg.mac_latency + 2)
         end = max(scan_done, int(idle.max()))
     else:

@@ -115,7 +115,7 @@ class EIEArray(wiring.Component):
                 pe.dst_bank.eq(ccu.dst_bank),
                 pe.bcast.valid.eq(ccu.bcast_valid),
                 pe.bcast.payload.eq(ccu.bcast),
-                pe.bcast_pending.eq(ccu.bcast_pending),
+                pe.stall.eq(ccu.pe_stall[k]),
                 ccu.pe_credit[k].eq(pe.credit),
                 ccu.pe_idle[k].eq(pe.idle),
                 pe.scan_addr.eq(ccu.scan_addr),

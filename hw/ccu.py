@@ -90,10 +90,15 @@ class CCU(wiring.Component):
         A run started in the previous cycle: clear the PE counters (a register).
     ptr_base, codebook, bias_base, shift, relu, dst_bank : Out
         Fields of the current layer for the PEs.
-    bcast_valid, bcast_pending, bcast : Out
-        ``bcast_pending``: a broadcast is waiting; ``bcast_valid``: it is
-        taken by every PE this cycle; ``bcast``: its ``(ptr, value)``, ``ptr`` =
-        the layer's ``ptr_base`` + column ``j``.
+    bcast_valid, bcast : Out
+        The broadcast bus, a register: ``bcast_valid``: a broadcast decided in
+        the previous cycle is pushed into every PE's queue now; ``bcast``: its
+        ``(ptr, value)``, ``ptr`` = the layer's ``ptr_base`` + column ``j``.
+    bcast_pending : Out(1)
+        A broadcast is waiting (``cur`` has a non-zero).
+    pe_stall : Out(pes)
+        A broadcast was pending in the previous cycle and PE ``k`` held no
+        credit (a register; PE ``k``'s ``stall`` counter counts it).
     pe_credit : In(pes)
         PE ``k`` popped its activation queue in the previous cycle (a register
         in the PE): its credit comes back.
@@ -137,6 +142,7 @@ class CCU(wiring.Component):
             "dst_bank": Out(1),
             "bcast_valid": Out(1),
             "bcast_pending": Out(1),
+            "pe_stall": Out(n),
             "bcast": Out(broadcast_layout(cfg)),
             "pe_credit": In(n),
             "pe_idle": In(n),
@@ -258,9 +264,6 @@ class CCU(wiring.Component):
             cur_rest.eq(cur_mask & (cur_mask - 1)),
             self.bcast_pending.eq(cur_any),
             fire.eq(cur_any & all_ready),
-            self.bcast_valid.eq(fire),
-            self.bcast.ptr.eq(cur_base + lnzd.index),
-            self.bcast.value.eq(lnzd.o_data),
             cur_free.eq(~cur_any | (fire & (cur_rest == 0))),
             head_valid.eq(occ != 0),
             head_any.eq(q_mask[0].any()),
@@ -269,7 +272,17 @@ class CCU(wiring.Component):
             pop.eq(head_valid & (~head_any | cur_free)),
             push.eq(inflight),
             fetch.eq((phase == Phase.SCAN) & fetch_more & (occ + inflight < Q)),
-            scan_done.eq(~fetch_more & ~inflight & ~head_valid & ~cur_any),
+            scan_done.eq(~fetch_more & ~inflight & ~head_valid & ~cur_any & ~self.bcast_valid),
+        ]
+        # The broadcast bus is a register: the decision (fire) stays inside the
+        # CCU with the state it updates, and the bus crosses the die to the PEs
+        # from flip-flops (at 16 PEs on the ECP5 the placer otherwise pulled the
+        # decision towards the PEs, two die crossings per cycle).
+        m.d.sync += [
+            self.bcast_valid.eq(fire),
+            self.bcast.ptr.eq(cur_base + lnzd.index),
+            self.bcast.value.eq(lnzd.o_data),
+            self.pe_stall.eq(Mux(cur_any, ~has_credit, 0)),
         ]
 
         for k in range(n):

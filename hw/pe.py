@@ -137,8 +137,8 @@ class ProcessingElement(wiring.Component):
         the layer's pointer base). ``ready`` is "queue not full" and does not
         depend on ``valid``; in the array the CCU raises ``valid`` only while it
         holds a credit for every PE, so every PE takes it.
-    bcast_pending : In(1)
-        The CCU has a broadcast waiting (for the stall counter).
+    stall : In(1)
+        Count a stall cycle (the CCU: a broadcast waited for this PE's credit).
     credit : Out(1)
         The queue was popped in the previous cycle (a register): the CCU's
         credit for this PE comes back (see :class:`eie.hw.ccu.CCU`).
@@ -187,7 +187,7 @@ class ProcessingElement(wiring.Component):
             "shift": In(cfg.shift_bits),
             "relu": In(1),
             "bcast": In(stream.Signature(broadcast_layout(cfg))),
-            "bcast_pending": In(1),
+            "stall": In(1),
             "credit": Out(1),
             "idle": Out(1, init=1),
             "scan_addr": In(range(2 * cfg.act_depth)),
@@ -623,7 +623,7 @@ class ProcessingElement(wiring.Component):
             with m.Else():
                 with m.If(d_valid):
                     m.d.sync += self.busy_count.eq(self.busy_count + 1)
-                with m.If(self.bcast_pending & ~queue.w.ready):
+                with m.If(self.stall):
                     m.d.sync += self.stall_count.eq(self.stall_count + 1)
 
         # -- io read data: the item addressed 2 + io_read_stages cycles earlier, from a

@@ -55,6 +55,7 @@ def _step_simulation(cfg, col_entries, x, out_len):
     # one cycle later (`returning`: popped last cycle).
     credits = [depth] * n
     returning = [False] * n
+    bus = None                                 # the broadcast register: column fired last cycle
     while True:
         ready = [len(queue[k]) < depth for k in range(n)]
         pending = bool(cur)
@@ -67,14 +68,14 @@ def _step_simulation(cfg, col_entries, x, out_len):
         empty = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k]
                  and t - last_issue[k] > cfg.mac_latency for k in range(n)]
         # A PE's `idle` is a register: last cycle's "empty and nothing pushed".
-        idle, idle_next = idle_next, [e and not fire for e in empty]
-        if fetch_row == rows_in and inflight is None and not rows and not cur and all(idle):
+        idle, idle_next = idle_next, [e and bus is None for e in empty]
+        if fetch_row == rows_in and inflight is None and not rows and not cur and bus is None and all(idle):
             end = t
             break
         if pending and not fire:
             broadcast_stalls += 1
         for k in range(n):
-            stalls[k] += pending and not ready[k]
+            stalls[k] += pending and credits[k] == 0
         # PE stages, from the state at the start of the cycle.
         for k in range(n):
             issue = bool(colbuf[k])
@@ -104,13 +105,15 @@ def _step_simulation(cfg, col_entries, x, out_len):
                 reading[k] = None
             credits[k] += returning[k] - fire
             returning[k] = pop
+        # The PEs push the broadcast register's column; the CCU fires into it.
+        if bus is not None:
+            assert all(ready), "a broadcast into a full queue"
+            for k in range(n):
+                queue[k].append(bus)
+        bus = None
         # CCU
         if fire:
-            assert all(ready), "a broadcast into a full queue"
-
-            j = cur.pop(0)
-            for k in range(n):
-                queue[k].append(j)
+            bus = cur.pop(0)
         if load:
             cur = row_nonzeros(rows[0])
         if row_pop:

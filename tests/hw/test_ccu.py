@@ -62,6 +62,7 @@ def _run_ccu(cfg, layers, rf, *, p_pop=0.7, p_idle=0.6, seed=0):
         depth = cfg.fifo_depth
         level = [0] * n                     # items in each PE's queue
         returning = [False] * n             # popped last cycle: the credit comes back now
+        prev_pending, prev_ready = False, [True] * n
         while True:
             if ctx.get(dut.done):
                 assert not ctx.get(dut.running)
@@ -74,8 +75,10 @@ def _run_ccu(cfg, layers, rf, *, p_pop=0.7, p_idle=0.6, seed=0):
                 seen["bcast"].append([])
                 seen["wb"].append([])
             pops = [level[k] > 0 and rng.random() < p_pop for k in range(n)]
+            # the broadcast register: decided last cycle, pushed into the queues now
+            valid = ctx.get(dut.bcast_valid)
             # what the CCU's credit counters must hold now
-            ready = [depth - level[k] - returning[k] > 0 for k in range(n)]
+            ready = [depth - level[k] - returning[k] - valid > 0 for k in range(n)]
             idle = [rng.random() < p_idle for _ in range(n)]
             ctx.set(dut.pe_credit, sum(b << k for k, b in enumerate(returning)))
             ctx.set(dut.pe_idle, sum(b << k for k, b in enumerate(idle)))
@@ -83,16 +86,18 @@ def _run_ccu(cfg, layers, rf, *, p_pop=0.7, p_idle=0.6, seed=0):
                 ctx.set(dut.scan_data[k], data[k])
             ctx.set(dut.scan_nz, sum((v != 0) << k for k, v in enumerate(data)))
             pending = ctx.get(dut.bcast_pending)
-            valid = ctx.get(dut.bcast_valid)
+            # sent exactly when last cycle's broadcast was pending and every PE held a credit
+            assert valid == (prev_pending and all(prev_ready)), "broadcast sent without credits, or not sent"
+            # each PE's stall flag: last cycle a broadcast waited for its credit
+            assert ctx.get(dut.pe_stall) == sum((prev_pending and not r) << k for k, r in enumerate(prev_ready))
             if valid:
-                assert pending and all(ready) and max(level) < depth
+                assert max(level) < depth
                 # broadcasts carry the pointer index ptr_base + j
                 j = ctx.get(dut.bcast.ptr) - layers[layer]["ptr_base"]
                 seen["bcast"][layer].append((seen["cycles"], j, ctx.get(dut.bcast.value)))
-            elif pending and all(ready):
-                raise AssertionError("a pending broadcast was not sent although every PE held a credit")
             level = [level[k] + valid - pops[k] for k in range(n)]
             returning = pops
+            prev_pending, prev_ready = pending, ready
             seen["stalls"] += bool(pending and not all(ready))
             if ctx.get(dut.wb_issue):
                 fields = layers[layer]
@@ -179,8 +184,8 @@ def test_ccu_broadcasts_every_cycle_across_rows():
     cycles = [c for c, _, _ in seen["bcast"][0]]
     assert [v for _, _, v in seen["bcast"][0]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 2, 3]
     # LOAD in cycle 1, START in cycle 2 reads row 0, which enters the row queue
-    # in cycle 3 and is broadcast from cycle 5 on.
-    assert cycles == list(range(5, 5 + len(cycles)))
+    # in cycle 3 and is broadcast from cycle 5 on (on the bus register from 6).
+    assert cycles == list(range(6, 6 + len(cycles)))
     # then: scan done the cycle after the last broadcast, write-back of 3 rows,
     # and the write-back latency for the last row
     assert seen["cycles"] == cycles[-1] + 1 + 3 + cfg.writeback_latency

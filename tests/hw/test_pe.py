@@ -168,7 +168,8 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
             while True:
                 offer = b < len(seq) and rng.random() < 0.8
                 ready = ctx.get(dut.bcast.ready)
-                ctx.set(dut.bcast_pending, offer)
+                # the stall input counts what the CCU reports (here: an offer into a full queue)
+                ctx.set(dut.stall, offer and not ready)
                 ctx.set(dut.bcast.valid, offer and ready)
                 if offer and ready:
                     ctx.set(dut.bcast.payload.ptr, info["ptr_base"] + seq[b][0])
@@ -191,7 +192,7 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
                     last_busy = busy
                 assert cycle - start < 2000
             ctx.set(dut.bcast.valid, 0)
-            ctx.set(dut.bcast_pending, 0)
+            ctx.set(dut.stall, 0)
             counts = [len(info["cols"][j]) for j, _ in seq]
             issues, idle_pred = _pe_timing(push, counts, cfg.fifo_depth, cfg.column_buffer_depth, cfg.mac_latency)
             assert [t - 5 for t in busy_seen] == issues
