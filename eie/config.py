@@ -116,7 +116,9 @@ class EIEConfig:
         A block RAM's clock-to-output plus the route to a multiplexer fed by
         six memories limits large arrays on the ECP5 (the ECP5 presets use 1);
         0 saves the flip-flops (about 100 per PE at 16-bit activations), which
-        the iCE40 cannot spare.
+        the iCE40 cannot spare. With 1 or more the host io bus into the PEs
+        and the CCU (address, data, per-PE write enable) is registered once as
+        well (one more cycle on every write and read).
     pe_counters : int
         1: every PE has its ``busy`` and ``stall`` counters
         (:class:`eie.protocol.PECounter`); 0: they are not built (about 130

@@ -58,8 +58,10 @@ class EIEArray(wiring.Component):
     @property
     def read_latency(self) -> int:
         """Cycles from ``io_re`` to its item on ``io_rdata`` (``EIETop`` waits for it):
-        ``READ_LATENCY + cfg.io_read_stages``."""
-        return READ_LATENCY + self._cfg.io_read_stages
+        ``READ_LATENCY + cfg.io_read_stages``, plus 1 for the registered io bus
+        when ``io_read_stages >= 1``."""
+        stages = self._cfg.io_read_stages
+        return READ_LATENCY + stages + (1 if stages else 0)
 
     def __init__(self, cfg: EIEConfig, *, image=None):
         if not isinstance(cfg, EIEConfig):
@@ -89,16 +91,32 @@ class EIEArray(wiring.Component):
     def elaborate(self, platform):
         cfg = self._cfg
         m = Module()
+        # The host io bus (writes and reads of every memory) crosses the die to
+        # every PE: with cfg.io_read_stages >= 1 it is registered once here, the
+        # per-PE write enable decoded before the register (+1 cycle on writes and
+        # reads; the host never uses the array in the cycles between).
+        io_mem, io_addr, io_wdata, io_we, io_pe, io_re = (
+            self.io_mem, self.io_addr, self.io_wdata, self.io_we, self.io_pe, self.io_re)
+        pe_we = [io_we & ((io_pe == k) | (io_pe == ALL_PES)) for k in range(cfg.pes)]
+        if cfg.io_read_stages:
+            bus = [Signal.like(v, name=f"{v.name}_q", reset_less=True) for v in (io_mem, io_addr, io_wdata, io_pe)]
+            m.d.sync += [q.eq(v) for q, v in zip(bus, (io_mem, io_addr, io_wdata, io_pe))]
+            io_mem, io_addr, io_wdata, io_pe = bus
+            we_q = Signal(name="io_we_q")
+            re_q = Signal(name="io_re_q")
+            pe_we_q = Signal(cfg.pes, name="pe_we_q")
+            m.d.sync += [we_q.eq(io_we), re_q.eq(io_re), pe_we_q.eq(Cat(*pe_we))]
+            io_we, io_re, pe_we = we_q, re_q, list(pe_we_q)
         ccu = m.submodules.ccu = CCU(cfg, image=self._image)
         m.d.comb += [
             ccu.start.eq(self.start),
             ccu.num_layers.eq(self.num_layers),
             self.running.eq(ccu.running),
             self.done.eq(ccu.done),
-            ccu.io_mem.eq(self.io_mem),
-            ccu.io_addr.eq(self.io_addr),
-            ccu.io_wdata.eq(self.io_wdata),
-            ccu.io_we.eq(self.io_we),
+            ccu.io_mem.eq(io_mem),
+            ccu.io_addr.eq(io_addr),
+            ccu.io_wdata.eq(io_wdata),
+            ccu.io_we.eq(io_we),
         ]
         pes = []
         for k in range(cfg.pes):
@@ -125,10 +143,10 @@ class EIEArray(wiring.Component):
                 pe.wb_row.eq(ccu.wb_row),
                 pe.wb_rem.eq(ccu.wb_rem),
                 pe.acc_clear.eq(ccu.acc_clear),
-                pe.io_mem.eq(self.io_mem),
-                pe.io_addr.eq(self.io_addr),
-                pe.io_wdata.eq(self.io_wdata),
-                pe.io_we.eq(self.io_we & ((self.io_pe == k) | (self.io_pe == ALL_PES))),
+                pe.io_mem.eq(io_mem),
+                pe.io_addr.eq(io_addr),
+                pe.io_wdata.eq(io_wdata),
+                pe.io_we.eq(pe_we[k]),
             ]
 
         # Reads, READ_LATENCY = 3 cycles: the memories answer in the cycle after
@@ -138,15 +156,15 @@ class EIEArray(wiring.Component):
         # path (PE memories -> multiplexers -> the protocol's response FIFO) is
         # never a critical path, however many PEs there are.
         # (cfg.io_read_stages more in the PEs and the CCU: registers after the memories)
-        latency = self.read_latency
+        latency = READ_LATENCY + cfg.io_read_stages       # from io_re (registered above when stages > 0)
         rd_valid = Signal(latency - 1)
         rd_global = Signal(latency - 1)
         rd_pe = [Signal(range(cfg.pes), name=f"rd_pe{i}") for i in range(latency - 1)]
         m.d.sync += [
-            rd_valid.eq(Cat(self.io_re, rd_valid)),
-            rd_global.eq(Cat((self.io_mem == Mem.LAYER) | (self.io_mem == Mem.COUNTER) & (self.io_pe == ALL_PES),
+            rd_valid.eq(Cat(io_re, rd_valid)),
+            rd_global.eq(Cat((io_mem == Mem.LAYER) | (io_mem == Mem.COUNTER) & (io_pe == ALL_PES),
                              rd_global)),
-            rd_pe[0].eq(self.io_pe),
+            rd_pe[0].eq(io_pe),
             *(rd_pe[i + 1].eq(rd_pe[i]) for i in range(latency - 2)),
         ]
         pe_rdata = Array(pe.io_rdata for pe in pes)
