@@ -50,7 +50,7 @@ __all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_TARGET3", "
 # accumulators (9 per PE), the layer table
 # (3) and the UART bridge's buffers (2). A 2-deep activation queue and a
 # 1-deep column buffer keep the flip-flops (one logic cell each) down.
-# Measured (docs/boards.md): 4368/5280 LCs, 23/30 EBRs, Fmax 27.2 MHz (5072 LCs
+# Measured (docs/boards.md): 4317/5280 LCs, 23/30 EBRs, Fmax 29.9 MHz (5072 LCs
 # before the area options below).
 ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                        codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=256,
@@ -65,14 +65,14 @@ ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_
                        # block RAMs hold them; about 60 LCs per PE).
                        pe_counters=0, hold_pointer_read=1)
 # The issue's target for the iCEBreaker, 4 PEs (register files for 512-long
-# layers): does not fit yet (6196 of 5280 logic cells, 33 of 30 EBRs; it was
+# layers): does not fit yet (6265 of 5280 logic cells, 33 of 30 EBRs; it was
 # 7621 and 37 before the area options; docs/boards.md).
 # With 128-deep biases the codebook fits the bias block RAMs' spare half
 # (merge_codebook_bias: one EBR less per PE; with the 2-PE preset's 256 biases
 # it would need two more).
 ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128, merge_codebook_bias=1)
-# The same with 3 PEs (layers up to 384 long): fits, 5278 of 5280 logic cells
-# (no room to spare), 26 of 30 EBRs, Fmax 26.3 MHz at 24 MHz (docs/boards.md).
+# The same with 3 PEs (layers up to 384 long): fits, 5268 of 5280 logic cells
+# (no room to spare), 26 of 30 EBRs, Fmax 25.8 MHz at 24 MHz (docs/boards.md).
 ICE40_TARGET3 = replace(ICE40_TARGET, pes=3)
 
 # ECP5: DP16KD block RAMs of 18 Kbit. The Spmat is 1024 x 32 bits (4 entries per
