@@ -38,9 +38,8 @@ class EIEArray(wiring.Component):
         Write ``io_wdata`` to item ``io_addr`` of memory ``io_mem``
         (:class:`eie.protocol.Mem`) of PE ``io_pe`` (``0xFFFF``: every PE).
     io_re : In(1)
-        Read; ``io_rdata`` holds the item from ``read_latency`` (``READ_LATENCY``
-        = 3, plus ``cfg.io_read_stages``) cycles later on, until the item of the
-        next ``io_re`` arrives.
+        Read; ``io_rdata`` holds the item from :attr:`read_latency` cycles later
+        on, until the item of the next ``io_re`` arrives.
     io_rdata : Out(io_width)
         Read data, zero-extended raw bits. ``COUNTER`` with ``io_pe = 0xFFFF``
         reads the global counters (:class:`eie.protocol.Counter`), with
@@ -156,7 +155,8 @@ class EIEArray(wiring.Component):
         # path (PE memories -> multiplexers -> the protocol's response FIFO) is
         # never a critical path, however many PEs there are.
         # (cfg.io_read_stages more in the PEs and the CCU: registers after the memories)
-        latency = READ_LATENCY + cfg.io_read_stages       # from io_re (registered above when stages > 0)
+        # from the (registered, when io_read_stages >= 1) io_re above
+        latency = self.read_latency - (1 if cfg.io_read_stages else 0)
         rd_valid = Signal(latency - 1)
         rd_global = Signal(latency - 1)
         rd_pe = [Signal(range(cfg.pes), name=f"rd_pe{i}") for i in range(latency - 1)]
