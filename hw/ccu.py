@@ -248,8 +248,13 @@ class CCU(wiring.Component):
         has_credit = Signal(n, init=(1 << n) - 1)
         all_ready = has_credit.all()
         all_idle = self.pe_idle.all()
-        cur_any = Signal()
+        # The decision state of the current row is kept in registers beside
+        # cur_mask, so that no decision waits for a carry chain or an OR over
+        # the mask (at 16 PEs on the ECP5 the loop cur_mask -> lowest non-zero
+        # -> cur_mask was the longest path, ABC sharing it with the LNZD tree):
+        cur_any = Signal()                            # cur_mask != 0
         cur_rest = Signal(n)                          # cur_mask without its lowest non-zero
+        cur_last = Signal()                           # cur_rest == 0
         fire = Signal()
         cur_free = Signal()
         head_valid = Signal()
@@ -260,11 +265,9 @@ class CCU(wiring.Component):
         fetch = Signal()
         scan_done = Signal()
         m.d.comb += [
-            cur_any.eq(cur_mask.any()),
-            cur_rest.eq(cur_mask & (cur_mask - 1)),
             self.bcast_pending.eq(cur_any),
             fire.eq(cur_any & all_ready),
-            cur_free.eq(~cur_any | (fire & (cur_rest == 0))),
+            cur_free.eq(~cur_any | (fire & cur_last)),
             head_valid.eq(occ != 0),
             head_any.eq(q_mask[0].any()),
             # A non-zero head row replaces `cur` when `cur` is done; an all-zero one is dropped.
@@ -290,10 +293,18 @@ class CCU(wiring.Component):
             m.d.comb += credit_next.eq(credits[k] + self.pe_credit[k] - fire)
             m.d.sync += [credits[k].eq(credit_next), has_credit[k].eq(credit_next != 0)]
 
+        def drop_lowest(mask):
+            return mask & (mask - 1)
+
+        head_rest = Signal(n)
+        rest_rest = Signal(n)
+        m.d.comb += [head_rest.eq(drop_lowest(q_mask[0])), rest_rest.eq(drop_lowest(cur_rest))]
         with m.If(load):
-            m.d.sync += [cur_mask.eq(q_mask[0]), cur_vals.eq(q_vals[0]), cur_base.eq(q_base[0])]
+            m.d.sync += [cur_mask.eq(q_mask[0]), cur_vals.eq(q_vals[0]), cur_base.eq(q_base[0]),
+                         cur_any.eq(1), cur_rest.eq(head_rest), cur_last.eq(head_rest == 0)]
         with m.Elif(fire):
-            m.d.sync += cur_mask.eq(cur_rest)
+            m.d.sync += [cur_mask.eq(cur_rest), cur_any.eq(~cur_last),
+                         cur_rest.eq(rest_rest), cur_last.eq(rest_rest == 0)]
 
         # The queue shifts towards entry 0 on a pop; a pushed row goes behind the others.
         slot = Signal(range(Q + 1))
