@@ -62,8 +62,10 @@ ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_
                        counter_bits=20,
                        # Area options (docs/hardware.md, "Area options"): no per-PE busy/stall
                        # counters (about 120 LCs per PE), no copy of the pointers in P1 (the
-                       # block RAMs hold them; about 60 LCs per PE).
-                       pe_counters=0, hold_pointer_read=1)
+                       # block RAMs hold them; about 60 LCs per PE), no host read-back of the
+                       # memories a run only reads (Spmat, pointers, codebook, biases: about
+                       # 170 LCs per PE; ACT, LAYER and the counters stay readable).
+                       pe_counters=0, hold_pointer_read=1, host_readback=0)
 # The target for the iCEBreaker, 4 PEs (register files for 512-long
 # layers): does not fit yet (6265 of 5280 logic cells, 33 of 30 EBRs; it was
 # 7621 and 37 before the area options; docs/boards.md).

@@ -48,11 +48,13 @@ _LIMITS = {
     "pe_counters":          (0, 1, "per-PE busy/stall counters built (1) or left out (0)"),
     "merge_codebook_bias":  (0, 1, "codebook and bias share one memory per PE (1) or have one each (0)"),
     "hold_pointer_read":    (0, 1, "pointer read ports hold a waiting column's pointers (1) or P1 copies them (0)"),
+    "host_readback":        (0, 1, "the host can read back every memory (1) or only ACT, LAYER and COUNTER (0)"),
 }
 
 # Fields added later, with their defaults: left out of the digest at the default
 # (EIEConfig.digest), so older designs and images keep theirs.
-_LATE_FIELDS = {"io_read_stages": 0, "pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0}
+_LATE_FIELDS = {"io_read_stages": 0, "pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0,
+                "host_readback": 1}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -138,6 +140,13 @@ class EIEConfig:
         iCE40, a long path on a large ECP5). 0: the banks read the queue head
         every cycle and P1 keeps a copy of its pointers (``2 * ptr_bits``
         flip-flops and a multiplexer per PE).
+    host_readback : int
+        1: the host can ``READ`` every memory. 0: only what inference needs
+        (``ACT``: inputs and results; ``LAYER``: the baked-in check of ``eie
+        run``; ``COUNTER``): a ``READ`` of ``SPMAT``, ``PTR``, ``CODEBOOK`` or
+        ``BIAS`` is answered ``ERR_WRITEONLY`` and the PEs have no read-back
+        multiplexer for them (about 170 iCE40 logic cells per PE). Writes are
+        the same either way.
     """
 
     pes: int = 4
@@ -159,6 +168,7 @@ class EIEConfig:
     pe_counters: int = 1
     merge_codebook_bias: int = 0
     hold_pointer_read: int = 0
+    host_readback: int = 1
 
     def __post_init__(self):
         for f in fields(self):

@@ -24,7 +24,7 @@ from .config import EIEConfig, LAYER_FIELDS
 __all__ = [
     "PROTOCOL_VERSION", "MAGIC", "ALL_PES", "Opcode", "Mem", "Status", "Counter", "PECounter",
     "ProtocolError", "Response", "memory_width", "memory_depth", "memory_signed",
-    "words_per_item", "pack_items", "unpack_items", "pack_layer_entry", "unpack_layer_entry",
+    "memory_readable", "words_per_item", "pack_items", "unpack_items", "pack_layer_entry", "unpack_layer_entry",
     "encode_command", "encode_write", "encode_read", "encode_run", "encode_status",
     "encode_info", "encode_nop", "HostSession", "words_to_bytes", "bytes_to_words",
     "info_words",
@@ -64,6 +64,7 @@ class Status(enum.IntEnum):
     ERR_BUSY = 4       # memory access or RUN while a run is in progress
     ERR_READONLY = 5   # WRITE to COUNTER
     ERR_ARG = 6        # RUN with 0 or more than max_layers layers; READ with pe=ALL_PES on a per-PE memory
+    ERR_WRITEONLY = 7  # READ of SPMAT/PTR/CODEBOOK/BIAS in a design built with host_readback = 0
 
 
 class Counter(enum.IntEnum):
@@ -123,6 +124,12 @@ def memory_depth(cfg: EIEConfig, mem: Mem, pe: int = 0) -> int:
         Mem.ACT: 2 * cfg.act_depth,
         Mem.LAYER: cfg.max_layers,
     }[mem]
+
+
+def memory_readable(cfg: EIEConfig, mem: Mem) -> bool:
+    """Whether the host can ``READ`` ``mem`` (config ``host_readback = 0`` keeps
+    only the memories inference needs readable: ACT, LAYER, COUNTER)."""
+    return bool(cfg.host_readback) or Mem(mem) in (Mem.ACT, Mem.LAYER, Mem.COUNTER)
 
 
 def memory_signed(mem: Mem) -> bool:
@@ -316,6 +323,9 @@ class HostSession:
     # commands
     def _check_target(self, mem, pe, addr, count, write):
         depth = memory_depth(self.cfg, mem, pe)
+        if not write and not memory_readable(self.cfg, mem):
+            raise ValueError(f"{Mem(mem).name} cannot be read back from this design (config host_readback=0: "
+                             f"only ACT, LAYER and COUNTER); the hardware answers ERR_WRITEONLY")
         if not (pe == ALL_PES or 0 <= pe < self.cfg.pes):
             raise ValueError(f"pe={pe} out of range 0..{self.cfg.pes - 1} (or ALL_PES)")
         if depth == 0 and count > 0:

@@ -45,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 
 from eie.config import EIEConfig, clog2
 from eie.format import NetworkImage
-from eie.protocol import Mem
+from eie.protocol import Mem, memory_readable, memory_width
 
 from .fifo import SyncQueue
 from .layouts import broadcast_layout, column_layout, divide_by_constant
@@ -55,10 +55,14 @@ __all__ = ["ProcessingElement", "io_width", "pe_io_width"]
 
 
 
+# The memories inside each PE (the host addresses them per PE).
+_PE_MEMS = (Mem.SPMAT, Mem.PTR, Mem.CODEBOOK, Mem.BIAS, Mem.ACT)
+
+
 def pe_io_width(cfg: EIEConfig) -> int:
-    """Width of a PE's io read data: its widest memory item or counter."""
-    return max(cfg.spmat_word_bits, cfg.ptr_bits, cfg.codebook_bits, cfg.bias_bits, cfg.act_bits,
-               cfg.counter_bits if cfg.pe_counters else 0)
+    """Width of a PE's io read data: its widest readable memory item or counter."""
+    readable = [memory_width(cfg, mm) for mm in _PE_MEMS if memory_readable(cfg, mm)]
+    return max(*readable, cfg.counter_bits if cfg.pe_counters else 0)
 
 
 def io_width(cfg: EIEConfig) -> int:
@@ -636,23 +640,23 @@ class ProcessingElement(wiring.Component):
         rd_bit0 = Signal(reset_less=True)
         m.d.sync += [rd_mem.eq(self.io_mem), rd_bit0.eq(io_addr[0])]
         rd_mem, rd_bit0 = delayed(m, rd_mem, stages, "rd_mem"), delayed(m, rd_bit0, stages, "rd_bit0")
-        io_spmat = delayed(m, spmat_r.data, stages, "io_spmat")
-        io_odd, io_even = delayed(m, odd_r.data, stages, "io_odd"), delayed(m, even_r.data, stages, "io_even")
-        io_codebook = delayed(m, cb_data, stages, "io_codebook")
-        io_bias = delayed(m, bias_data, stages, "io_bias")
-        io_rf = delayed(m, rf_r.data[:cfg.act_bits], stages, "io_rf")
+        # The words the host can read (cfg.host_readback = 0: ACT only, no multiplexer
+        # for the other memories), each through its io_read_stages registers; the
+        # registers load every cycle, outside the Switch.
+        items = {Mem.ACT: delayed(m, rf_r.data[:cfg.act_bits], stages, "io_rf")}
+        if memory_readable(cfg, Mem.SPMAT):
+            items[Mem.SPMAT] = delayed(m, spmat_r.data, stages, "io_spmat")
+        if memory_readable(cfg, Mem.PTR):
+            io_odd, io_even = delayed(m, odd_r.data, stages, "io_odd"), delayed(m, even_r.data, stages, "io_even")
+            items[Mem.PTR] = Mux(rd_bit0, io_odd, io_even)
+        if memory_readable(cfg, Mem.CODEBOOK):
+            items[Mem.CODEBOOK] = delayed(m, cb_data, stages, "io_codebook").as_unsigned()
+        if memory_readable(cfg, Mem.BIAS):
+            items[Mem.BIAS] = delayed(m, bias_data, stages, "io_bias").as_unsigned()
+        if cfg.pe_counters:
+            items[Mem.COUNTER] = Mux(rd_bit0, self.stall_count, self.busy_count)
         with m.Switch(rd_mem):
-            with m.Case(Mem.SPMAT):
-                m.d.sync += self.io_rdata.eq(io_spmat)
-            with m.Case(Mem.PTR):
-                m.d.sync += self.io_rdata.eq(Mux(rd_bit0, io_odd, io_even))
-            with m.Case(Mem.CODEBOOK):
-                m.d.sync += self.io_rdata.eq(io_codebook.as_unsigned())
-            with m.Case(Mem.BIAS):
-                m.d.sync += self.io_rdata.eq(io_bias.as_unsigned())
-            with m.Case(Mem.ACT):
-                m.d.sync += self.io_rdata.eq(io_rf)
-            if cfg.pe_counters:
-                with m.Case(Mem.COUNTER):
-                    m.d.sync += self.io_rdata.eq(Mux(rd_bit0, self.stall_count, self.busy_count))
+            for mm, item in items.items():
+                with m.Case(mm):
+                    m.d.sync += self.io_rdata.eq(item)
         return m

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import EIEConfig
 from ..protocol import (ALL_PES, HEADER_WORDS, STATUS_RUNNING, Mem, Opcode, Status, info_words,
-                        memory_depth, memory_width, words_per_item)
+                        memory_depth, memory_readable, memory_width, words_per_item)
 
 __all__ = ["EIETop"]
 
@@ -142,6 +142,7 @@ class EIETop(wiring.Component):
         item_mask = Signal(io_width)            # bits of an item (zero the rest on read)
         depth = Signal(addr_bits)
         pe_ok = Signal()
+        readable = Signal()                     # READ allowed (config host_readback)
         m.d.comb += item_words.eq(1)
         with m.Switch(mem):
             for mm in Mem:
@@ -149,6 +150,7 @@ class EIETop(wiring.Component):
                     m.d.comb += [
                         item_words.eq(words_per_item(cfg, mm)),
                         item_mask.eq((1 << memory_width(cfg, mm)) - 1),
+                        readable.eq(memory_readable(cfg, mm)),
                     ]
                     if mm == Mem.COUNTER:
                         m.d.comb += [
@@ -166,7 +168,7 @@ class EIETop(wiring.Component):
         # Only `result` (a register) depends on it, so the range check is not on
         # a path into the decoder state or the stream handshakes.
         # When several checks fail the first reported is, in this order (docs/protocol.md):
-        # opcode, memory id, read-only, PE index, addr + count, RUN layers, busy.
+        # opcode, memory id, read-only, write-only, PE index, addr + count, RUN layers, busy.
         status = Signal(8)
         is_write = opcode == Opcode.WRITE
         is_read = opcode == Opcode.READ
@@ -189,6 +191,8 @@ class EIETop(wiring.Component):
                 m.d.comb += status.eq(Status.ERR_MEM)
             with m.Elif(is_write & (mem == Mem.COUNTER)):
                 m.d.comb += status.eq(Status.ERR_READONLY)
+            with m.Elif(is_read & ~readable):
+                m.d.comb += status.eq(Status.ERR_WRITEONLY)
             with m.Elif(is_read & per_pe_mem & pe_all):
                 m.d.comb += status.eq(Status.ERR_ARG)
             with m.Elif(~pe_ok):

@@ -82,11 +82,12 @@ def test_area_options_round_trip_and_digest():
     from eie.boards.platforms import ICE40_PRESET, ICE40_TARGET
     for cfg in (ICE40_PRESET, ICE40_TARGET):
         assert EIEConfig.from_json(cfg.to_json()) == cfg
-    assert ICE40_PRESET.pe_counters == 0 and ICE40_TARGET.merge_codebook_bias == 1
+    assert ICE40_PRESET.pe_counters == 0 and ICE40_TARGET.merge_codebook_bias == 1 and ICE40_PRESET.host_readback == 0
     # Fields added later leave the digest of a config that keeps their defaults alone
     # (older designs' INFO words and image digests stay valid) and change it otherwise.
     tiny = PRESETS["tiny"]
     assert (tiny.digest, PRESETS["paper"].digest) == ("4555cf3461887865", "3ae361afc099c359")   # as before
-    assert len({tiny.digest, tiny.replace(pe_counters=0).digest, tiny.replace(merge_codebook_bias=1).digest}) == 3
+    assert len({tiny.digest, tiny.replace(pe_counters=0).digest, tiny.replace(merge_codebook_bias=1).digest,
+                tiny.replace(host_readback=0).digest}) == 4
     with pytest.raises(ValueError, match=r"EIEConfig\.pe_counters .*must be in range 0\.\.1, not 2"):
         tiny.replace(pe_counters=2)

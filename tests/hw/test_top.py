@@ -24,6 +24,7 @@ from amaranth.sim import Simulator
 
 import eie.hw
 from eie.config import EIEConfig
+from eie.hw.pe import pe_io_width
 from eie.hw.top import EIETop
 from eie.protocol import (ALL_PES, MAGIC, PROTOCOL_VERSION, Counter, HostSession, Mem, Opcode, PECounter,
                           Status, encode_command, info_words, memory_depth, memory_signed, memory_width,
@@ -354,6 +355,39 @@ def test_per_pe_counters_left_out_answer_err_range():
         one, both, glob, empty = await b.transact()
         assert one.status == both.status == Status.ERR_RANGE
         assert glob.ok and glob.data == [0] * len(Counter) and empty.ok and empty.data == []
+    simulate(script, cfg=cfg, array=array_class("real"))
+
+
+def test_host_readback_0_answers_err_writeonly():
+    """With host_readback=0 the PE memories other than ACT are write-only: every READ of
+    them is ERR_WRITEONLY (before the PE-index checks), writes still land (a run uses them),
+    and ACT, LAYER and COUNTER read back as usual."""
+    cfg = CFG.replace(host_readback=0, pe_counters=0)
+    assert pe_io_width(cfg) == cfg.act_bits < pe_io_width(cfg.replace(host_readback=1))
+    for mem in (Mem.SPMAT, Mem.PTR, Mem.CODEBOOK, Mem.BIAS):
+        with pytest.raises(ValueError, match=f"{mem.name} cannot be read back.*host_readback=0.*ERR_WRITEONLY"):
+            HostSession(cfg).read(mem, 0, 0, 1)
+    rng = random.Random(7)
+    acts = random_items(rng, cfg, Mem.ACT, 4)
+    layer = random_items(rng, cfg, Mem.LAYER, 1)
+
+    async def script(b):
+        for mem in PER_PE:
+            b.host.write(mem, 1, 0, random_items(rng, cfg, mem, 2))
+        b.host.write(Mem.ACT, 2, 5, acts)
+        b.host.write(Mem.LAYER, 0, 1, layer)
+        writes = await b.transact()
+        assert all(r.ok for r in writes), statuses(writes)
+        for mem in (Mem.SPMAT, Mem.PTR, Mem.CODEBOOK, Mem.BIAS):
+            b.host.read(mem, 1, 0, 1, check=False)
+            b.host.read(mem, ALL_PES, 0, 1, check=False)      # ERR_ARG if it were readable
+            b.host.read(mem, cfg.pes, 0, 0, check=False)      # ERR_RANGE if it were readable
+        b.host.read(Mem.ACT, 2, 5, len(acts))
+        b.host.read(Mem.LAYER, 0, 1, 1)
+        b.host.read(Mem.COUNTER, ALL_PES, 0, len(Counter))
+        *refused, act, lay, cnt = await b.transact()
+        assert [r.status for r in refused] == [Status.ERR_WRITEONLY] * 12
+        assert act.ok and act.data == acts and lay.ok and lay.data == layer and cnt.ok
     simulate(script, cfg=cfg, array=array_class("real"))
 
 
