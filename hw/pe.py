@@ -51,7 +51,7 @@ from .fifo import SyncQueue
 from .layouts import broadcast_layout, column_layout, divide_by_constant
 from .memory import BLOCK_RAM, delayed, read_port
 
-__all__ = ["ProcessingElement", "io_width", "pe_io_width"]
+__all__ = ["ProcessingElement", "io_width", "pe_rdata_width", "pe_wdata_width"]
 
 
 
@@ -59,15 +59,20 @@ __all__ = ["ProcessingElement", "io_width", "pe_io_width"]
 _PE_MEMS = (Mem.SPMAT, Mem.PTR, Mem.CODEBOOK, Mem.BIAS, Mem.ACT)
 
 
-def pe_io_width(cfg: EIEConfig) -> int:
-    """Width of a PE's io read data: its widest readable memory item or counter."""
+def pe_wdata_width(cfg: EIEConfig) -> int:
+    """Width of a PE's io write data: its widest memory item (every memory is writable)."""
+    return max(memory_width(cfg, mm) for mm in _PE_MEMS)
+
+
+def pe_rdata_width(cfg: EIEConfig) -> int:
+    """Width of a PE's io read data: its widest readable memory item (cfg.host_readback) or counter."""
     readable = [memory_width(cfg, mm) for mm in _PE_MEMS if memory_readable(cfg, mm)]
     return max(*readable, cfg.counter_bits if cfg.pe_counters else 0)
 
 
 def io_width(cfg: EIEConfig) -> int:
-    """Width of the array's io data port: the widest item (PE memories, layer entry, counters)."""
-    return max(pe_io_width(cfg), cfg.layer_entry_bits, cfg.counter_bits)
+    """Width of the array's io data ports: the widest item (PE memories, layer entry, counters)."""
+    return max(pe_wdata_width(cfg), cfg.layer_entry_bits, cfg.counter_bits)
 
 
 def check_image(cfg: EIEConfig, image, who: str) -> None:
@@ -165,7 +170,7 @@ class ProcessingElement(wiring.Component):
         Zero accumulator ``wb_row`` (after a reset interrupted a run).
     io_mem, io_addr, io_wdata, io_we : In
         Host access to this PE's memories (``io_we`` already decoded for this PE).
-    io_rdata : Out(pe_io_width)
+    io_rdata : Out(pe_rdata_width)
         Item addressed by ``io_mem``/``io_addr`` ``2 + cfg.io_read_stages`` cycles
         earlier (a register), raw bits.
 
@@ -204,9 +209,9 @@ class ProcessingElement(wiring.Component):
             "acc_clear": In(1),
             "io_mem": In(3),
             "io_addr": In(32),
-            "io_wdata": In(pe_io_width(cfg)),
+            "io_wdata": In(pe_wdata_width(cfg)),
             "io_we": In(1),
-            "io_rdata": Out(pe_io_width(cfg)),
+            "io_rdata": Out(pe_rdata_width(cfg)),
             **({"busy_count": Out(cfg.counter_bits), "stall_count": Out(cfg.counter_bits)}
                if cfg.pe_counters else {}),
         })
@@ -310,17 +315,13 @@ class ProcessingElement(wiring.Component):
         with m.Elif(p_leave):
             m.d.sync += p_valid.eq(0)
 
-        with m.If(self.running):
-            # p[i] is in bank i & 1 at i >> 1; p[i + 1] in the other bank at (i + 1) >> 1.
-            m.d.comb += [
-                even_r.addr.eq((ptr_index + 1) >> 1),
-                odd_r.addr.eq(ptr_index >> 1),
-            ]
-        with m.Else():
-            m.d.comb += [
-                even_r.addr.eq(io_addr >> 1),
-                odd_r.addr.eq(io_addr >> 1),
-            ]
+        # p[i] is in bank i & 1 at i >> 1; p[i + 1] in the other bank at (i + 1) >> 1.
+        # (the host's address only where it can read the banks back: cfg.host_readback)
+        host_reads_ptr = memory_readable(cfg, Mem.PTR)
+        m.d.comb += [
+            even_r.addr.eq(Mux(self.running if host_reads_ptr else 1, (ptr_index + 1) >> 1, io_addr >> 1)),
+            odd_r.addr.eq(Mux(self.running if host_reads_ptr else 1, ptr_index >> 1, io_addr >> 1)),
+        ]
         m.d.comb += [
             even_w.addr.eq(io_addr >> 1), even_w.data.eq(self.io_wdata),
             even_w.en.eq(io_write(Mem.PTR) & ~io_addr[0]),
@@ -430,11 +431,12 @@ class ProcessingElement(wiring.Component):
                 init=init["bias"] + [0] * (cfg.bias_depth - len(init["bias"])) + init["codebook"],
                 attrs=BLOCK_RAM)
             cbias_r, cbias_w = read_port(m, cbias, "codebook_bias"), cbias.write_port()
+            host_reads_cbias = memory_readable(cfg, Mem.CODEBOOK) or memory_readable(cfg, Mem.BIAS)
             io_cbias = Signal.like(cbias_w.addr)
             m.d.comb += [
                 io_cbias.eq(Mux(self.io_mem == Mem.CODEBOOK, cfg.bias_depth + io_addr, io_addr)),
-                cbias_r.addr.eq(Mux(self.running, Mux(self.wb_issue, bias_index, cfg.bias_depth + cb_index),
-                                    io_cbias)),
+                cbias_r.addr.eq(Mux(self.running if host_reads_cbias else 1,
+                                    Mux(self.wb_issue, bias_index, cfg.bias_depth + cb_index), io_cbias)),
                 cbias_w.addr.eq(io_cbias), cbias_w.data.eq(self.io_wdata),
                 cbias_w.en.eq(io_write(Mem.CODEBOOK) | io_write(Mem.BIAS)),
             ]
@@ -445,14 +447,14 @@ class ProcessingElement(wiring.Component):
                                                       depth=cb_depth, init=init["codebook"])
             cb_r, cb_w = read_port(m, codebook, "codebook"), codebook.write_port()
             m.d.comb += [
-                cb_r.addr.eq(Mux(self.running, cb_index, io_addr)),
+                cb_r.addr.eq(Mux(self.running if memory_readable(cfg, Mem.CODEBOOK) else 1, cb_index, io_addr)),
                 cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
             ]
             bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth,
                                               init=init["bias"], attrs=BLOCK_RAM)
             bias_r, bias_w = read_port(m, bias, "bias"), bias.write_port()
             m.d.comb += [
-                bias_r.addr.eq(Mux(self.running, bias_index, io_addr)),
+                bias_r.addr.eq(Mux(self.running if memory_readable(cfg, Mem.BIAS) else 1, bias_index, io_addr)),
                 bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
             ]
             cb_data, bias_data = cb_r.data, bias_r.data

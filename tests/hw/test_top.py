@@ -24,7 +24,7 @@ from amaranth.sim import Simulator
 
 import eie.hw
 from eie.config import EIEConfig
-from eie.hw.pe import pe_io_width
+from eie.hw.pe import pe_rdata_width, pe_wdata_width
 from eie.hw.top import EIETop
 from eie.protocol import (ALL_PES, MAGIC, PROTOCOL_VERSION, Counter, HostSession, Mem, Opcode, PECounter,
                           Status, encode_command, info_words, memory_depth, memory_signed, memory_width,
@@ -363,7 +363,8 @@ def test_host_readback_0_answers_err_writeonly():
     them is ERR_WRITEONLY (before the PE-index checks), writes still land (a run uses them),
     and ACT, LAYER and COUNTER read back as usual."""
     cfg = CFG.replace(host_readback=0, pe_counters=0)
-    assert pe_io_width(cfg) == cfg.act_bits < pe_io_width(cfg.replace(host_readback=1))
+    assert pe_rdata_width(cfg) == cfg.act_bits < pe_rdata_width(cfg.replace(host_readback=1))
+    assert pe_wdata_width(cfg) == pe_wdata_width(cfg.replace(host_readback=1))     # every memory is written
     for mem in (Mem.SPMAT, Mem.PTR, Mem.CODEBOOK, Mem.BIAS):
         with pytest.raises(ValueError, match=f"{mem.name} cannot be read back.*host_readback=0.*ERR_WRITEONLY"):
             HostSession(cfg).read(mem, 0, 0, 1)
