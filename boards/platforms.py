@@ -65,7 +65,11 @@ ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_
                        # block RAMs hold them; about 60 LCs per PE), no host read-back of the
                        # memories a run only reads (Spmat, pointers, codebook, biases: about
                        # 170 LCs per PE; ACT, LAYER and the counters stay readable).
-                       pe_counters=0, hold_pointer_read=1, host_readback=0)
+                       pe_counters=0, hold_pointer_read=1, host_readback=0,
+                       # 16-bit biases (digits-mlp's largest is 1409; the quantiser gives a
+                       # layer with larger ones fewer codebook fraction bits): the merged
+                       # codebook/bias memory is one 256 x 16 EBR per PE, not two.
+                       bias_width=16)
 # The target for the iCEBreaker, 4 PEs (register files for 512-long
 # layers): does not fit yet (6265 of 5280 logic cells, 33 of 30 EBRs; it was
 # 7621 and 37 before the area options; docs/boards.md).

@@ -49,12 +49,13 @@ _LIMITS = {
     "merge_codebook_bias":  (0, 1, "codebook and bias share one memory per PE (1) or have one each (0)"),
     "hold_pointer_read":    (0, 1, "pointer read ports hold a waiting column's pointers (1) or P1 copies them (0)"),
     "host_readback":        (0, 1, "the host can read back every memory (1) or only ACT, LAYER and COUNTER (0)"),
+    "bias_width":           (0, 63, "bias word width in bits (0: acc_bits - 1)"),
 }
 
 # Fields added later, with their defaults: left out of the digest at the default
 # (EIEConfig.digest), so older designs and images keep theirs.
 _LATE_FIELDS = {"io_read_stages": 0, "pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0,
-                "host_readback": 1}
+                "host_readback": 1, "bias_width": 0}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -147,6 +148,13 @@ class EIEConfig:
         ``BIAS`` is answered ``ERR_WRITEONLY`` and the PEs have no read-back
         multiplexer for them (about 170 iCE40 logic cells per PE). Writes are
         the same either way.
+    bias_width : int
+        Width of a signed bias word (``bias_bits``); 0 (the default) makes it
+        ``acc_bits - 1``, which holds any bias the accumulator can. A narrower
+        one (2 .. ``acc_bits - 1``) saves bias memory: the quantiser
+        (:mod:`eie.golden.quantize`) then gives a layer whose bias would not fit
+        fewer codebook fraction bits, and an image with a bias out of range is
+        refused. The iCE40 presets use 16 (one block RAM per PE instead of two).
     """
 
     pes: int = 4
@@ -169,6 +177,7 @@ class EIEConfig:
     merge_codebook_bias: int = 0
     hold_pointer_read: int = 0
     host_readback: int = 1
+    bias_width: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -189,6 +198,9 @@ class EIEConfig:
         if self.acc_bits > 64:
             raise ValueError(f"EIEConfig.act_bits + codebook_bits + clog2(pes * act_depth) + 1 = {self.acc_bits} "
                              f"exceeds the 64-bit accumulator limit; reduce act_bits, codebook_bits, pes or act_depth")
+        if self.bias_width and not 2 <= self.bias_width < self.acc_bits:
+            raise ValueError(f"EIEConfig.bias_width must be 0 (acc_bits - 1) or in range 2..{self.acc_bits - 1} "
+                             f"(below acc_bits={self.acc_bits}), not {self.bias_width!r}")
 
     # -- derived sizes ---------------------------------------------------
     @property
@@ -261,15 +273,15 @@ class EIEConfig:
         """Accumulator width: no sum of a layer can overflow.
 
         ``|sum of products| <= max_len * 2**(act_bits + codebook_bits - 2)`` and the
-        bias is limited to ``bias_bits`` (one less than the accumulator), so the
-        total stays within ``acc_bits`` signed bits.
+        bias is limited to ``bias_bits`` (at most one less than the accumulator), so
+        the total stays within ``acc_bits`` signed bits.
         """
         return self.act_bits + self.codebook_bits + clog2(self.max_len) + 1
 
     @property
     def bias_bits(self) -> int:
-        """Width of a signed bias word (seeds the accumulator)."""
-        return self.acc_bits - 1
+        """Width of a signed bias word: ``bias_width``, or ``acc_bits - 1`` for 0."""
+        return self.bias_width or self.acc_bits - 1
 
     @property
     def shift_bits(self) -> int:

@@ -180,7 +180,7 @@ class QuantLayer:
         if bad.size:
             r = int(bad[0])
             raise ValueError(f"{who}: bias[{r}]={int(self.bias[r])} is out of range {lo}..{hi} "
-                             f"(bias_bits = acc_bits - 1 = {cfg.bias_bits})")
+                             f"(bias_bits={cfg.bias_bits}; config bias_width={cfg.bias_width})")
         if not 0 <= self.shift <= cfg.acc_bits - 1:
             raise ValueError(f"{who}: shift={self.shift} is out of range 0..{cfg.acc_bits - 1} "
                              f"(acc_bits - 1, acc_bits={cfg.acc_bits})")

@@ -29,7 +29,8 @@ BAUD = 1_000_000            # 4 clocks per bit
 # weight memories, codebook and biases in one memory, no per-PE counters.
 CFG = replace(DEFAULT, pes=2, fifo_depth=4, column_buffer_depth=2, entries_per_word=2, spmat_depth=128,
               ptr_depth=64, act_depth=16, bias_depth=16, max_layers=2,
-              pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1, host_readback=0)
+              pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1, host_readback=0,
+              bias_width=30)     # narrower than acc_bits - 1 = 38, as on the iCE40 presets
 
 
 def _network(seed=5):

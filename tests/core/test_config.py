@@ -88,6 +88,11 @@ def test_area_options_round_trip_and_digest():
     tiny = PRESETS["tiny"]
     assert (tiny.digest, PRESETS["paper"].digest) == ("4555cf3461887865", "3ae361afc099c359")   # as before
     assert len({tiny.digest, tiny.replace(pe_counters=0).digest, tiny.replace(merge_codebook_bias=1).digest,
-                tiny.replace(host_readback=0).digest}) == 4
+                tiny.replace(host_readback=0).digest, tiny.replace(bias_width=12).digest}) == 5
+    assert tiny.replace(bias_width=12).bias_bits == 12 and tiny.bias_bits == tiny.acc_bits - 1
+    for bad in (1, tiny.acc_bits):
+        with pytest.raises(ValueError, match=rf"EIEConfig\.bias_width must be 0 \(acc_bits - 1\) or in range "
+                                             rf"2\.\.{tiny.acc_bits - 1} \(below acc_bits={tiny.acc_bits}\), not {bad}"):
+            tiny.replace(bias_width=bad)
     with pytest.raises(ValueError, match=r"EIEConfig\.pe_counters .*must be in range 0\.\.1, not 2"):
         tiny.replace(pe_counters=2)

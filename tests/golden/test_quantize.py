@@ -80,15 +80,21 @@ def test_large_inputs_lower_the_input_fraction():
     assert input_frac == 4      # 2 * 1000 * 2**4 = 32000 fits 16 bits, 2**5 would not
 
 
-def test_large_bias_lowers_codebook_fraction_to_fit_bias_bits():
+@pytest.mark.parametrize("bias_width, big", [(0, 3e5), (12, 40.0)])
+def test_large_bias_lowers_codebook_fraction_to_fit_bias_bits(bias_width, big):
+    cfg = CFG.replace(bias_width=bias_width)
     rng = np.random.default_rng(2)
     shared = _network(rng, sizes=(12, 5))
-    shared[0].bias[:] = 3e5
-    layers, input_frac, _ = quantize_network(shared, rng.random((20, 12)), CFG)
+    shared[0].bias[:] = big
+    layers, input_frac, _ = quantize_network(shared, rng.random((20, 12)), cfg)
     q = layers[0]
-    q.check(CFG)
-    assert np.abs(q.bias).max() <= (1 << (CFG.bias_bits - 1)) - 1
-    assert 3e5 * 2.0 ** (q.in_frac + q.codebook_frac + 1) > (1 << (CFG.bias_bits - 1)) - 1  # the most that fits
+    q.check(cfg)
+    assert np.abs(q.bias).max() <= (1 << (cfg.bias_bits - 1)) - 1
+    assert big * 2.0 ** (q.in_frac + q.codebook_frac + 1) > (1 << (cfg.bias_bits - 1)) - 1  # the most that fits
+    # the narrower bias costs codebook fraction bits against the default width
+    if bias_width:
+        wide, _, _ = quantize_network(shared, rng.random((20, 12)), CFG)
+        assert q.codebook_frac < wide[0].codebook_frac
 
 
 def error_bound(qlayers, shared, X):

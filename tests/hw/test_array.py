@@ -27,7 +27,7 @@ from eie.hw.array import EIEArray, io_width
 
 # The area options the iCE40 presets switch on (eie.boards.platforms); tested here
 # with small memories.
-ICE40_OPTIONS = dict(pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1, host_readback=0)
+ICE40_OPTIONS = dict(pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1, host_readback=0, bias_width=16)
 
 
 def _to_unsigned(value, width):
@@ -225,7 +225,9 @@ def test_writeback_rounding_and_saturation_edges(shift, lean):
     (random layers almost never land on them): the input is zero, so each row's
     total is its bias."""
     cfg = EIEConfig(pes=4, act_bits=8, act_frac_bits=6, codebook_bits=8, spmat_depth=64, ptr_depth=32,
-                    act_depth=16, bias_depth=16, max_layers=1, **(ICE40_OPTIONS if lean else {}))
+                    act_depth=16, bias_depth=16, max_layers=1,
+                    # (narrow biases sign-extended into the adder; 18 bits hold the totals at shift 9)
+                    **(dict(ICE40_OPTIONS, bias_width=18) if lean else {}))
     hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
     half = (1 << shift) >> 1
     totals = sorted({(e << shift) + off for e in (hi, hi + 1, lo, lo - 1, 0, -1, 5)
