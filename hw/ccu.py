@@ -45,7 +45,10 @@ first zeroes them all (``CLEAR``, ``act_depth`` cycles, counted in ``cycles``
 but not in the cycle model).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+import operator
+from functools import reduce
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -221,10 +224,15 @@ class CCU(wiring.Component):
         # cycle (`inflight`) and is pushed, masked (`a != 0 and j < in_len`), into
         # the queue. Fetching depends only on the queue's registered occupancy,
         # the head only on registers: no path runs from read data to a decision.
+        # The queue is a ring (one-hot read and write pointers): a push writes one
+        # entry, enabled from registers only, and a pop moves the read pointer, so
+        # the broadcast decision drives a few flip-flops, not every queued bit.
         Q = ROW_QUEUE
         q_vals = [Signal.like(self.scan_data, name=f"row_vals{i}") for i in range(Q)]
         q_mask = [Signal(n, name=f"row_mask{i}") for i in range(Q)]
         q_base = [Signal.like(cur_base, name=f"row_base{i}") for i in range(Q)]
+        q_rd = Signal(Q, init=1)                      # one-hot: the head entry
+        q_wr = Signal(Q, init=1)                      # one-hot: the entry the next push writes
         occ = Signal(range(Q + 1))
         inflight = Signal()                           # the row fetched last cycle is on the read ports
         in_lim = Signal(n)                            # its PE k's activation is < in_len
@@ -246,7 +254,7 @@ class CCU(wiring.Component):
         depth = cfg.fifo_depth
         credits = [Signal(range(depth + 1), init=depth, name=f"credits{k}") for k in range(n)]
         has_credit = Signal(n, init=(1 << n) - 1)
-        all_ready = has_credit.all()
+        all_ready = Signal(init=1)                    # has_credit.all(), as a register of its own
         all_idle = self.pe_idle.all()
         # The decision state of the current row is kept in registers beside
         # cur_mask, so that no decision waits for a carry chain or an OR over
@@ -259,6 +267,15 @@ class CCU(wiring.Component):
         cur_free = Signal()
         head_valid = Signal()
         head_any = Signal()
+        # the head entry, an AND-OR multiplexer on the one-hot read pointer
+        head_vals = Signal.like(self.scan_data)
+        head_mask = Signal(n)
+        head_base = Signal.like(cur_base)
+
+        def at_head(entries):
+            return reduce(operator.or_, (Mux(q_rd[i], Value.cast(e), 0) for i, e in enumerate(entries)))
+
+        m.d.comb += [head_vals.eq(at_head(q_vals)), head_mask.eq(at_head(q_mask)), head_base.eq(at_head(q_base))]
         load = Signal()
         pop = Signal()
         push = Signal()
@@ -269,7 +286,7 @@ class CCU(wiring.Component):
             fire.eq(cur_any & all_ready),
             cur_free.eq(~cur_any | (fire & cur_last)),
             head_valid.eq(occ != 0),
-            head_any.eq(q_mask[0].any()),
+            head_any.eq(head_mask.any()),
             # A non-zero head row replaces `cur` when `cur` is done; an all-zero one is dropped.
             load.eq(head_valid & head_any & cur_free),
             pop.eq(head_valid & (~head_any | cur_free)),
@@ -288,35 +305,39 @@ class CCU(wiring.Component):
             self.pe_stall.eq(Mux(cur_any, ~has_credit, 0)),
         ]
 
+        credit_left = Signal(n)
         for k in range(n):
             credit_next = Signal.like(credits[k], name=f"credit_next{k}")
-            m.d.comb += credit_next.eq(credits[k] + self.pe_credit[k] - fire)
-            m.d.sync += [credits[k].eq(credit_next), has_credit[k].eq(credit_next != 0)]
+            m.d.comb += [credit_next.eq(credits[k] + self.pe_credit[k] - fire), credit_left[k].eq(credit_next != 0)]
+            m.d.sync += [credits[k].eq(credit_next), has_credit[k].eq(credit_left[k])]
+        m.d.sync += all_ready.eq(credit_left.all())
 
         def drop_lowest(mask):
             return mask & (mask - 1)
 
         head_rest = Signal(n)
         rest_rest = Signal(n)
-        m.d.comb += [head_rest.eq(drop_lowest(q_mask[0])), rest_rest.eq(drop_lowest(cur_rest))]
+        m.d.comb += [head_rest.eq(drop_lowest(head_mask)), rest_rest.eq(drop_lowest(cur_rest))]
         with m.If(load):
-            m.d.sync += [cur_mask.eq(q_mask[0]), cur_vals.eq(q_vals[0]), cur_base.eq(q_base[0]),
+            m.d.sync += [cur_mask.eq(head_mask), cur_vals.eq(head_vals), cur_base.eq(head_base),
                          cur_any.eq(1), cur_rest.eq(head_rest), cur_last.eq(head_rest == 0)]
         with m.Elif(fire):
             m.d.sync += [cur_mask.eq(cur_rest), cur_any.eq(~cur_last),
                          cur_rest.eq(rest_rest), cur_last.eq(rest_rest == 0)]
 
-        # The queue shifts towards entry 0 on a pop; a pushed row goes behind the others.
-        slot = Signal(range(Q + 1))
-        m.d.comb += slot.eq(occ - pop)
+        # A pushed row goes into the write pointer's entry (behind the others); a pop
+        # passes the head on. Both pointers rotate.
+        def rotate(onehot):
+            return Cat(onehot[-1], onehot[:-1])
+
         for i in range(Q):
-            with m.If(push & (slot == i)):
+            with m.If(push & q_wr[i]):
                 m.d.sync += [q_vals[i].eq(self.scan_data), q_mask[i].eq(self.scan_nz & in_lim),
                              q_base[i].eq(fetch_base)]
-            with m.Elif(pop):
-                if i + 1 < Q:
-                    m.d.sync += [q_vals[i].eq(q_vals[i + 1]), q_mask[i].eq(q_mask[i + 1]),
-                                 q_base[i].eq(q_base[i + 1])]
+        with m.If(push):
+            m.d.sync += q_wr.eq(rotate(q_wr))
+        with m.If(pop):
+            m.d.sync += q_rd.eq(rotate(q_rd))
         m.d.sync += [occ.eq(occ + push - pop), inflight.eq(fetch)]
 
         with m.If(fetch):
