@@ -101,6 +101,20 @@ class NetworkImage:
                     raise ValueError(f"layer {k}: {name}={v} out of range 1..{c.max_len} "
                                      f"(pes * act_depth = {c.pes} * {c.act_depth})")
             layer.packed(c)  # every field fits its width
+            # A column holds at most one entry per local output row (each entry, padding
+            # included, moves to a later row): the PEs count a column's entries in
+            # clog2(act_depth) bits (modulo; eie.hw.layouts.column_layout).
+            cols = self.ptr[:, layer.ptr_base:layer.ptr_base + layer.in_len + 1].astype(np.int64)
+            if cols.shape[1] == layer.in_len + 1:
+                lens = np.diff(cols, axis=1)
+                rows = (layer.out_len - np.arange(n) + n - 1) // n
+                bad = np.argwhere((lens < 0) | (lens > rows[:, None]))
+                if bad.size:
+                    pe, j = (int(v) for v in bad[0])
+                    raise ValueError(f"layer {k}: PE {pe} column {j} has {int(lens[pe, j])} entries (pointers "
+                                     f"{int(cols[pe, j])}..{int(cols[pe, j + 1])}), not 0..{int(rows[pe])}, its "
+                                     f"local output rows: pointers must not decrease and a column holds at most "
+                                     f"one entry per row; re-encode the layer (eie.golden.encode)")
 
     # -- files ---------------------------------------------------------------
     def save(self, path) -> None:

@@ -23,7 +23,10 @@ def column_layout(cfg: EIEConfig) -> data.StructLayout:
     """A non-empty column slice waiting in a PE's column buffer.
 
     ``word``/``slot``: Spmat position of its first entry (``start // E``,
-    ``start % E``); ``count``: its entries (``end - start >= 1``); ``single``:
+    ``start % E``); ``count``: its entries (``end - start``, 1 .. ``act_depth``: at
+    most one per local output row, ``eie.format`` checks it) modulo
+    ``2**clog2(act_depth)`` (the Spmat read counts it down and compares with 1 and
+    2 only, so ``act_depth`` itself may read as 0); ``single``:
     ``count == 1`` (decided when the column is pushed, so that the Spmat read's
     "last entry" is a register, not a compare); ``value``: the activation it is
     multiplied by.
@@ -31,7 +34,7 @@ def column_layout(cfg: EIEConfig) -> data.StructLayout:
     return data.StructLayout({
         "word": unsigned(cfg.spmat_addr_bits + 1),
         "slot": unsigned(clog2(cfg.entries_per_word)),
-        "count": unsigned(cfg.ptr_bits),
+        "count": unsigned(max(1, clog2(cfg.act_depth))),
         "single": unsigned(1),
         "value": signed(cfg.act_bits),
     })

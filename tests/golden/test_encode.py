@@ -234,6 +234,23 @@ def test_image_save_load(tmp_path):
         assert np.array_equal(a.codes, b.codes) and np.array_equal(a.bias, b.bias)
 
 
+def test_image_check_bounds_column_lengths():
+    """A column holds at most one entry per local output row (the PEs count entries
+    modulo 2**clog2(act_depth)): a dense column has exactly that many, a column with one
+    more, or decreasing pointers, is refused naming the layer, PE and column."""
+    cfg = TINY
+    codes = np.ones((2 * cfg.pes + 1, 3), np.uint8)            # local rows: 3, 2, 2, ...
+    image = build_image([layer_of(codes, cfg)], cfg)
+    lens = np.diff(image.ptr[:, :4], axis=1)
+    assert lens[0].tolist() == [3, 3, 3] and lens[1].tolist() == [2, 2, 2]
+    for pe, col, delta, got in ((1, 2, +1, 3), (0, 0, -4, -1)):
+        ptr = image.ptr.copy()
+        ptr[pe, col + 1:] += delta
+        with pytest.raises(ValueError, match=rf"layer 0: PE {pe} column {col} has {got} entries .*not "
+                                             rf"0\.\.{lens[pe][0]}, its local output rows"):
+            NetworkImage(cfg, image.layers, image.spmat, ptr, image.codebook, image.bias)
+
+
 def test_pack_unpack_entries():
     cfg = TINY.replace(index_bits=3, zrun_bits=5, entries_per_word=7)
     rng = np.random.default_rng(1)

@@ -181,6 +181,9 @@ CASES = [
     ("pes2-e1-dense", dict(pes=2, entries_per_word=1, fifo_depth=3, column_buffer_depth=1, act_depth=16), (20, 12), 0.9, 1.0, True, True),
     ("pes3-e3-hold-chain", dict(pes=3, entries_per_word=3, fifo_depth=3, column_buffer_depth=2, hold_pointer_read=1),
      (14, 17, 10), 0.35, 0.7, True, False),
+    # dense columns as long as a PE's register file (count = act_depth = 2**3: 0 in the 3-bit count field)
+    ("pes2-e3-full-columns", dict(pes=2, entries_per_word=3, fifo_depth=2, act_depth=8), (10, 16, 16), 1.0, 1.0,
+     True, False),
     # the iCE40 presets' area options (eie.boards.platforms.ICE40_PRESET)
     ("pes4-ice40-lean-chain", dict(pes=4, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                                    codebook_bits=8, entries_per_word=2, act_depth=16, **ICE40_OPTIONS),
