@@ -91,8 +91,9 @@ class CCU(wiring.Component):
         cfg.io_read_stages`` cycles earlier (a register).
     clear : Out(1)
         A run started in the previous cycle: clear the PE counters (a register).
-    ptr_base, codebook, bias_base, shift, relu, dst_bank : Out
-        Fields of the current layer for the PEs.
+    codebook, bias_base, shift, relu, dst_bank : Out
+        Fields of the current layer for the PEs (registers, loaded in LOAD;
+        ``dst_bank`` in START).
     bcast_valid, bcast : Out
         The broadcast bus, a register: ``bcast_valid``: a broadcast decided in
         the previous cycle is pushed into every PE's queue now; ``bcast``: its
@@ -137,7 +138,6 @@ class CCU(wiring.Component):
             "io_we": In(1),
             "io_rdata": Out(io_width(cfg)),
             "clear": Out(1),
-            "ptr_base": Out(cfg.ptr_addr_bits),
             "codebook": Out(cfg.layer_bits),
             "bias_base": Out(cfg.bias_addr_bits),
             "shift": Out(cfg.shift_bits),
@@ -197,14 +197,20 @@ class CCU(wiring.Component):
             m.d.comb += tbl_r.addr.eq(self.io_addr)
 
         # LOAD registers the entry (the table is a block RAM, its read data goes
-        # into nothing else); START uses the register.
-        entry_q = Signal(cfg.layer_entry_bits)
-        entry = {}
-        pos = 0
-        for name, width_of in LAYER_FIELDS:
-            width = width_of(cfg)
-            entry[name] = entry_q[pos:pos + width]
-            pos += width
+        # into registers only): the fields the PEs use straight into their output
+        # registers (nothing reads them between the last write-back and START),
+        # in_len and ptr_base into registers for START.
+        def fields_of(word):
+            out, pos = {}, 0
+            for name, width_of in LAYER_FIELDS:
+                width = width_of(cfg)
+                out[name] = word[pos:pos + width]
+                pos += width
+            return out
+
+        table_entry = fields_of(tbl_r.data)
+        in_len_q = Signal(cfg.len_bits)
+        ptr_base_q = Signal(cfg.ptr_addr_bits)
 
         out_len = Signal(cfg.len_bits)
         src_bank = Signal()
@@ -376,7 +382,11 @@ class CCU(wiring.Component):
         last_wb_cycle = (phase == Phase.WBLAST) & (wb_tail == 0)
 
         # -- counters ---------------------------------------------------------------
-        cnt = self.counters
+        # (the layer count only needs to reach max_layers: a narrow register, read
+        # back zero-extended like every counter)
+        cnt = {c: Signal(cfg.counter_bits, name=f"count_{c.name.lower()}") for c in Counter}
+        cnt[Counter.LAYERS] = Signal(range(cfg.max_layers + 1), name="count_layers")
+        m.d.comb += [self.counters[c].eq(cnt[c]) for c in Counter]
         done = Signal()
         m.d.comb += self.done.eq(done)
         m.d.sync += done.eq(0)
@@ -421,21 +431,24 @@ class CCU(wiring.Component):
                 with m.If(layer_idx == num):          # a run of 0 layers
                     m.d.sync += [phase.eq(Phase.IDLE), done.eq(1)]
                 with m.Else():
-                    m.d.sync += [entry_q.eq(tbl_r.data), phase.eq(Phase.START)]
+                    m.d.sync += [
+                        in_len_q.eq(table_entry["in_len"]),
+                        ptr_base_q.eq(table_entry["ptr_base"]),
+                        out_len.eq(table_entry["out_len"]),
+                        self.codebook.eq(table_entry["codebook"]),
+                        self.bias_base.eq(table_entry["bias_base"]),
+                        self.shift.eq(table_entry["shift"]),
+                        self.relu.eq(table_entry["relu"]),
+                        phase.eq(Phase.START),
+                    ]
             with m.Case(Phase.START):
                 in_len = Signal(rem_bits)
-                m.d.comb += in_len.eq(entry["in_len"])
+                m.d.comb += in_len.eq(in_len_q)
                 m.d.sync += [
-                    out_len.eq(entry["out_len"]),
-                    self.ptr_base.eq(entry["ptr_base"]),
-                    self.codebook.eq(entry["codebook"]),
-                    self.bias_base.eq(entry["bias_base"]),
-                    self.shift.eq(entry["shift"]),
-                    self.relu.eq(entry["relu"]),
                     src_bank.eq(layer_idx[0]),
                     self.dst_bank.eq(~layer_idx[0]),
                     # row 0 is read in this cycle (scan_addr above)
-                    inflight.eq(1), fetch_base.eq(entry["ptr_base"]),
+                    inflight.eq(1), fetch_base.eq(ptr_base_q),
                     in_lim.eq(Cat(k < in_len for k in range(n))),
                     fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n),
                     fetch_more.eq(in_len > n),
@@ -470,5 +483,5 @@ class CCU(wiring.Component):
         with m.If(rd_mem == Mem.LAYER):
             m.d.sync += self.io_rdata.eq(io_layer)
         with m.Else():
-            m.d.sync += self.io_rdata.eq(cnt[rd_addr])
+            m.d.sync += self.io_rdata.eq(self.counters[rd_addr])
         return m

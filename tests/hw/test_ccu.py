@@ -101,7 +101,6 @@ def _run_ccu(cfg, layers, rf, *, p_pop=0.7, p_idle=0.6, seed=0):
             seen["stalls"] += bool(pending and not all(ready))
             if ctx.get(dut.wb_issue):
                 fields = layers[layer]
-                assert ctx.get(dut.ptr_base) == fields["ptr_base"]
                 assert ctx.get(dut.codebook) == fields["codebook"]
                 assert ctx.get(dut.bias_base) == fields["bias_base"]
                 assert ctx.get(dut.shift) == fields["shift"]
