@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import EIEConfig
 from ..protocol import (ALL_PES, HEADER_WORDS, STATUS_RUNNING, Mem, Opcode, Status, info_words,
-                        memory_depth, memory_readable, memory_width, words_per_item)
+                        memory_depth, memory_readable, words_per_item)
 
 __all__ = ["EIETop"]
 
@@ -132,14 +132,16 @@ class EIETop(wiring.Component):
         # of the next io access (counting up from here), the rest only matter as "any set".
         address = Signal(addr_bits)
         arg0_high = Signal()
-        arg1 = Signal(32)        # count (WRITE/READ), flags (RUN)
+        items_left = Signal(32)
+        # The third header word (count for WRITE/READ, flags for RUN) goes straight
+        # into items_left; arg1_high: a bit at or above addr_bits is set.
+        arg1_high = Signal()
         header_index = Signal(range(HEADER_WORDS))
 
         # -- per-memory constants (from eie.protocol, like the host) -----------
         pe_all = pe == ALL_PES
         mem_known = mem < len(Mem)
         item_words = Signal(range(slots + 1))   # words per item; 1 for an unknown memory id
-        item_mask = Signal(io_width)            # bits of an item (zero the rest on read)
         depth = Signal(addr_bits)
         pe_ok = Signal()
         readable = Signal()                     # READ allowed (config host_readback)
@@ -149,7 +151,6 @@ class EIETop(wiring.Component):
                 with m.Case(mm):
                     m.d.comb += [
                         item_words.eq(words_per_item(cfg, mm)),
-                        item_mask.eq((1 << memory_width(cfg, mm)) - 1),
                         readable.eq(memory_readable(cfg, mm)),
                     ]
                     if mm == Mem.COUNTER:
@@ -180,8 +181,8 @@ class EIETop(wiring.Component):
         end = Signal(addr_bits + 1)
         too_far = Signal()
         m.d.comb += [
-            end.eq(address + arg1[:addr_bits]),      # address still holds addr here
-            too_far.eq(arg0_high | arg1[addr_bits:].any() | (end > depth)),
+            end.eq(address + items_left[:addr_bits]),    # address and items_left still hold addr and count
+            too_far.eq(arg0_high | arg1_high | (end > depth)),
         ]
         m.d.comb += status.eq(Status.OK)
         with m.If(opcode > max(Opcode)):
@@ -210,13 +211,16 @@ class EIETop(wiring.Component):
         # -- command state ----------------------------------------------------
         result = Signal(8)                       # status of the command being answered
         result_ok = result == Status.OK
-        items_left = Signal(32)
         word_index = Signal(range(max(slots, 4)))   # word within an item; INFO word index
-        assembly = [Signal(32, name=f"assembly{k}") for k in range(slots)]
         write_pending = Signal()                 # io_we next cycle (registered write port)
         # Cycles until the item of the last io_re is on io_rdata.
         read_wait = Signal(range(max(2, read_latency)))
-        write_data = Signal(io_width)
+        # A WRITE item is assembled in place: payload word k goes into word k (the
+        # bits above an item's width are never looked at: every memory takes its
+        # width's low bits, and an item of w bits has ceil(w / 32) words). The
+        # write (io_we) is in the cycle after the last word, so the next item's
+        # first word, taken in that cycle, lands after the array has sampled it.
+        write_data = Signal(32 * slots)
         error = Signal()
 
         m.d.comb += [
@@ -238,21 +242,21 @@ class EIETop(wiring.Component):
         with m.If(write_pending):
             m.d.sync += address.eq(address + 1)
 
-        # Item being completed by the current payload word: earlier words from
-        # the assembly registers, this word in its slot, zeros above.
-        def item_in(index):
-            return Cat(*(Mux(index == k, self.host_in.payload, Mux(index > k, assembly[k], 0))
-                         for k in range(slots)))
-
         def take_payload_word(index, items):
-            # One payload word of a WRITE: complete an item (io_we next cycle if the
-            # command is OK) or keep it.
+            # One payload word of a WRITE, into its word of the item: complete the
+            # item (io_we next cycle if the command is OK) or wait for the next word.
+            if isinstance(index, int):
+                m.d.sync += write_data[32 * index:32 * (index + 1)].eq(self.host_in.payload)
+            else:
+                with m.Switch(index):
+                    for k in range(slots):
+                        with m.Case(k):
+                            m.d.sync += write_data[32 * k:32 * (k + 1)].eq(self.host_in.payload)
             with m.If(index == item_words - 1):
                 m.d.sync += [
                     word_index.eq(0),
                     items_left.eq(items - 1),
                     write_pending.eq(1),
-                    write_data.eq(item_in(index)),
                 ]
                 with m.If(items == 1):
                     m.next = "RESPOND"
@@ -260,15 +264,12 @@ class EIETop(wiring.Component):
                     m.next = "PAYLOAD"
             with m.Else():
                 m.d.sync += [word_index.eq(index + 1), items_left.eq(items)]
-                with m.Switch(index):
-                    for k in range(slots - 1):
-                        with m.Case(k):
-                            m.d.sync += assembly[k].eq(self.host_in.payload)
                 m.next = "PAYLOAD"
 
-        # Word `word_index` of the item on io_rdata, the unused upper bits zeroed.
+        # Word `word_index` of the item on io_rdata (zero-extended by the array, the
+        # contract in docs/hardware.md: no mask here).
         read_item = Signal(32 * slots)
-        m.d.comb += read_item.eq(array.io_rdata & item_mask)
+        m.d.comb += read_item.eq(array.io_rdata)
         read_word = read_item.word_select(word_index, 32)
 
         info = Array(Const(w, 32) for w in info_words(cfg))
@@ -287,22 +288,23 @@ class EIETop(wiring.Component):
                             m.d.sync += [address.eq(self.host_in.payload),
                                          arg0_high.eq(self.host_in.payload[addr_bits:].any())]
                         with m.Case(2):
-                            m.d.sync += [arg1.eq(self.host_in.payload), header_index.eq(0)]
+                            m.d.sync += [items_left.eq(self.host_in.payload), header_index.eq(0),
+                                         arg1_high.eq(self.host_in.payload[addr_bits:].any())]
                             m.next = "CHECK"
 
             with m.State("CHECK"):
                 # The checks are registered into `result`; what follows uses only that.
-                m.d.sync += [result.eq(status), items_left.eq(arg1), word_index.eq(0)]
+                m.d.sync += [result.eq(status), word_index.eq(0)]
                 with m.If(is_write):
                     # A failed WRITE still consumes its payload so the stream stays in step.
                     # The first payload word is taken here already: no bubble after the header
                     # (its write waits for `result`, registered now).
-                    with m.If(arg1 == 0):
+                    with m.If(items_left == 0):
                         m.next = "RESPOND"
                     with m.Else():
                         m.d.comb += self.host_in.ready.eq(1)
                         with m.If(self.host_in.valid):
-                            take_payload_word(0, arg1)
+                            take_payload_word(0, items_left)
                         with m.Else():
                             m.next = "PAYLOAD"
                 with m.Elif(is_read | (opcode == Opcode.RUN)):
@@ -319,7 +321,7 @@ class EIETop(wiring.Component):
                     m.next = "RESPOND"
                 with m.Elif((opcode == Opcode.RUN) & result_ok):
                     m.d.comb += array.start.eq(1)
-                    with m.If(arg1[0]):
+                    with m.If(items_left[0]):            # RUN flag bit 0: answer when the run is done
                         m.next = "WAIT_RUN"
                     with m.Else():
                         m.next = "RESPOND"
