@@ -161,8 +161,9 @@ def make_core(cfg: EIEConfig | None, image=None, *, loopback: bool = False):
             raise ValueError("a loopback design has no memories to bake a model into; drop --model or --loopback")
         return LoopbackCore()
     from ..hw.top import EIETop
-    # Two response words of buffering are plenty behind a UART (and save logic).
-    return EIETop(cfg, image=image, response_fifo_depth=2)
+    # One response word of buffering: the UART bridge takes a word every fourth cycle
+    # at most (it splits it into bytes in place), so a deeper FIFO would only cost logic.
+    return EIETop(cfg, image=image, response_fifo_depth=1)
 
 
 class BoardCore(wiring.Component):
@@ -228,9 +229,11 @@ class BoardCore(wiring.Component):
                 m.d.sync += left.eq(left - 1)
             return left != 0
 
-        beat_bits = max(2, int(self.clk_hz).bit_length() - 2)   # bit beat_bits-1 toggles at ~2 Hz
-        beat = Signal(beat_bits)
-        m.d.sync += beat.eq(beat + 1)
+        # Heartbeat from the millisecond strobe too: bit 8 of a millisecond count
+        # toggles every 256 ms (about 2 Hz), bit 6 every 64 ms while running.
+        beat = Signal(9)
+        with m.If(ms_tick):
+            m.d.sync += beat.eq(beat + 1)
         running = self._core.running
         heartbeat = Signal()
         m.d.comb += heartbeat.eq(Mux(running, beat[-3], beat[-1]))

@@ -471,7 +471,10 @@ class ProcessingElement(wiring.Component):
         c0_valid = Signal()
         c0_row = Signal.like(row)
         c0_value = Signal(signed(cfg.act_bits), reset_less=True)
-        m.d.sync += [c0_valid.eq(b_valid), c0_row.eq(row_next), c0_value.eq(b_value)]
+        # An empty slot carries the value 0 from here on, so its product is 0 (see E);
+        # zeroed here, one register before the multiplier, so that the multiplier's
+        # operand register is a plain one (the iCE40 DSP takes it in as its input register).
+        m.d.sync += [c0_valid.eq(b_valid), c0_row.eq(row_next), c0_value.eq(Mux(b_valid, b_value, 0))]
         weight = Signal(signed(cfg.codebook_bits), reset_less=True)
         m.d.sync += weight.eq(cb_data)
 
@@ -479,8 +482,7 @@ class ProcessingElement(wiring.Component):
         c_valid = Signal()
         c_row = Signal.like(row)
         c_value = Signal(signed(cfg.act_bits), reset_less=True)
-        # An empty slot carries the value 0, so its product is 0 (see E).
-        m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(Mux(c0_valid, c0_value, 0))]
+        m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(c0_value)]
 
         acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[],
                                                     attrs=BLOCK_RAM)

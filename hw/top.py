@@ -49,7 +49,8 @@ class EIETop(wiring.Component):
         :class:`eie.hw.array.EIEArray`; tests pass a behavioural stand-in.
     response_fifo_depth : int
         Words buffered between the decoder and ``host_out`` (at least 2 for a
-        response word every cycle).
+        response word every cycle; 1 sends one every other cycle at most, plenty
+        behind a UART bridge that takes a word every fourth cycle).
     image : eie.format.NetworkImage, optional
         A network encoded for ``cfg``, baked into the array's memories as
         initial contents (see :class:`eie.hw.array.EIEArray`): the design boots
@@ -75,8 +76,8 @@ class EIETop(wiring.Component):
     def __init__(self, cfg: EIEConfig, *, array=None, response_fifo_depth: int = 4, image=None):
         if not isinstance(cfg, EIEConfig):
             raise TypeError(f"EIETop needs an EIEConfig, not {cfg!r}")
-        if not isinstance(response_fifo_depth, int) or not 2 <= response_fifo_depth <= 64:
-            raise ValueError(f"EIETop response_fifo_depth must be in range 2..64, not {response_fifo_depth!r}")
+        if not isinstance(response_fifo_depth, int) or not 1 <= response_fifo_depth <= 64:
+            raise ValueError(f"EIETop response_fifo_depth must be in range 1..64, not {response_fifo_depth!r}")
         from .pe import check_image
         try:
             check_image(cfg, image, "EIETop")
