@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from ..config import DEFAULT, EIEConfig
 
-__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_TARGET3", "ECP5_PRESET", "get_board", "register_board", "board_names",
+__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_EBR_PRESET", "ECP5_PRESET", "get_board", "register_board", "board_names",
            "board_config", "load_platform_class"]
 
 
@@ -41,45 +41,42 @@ __all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_TARGET3", "
 # ("Largest design per board").
 #
 # iCE40 UP5K: 30 EBRs of 4 Kbit, 4 SPRAMs of 16K x 16 bit, 8 DSPs, 5280 logic cells.
-# Two PEs with 8-bit activations and 8-bit codebook values (digits-mlp keeps
+# Four PEs with 8-bit activations and 8-bit codebook values (digits-mlp keeps
 # 97.5 % test accuracy in fixed point, 97.8 % at 16/16 bits), which makes the
 # accumulators 26 bits (2 EBRs instead of 3) and every datapath half as wide.
 # The Spmat is 16 bits wide (two 8-bit entries per word) and 16K deep so that
-# Yosys maps it onto one SPRAM per PE (synth_ice40 -spram); the EBRs hold
-# pointers, activations (9 bits: value and non-zero flag), biases and
-# accumulators (9 per PE), the layer table
-# (3) and the UART bridge's buffers (2). A 2-deep activation queue and a
-# 1-deep column buffer keep the flip-flops (one logic cell each) down.
-# Measured (docs/boards.md): 4317/5280 LCs, 23/30 EBRs, Fmax 29.9 MHz (5072 LCs
-# before the area options below).
-ICE40_PRESET = replace(DEFAULT, pes=2, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
-                       codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=256,
-                       bias_depth=256, max_layers=4,
+# Yosys maps it onto one SPRAM per PE (synth_ice40 -spram). 128-entry register
+# files (layers up to 4 x 128 = 512 long) and biases; the EBRs hold pointers (2),
+# activations (9 bits: value and non-zero flag; 1), accumulators (2) and the
+# codebook with the biases (1) per PE, the layer table (3) and the UART bridge's
+# buffers (2): 29 of 30. A 2-deep activation queue and a 1-deep column buffer
+# keep the flip-flops (one logic cell each) down.
+# Measured (docs/boards.md): 5229/5280 LCs, 29/30 EBRs, Fmax 27.7 MHz at 24 MHz.
+ICE40_PRESET = replace(DEFAULT, pes=4, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
+                       codebook_bits=8, entries_per_word=2, spmat_depth=16384, ptr_depth=512, act_depth=128,
+                       bias_depth=128, max_layers=4,
                        # 20-bit counters (counted per run): they cannot wrap. A run of any
                        # network these memories hold takes at most about (PEs x 32K Spmat
                        # entries) + 512 broadcasts + a few hundred cycles per layer, 140K
                        # cycles at 4 PEs, well under 2**20.
                        counter_bits=20,
-                       # Area options (docs/hardware.md, "Area options"): no per-PE busy/stall
-                       # counters (about 120 LCs per PE), no copy of the pointers in P1 (the
-                       # block RAMs hold them; about 60 LCs per PE), no host read-back of the
-                       # memories a run only reads (Spmat, pointers, codebook, biases: about
-                       # 170 LCs per PE; ACT, LAYER and the counters stay readable).
-                       pe_counters=0, hold_pointer_read=1, host_readback=0,
+                       # Area options (docs/hardware.md, "Area options"), without which four
+                       # PEs need 7621 LCs and 37 EBRs: no per-PE busy/stall counters (about
+                       # 120 LCs per PE), no copy of the pointers in P1 (the block RAMs hold
+                       # them; about 60 LCs per PE), no host read-back of the memories a run
+                       # only reads (Spmat, pointers, codebook, biases: about 120 LCs per PE;
+                       # ACT, LAYER and the counters stay readable), codebook and biases in
+                       # one memory (the 64 codebook words fill the 128 biases' spare rows),
                        # 16-bit biases (digits-mlp's largest is 1409; the quantiser gives a
-                       # layer with larger ones fewer codebook fraction bits): the merged
-                       # codebook/bias memory is one 256 x 16 EBR per PE, not two.
-                       bias_width=16)
-# The issue's target for the iCEBreaker, 4 PEs (register files for 512-long
-# layers): does not fit yet (6265 of 5280 logic cells, 33 of 30 EBRs; it was
-# 7621 and 37 before the area options; docs/boards.md).
-# With 128-deep biases the codebook fits the bias block RAMs' spare half
-# (merge_codebook_bias: one EBR less per PE; with the 2-PE preset's 256 biases
-# it would need two more).
-ICE40_TARGET = replace(ICE40_PRESET, pes=4, act_depth=128, bias_depth=128, merge_codebook_bias=1)
-# The same with 3 PEs (layers up to 384 long): fits, 5268 of 5280 logic cells
-# (no room to spare), 26 of 30 EBRs, Fmax 25.8 MHz at 24 MHz (docs/boards.md).
-ICE40_TARGET3 = replace(ICE40_TARGET, pes=3)
+                       # layer with larger ones fewer codebook fraction bits): one EBR per PE
+                       # for both instead of three.
+                       pe_counters=0, hold_pointer_read=1, host_readback=0, merge_codebook_bias=1, bias_width=16)
+# The issue's target (4 PEs at 24 MHz) is the preset itself; kept as a name.
+ICE40_TARGET = ICE40_PRESET
+# iCE40 parts without SPRAM (HX/LP): two PEs with a small Spmat in EBRs and
+# 256-entry register files (layers still up to 512 long).
+ICE40_EBR_PRESET = replace(ICE40_PRESET, pes=2, spmat_depth=1024, act_depth=256, bias_depth=256,
+                           merge_codebook_bias=0)
 
 # ECP5: DP16KD block RAMs of 18 Kbit. The Spmat is 1024 x 32 bits (4 entries per
 # word, 2 DP16KDs); a PE takes 10 DP16KDs (pointer banks, Spmat, codebook,
@@ -254,7 +251,7 @@ def _board_from_platform(spec: str) -> Board:
             synth = ICE40_SYNTH
         else:
             # No SPRAM outside the UltraPlus parts: a small Spmat that fits EBRs.
-            preset = replace(ICE40_PRESET, spmat_depth=1024)
+            preset = ICE40_EBR_PRESET
     elif issubclass(cls, LatticeECP5Platform):
         family, preset, synth = "ecp5", _ecp5_preset(4), ECP5_SYNTH
     else:
