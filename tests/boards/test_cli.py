@@ -132,8 +132,13 @@ def test_board_registry():
 
 
 def test_board_from_amaranth_boards_platform():
+    from eie.boards.platforms import ICE40_EBR_PRESET, ICE40_PRESET
     board = get_board("amaranth_boards.icesugar:ICESugarPlatform")
     assert board.family == "ice40" and board.input_clock_hz() == 12e6
+    assert board.preset == ICE40_PRESET and "-spram" in board.synth_opts       # an UltraPlus part: SPRAMs
+    # no SPRAM on an HX part: the 2-PE preset with a Spmat in EBRs
+    hx = get_board("amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform")
+    assert hx.preset == ICE40_EBR_PRESET and hx.preset.spmat_depth == 1024 and "-spram" not in hx.synth_opts
     with pytest.raises(ValueError, match="not an iCE40 or ECP5"):
         get_board("amaranth_boards.arty_a7:ArtyA7_35Platform")
     with pytest.raises(ValueError, match="no platform class"):
