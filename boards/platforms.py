@@ -85,9 +85,12 @@ ICE40_EBR_PRESET = replace(ICE40_PRESET, pes=2, spmat_depth=1024, act_depth=256,
 # One register after every PE memory on the host read-back path (io_read_stages):
 # a DP16KD's 5.8-ns clock-to-output plus the route to the read-back multiplexer
 # was the 16-PE critical path (70.3 MHz) once the broadcast used credits.
+# And registers after the write-back's accumulator and bias reads (wb_read_stages,
+# one cycle per layer): a DP16KD output and its route into the bias adder were the
+# 16-PE critical path once the broadcast decision was fast (72.7 MHz on seed 2).
 ECP5_PRESET = replace(DEFAULT, pes=16, fifo_depth=8, column_buffer_depth=4, entries_per_word=4,
                       spmat_depth=1024, ptr_depth=512, act_depth=64, bias_depth=64, max_layers=4,
-                      counter_bits=32, io_read_stages=1)
+                      counter_bits=32, io_read_stages=1, wb_read_stages=1)
 
 
 def _ecp5_preset(pes: int) -> EIEConfig:

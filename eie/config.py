@@ -50,12 +50,13 @@ _LIMITS = {
     "hold_pointer_read":    (0, 1, "pointer read ports hold a waiting column's pointers (1) or P1 copies them (0)"),
     "host_readback":        (0, 1, "the host can read back every memory (1) or only ACT, LAYER and COUNTER (0)"),
     "bias_width":           (0, 63, "bias word width in bits (0: acc_bits - 1)"),
+    "wb_read_stages":       (0, 1, "registers after the write-back's accumulator and bias reads"),
 }
 
 # Fields added later, with their defaults: left out of the digest at the default
 # (EIEConfig.digest), so older designs and images keep theirs.
 _LATE_FIELDS = {"io_read_stages": 0, "pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0,
-                "host_readback": 1, "bias_width": 0}
+                "host_readback": 1, "bias_width": 0, "wb_read_stages": 0}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -155,6 +156,12 @@ class EIEConfig:
         (:mod:`eie.golden.quantize`) then gives a layer whose bias would not fit
         fewer codebook fraction bits, and an image with a bias out of range is
         refused. The iCE40 presets use 16 (one block RAM per PE instead of two).
+    wb_read_stages : int
+        1: the write-back registers the accumulator and bias words before it
+        adds them (a block RAM's clock-to-output and its route into the adder
+        was the 16-PE ECP5 critical path); one cycle more per layer
+        (``writeback_latency`` 5, the cycle model follows). The ECP5 presets use
+        1; 0 saves ``acc_bits + bias_bits`` flip-flops per PE (iCE40).
     """
 
     pes: int = 4
@@ -178,6 +185,7 @@ class EIEConfig:
     hold_pointer_read: int = 0
     host_readback: int = 1
     bias_width: int = 0
+    wb_read_stages: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -292,12 +300,12 @@ class EIEConfig:
     def writeback_latency(self) -> int:
         """Cycles from a write-back row's accumulator read to its register-file write.
 
-        Fixed by the hardware (``eie.hw.pe``): add the bias; shift; round,
-        saturate and ReLU; write the register file, one pipeline stage each, so
-        that the write-back is never the critical path. The cycle model adds it
-        to every layer.
+        Fixed by the hardware (``eie.hw.pe``): (with ``wb_read_stages``, register
+        the words read;) add the bias; shift; round, saturate and ReLU; write the
+        register file, one pipeline stage each, so that the write-back is never
+        the critical path. The cycle model adds it to every layer.
         """
-        return 4
+        return 4 + self.wb_read_stages
 
     @property
     def mac_latency(self) -> int:

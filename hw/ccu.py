@@ -27,7 +27,7 @@ pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
     cycle ``t`` is used from ``t + 2``, not ``t + 1``.
     The phase ends in the first cycle in which nothing is left to scan and
     every PE is idle.
-``WB`` (``ceil(out_len / N)`` cycles) then ``WBLAST`` (``writeback_latency`` = 4 cycles)
+``WB`` (``ceil(out_len / N)`` cycles) then ``WBLAST`` (``writeback_latency`` = 4 or 5 cycles)
     Each PE writes back local row ``r`` (bias added, rounded, saturated,
     ReLU) into bank ``(k + 1) % 2`` and zeroes the accumulator, leaving every
     accumulator at 0 for the next layer; WBLAST waits for the last rows to

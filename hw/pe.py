@@ -162,7 +162,8 @@ class ProcessingElement(wiring.Component):
         ``scan_data != 0``, stored with the word (no compare on the read path).
     wb_issue, wb_row, wb_rem, dst_bank : In
         Write-back: read accumulator and bias of local row ``wb_row``; one cycle
-        later zero the accumulator; ``cfg.writeback_latency`` (4) cycles later
+        later zero the accumulator; ``cfg.writeback_latency`` (4, 5 with
+        ``cfg.wb_read_stages``) cycles later
         write ``relu?(saturate(round(acc + bias)))`` (or 0 if ``index >=
         wb_rem``, i.e. the global row ``wb_row * N + index`` is past
         ``out_len``) to the destination register file.
@@ -527,7 +528,7 @@ class ProcessingElement(wiring.Component):
         ]
         m.d.sync += [h1_valid.eq(e_valid), h1_row.eq(e_row), h1_sum.eq(acc_sum)]
 
-        # -- bias and write-back: four stages (cfg.writeback_latency) ------------------
+        # -- bias and write-back: four stages, five with cfg.wb_read_stages (cfg.writeback_latency)
         # W0 (wb_issue): read accumulator and bias of local row wb_row.
         # W1: total = acc + bias (registered); the accumulator is zeroed.
         # W2: half = (2 * total) >> shift, a shifter alone (registered).
@@ -536,16 +537,26 @@ class ProcessingElement(wiring.Component):
         # W4: register-file write.
         # The bias is added here rather than seeded: the sum is the same, and
         # no seeding pass is needed before a layer.
+        # With cfg.wb_read_stages = 1 a stage W1r between W1 and W2 holds the words
+        # read (acc_word, bias_word), and the add is in W1r -> W2.
         w1_valid, w2_valid, w3_valid = Signal(), Signal(), Signal()
         w1_row, w2_row, w3_row = Signal.like(row), Signal.like(row), Signal.like(row)
         w1_in, w2_in, w3_in = (Signal(reset_less=True) for _ in range(3))      # the global row is < out_len
         m.d.sync += [
             w1_valid.eq(self.wb_issue), w1_row.eq(self.wb_row), w1_in.eq(self._index < self.wb_rem),
-            w2_valid.eq(w1_valid), w2_row.eq(w1_row), w2_in.eq(w1_in),
             w3_valid.eq(w2_valid), w3_row.eq(w2_row), w3_in.eq(w2_in),
         ]
+        acc_word, bias_word = acc_r.data, bias_data
+        add_valid, add_row, add_in = w1_valid, w1_row, w1_in
+        for i in range(cfg.wb_read_stages):
+            acc_word = delayed(m, acc_word, 1, f"wb_acc{i}")
+            bias_word = delayed(m, bias_word, 1, f"wb_bias{i}")
+            r_valid, r_row, r_in = Signal(name=f"w1r{i}_valid"), Signal.like(row, name=f"w1r{i}_row"), Signal()
+            m.d.sync += [r_valid.eq(add_valid), r_row.eq(add_row), r_in.eq(add_in)]
+            add_valid, add_row, add_in = r_valid, r_row, r_in
+        m.d.sync += [w2_valid.eq(add_valid), w2_row.eq(add_row), w2_in.eq(add_in)]
         w2_total = Signal(signed(cfg.acc_bits + 1))
-        m.d.sync += w2_total.eq(acc_r.data + bias_data)
+        m.d.sync += w2_total.eq(acc_word + bias_word)
         # W2: half = (2 * total) >> shift, but only what W3 needs of it: its low
         # act_bits + 1 bits (L) exactly, and whether the bits above are any set /
         # all set (a shifter that folds the bits it will never bring below L into

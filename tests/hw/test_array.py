@@ -172,9 +172,10 @@ CASES = [
     ("pes3-zero-input", dict(pes=3, fifo_depth=4), (11, 15, 8), 0.4, 0.0, True, False),
     ("pes16-e4-fifo2", dict(pes=16, entries_per_word=4, fifo_depth=2, act_depth=8), (70, 90), 0.08, 0.6, True, False),
     # (id, config changes, layer sizes, weight density, activation density, relu, saturate)
-    ("pes4-e8-fifo8-io2", dict(pes=4, io_read_stages=2), (19, 23), 0.3, 0.6, True, False),
+    ("pes4-e8-fifo8-io2-wb1", dict(pes=4, io_read_stages=2, wb_read_stages=1), (19, 23), 0.3, 0.6, True, False),
     ("pes1-e1-fifo1", dict(pes=1, entries_per_word=1, fifo_depth=1, column_buffer_depth=1), (9, 7), 0.5, 0.7, True, False),
-    ("pes3-e3-fifo2-chain-io1", dict(pes=3, entries_per_word=3, fifo_depth=2, column_buffer_depth=2, io_read_stages=1),
+    ("pes3-e3-fifo2-chain-io1-wb1", dict(pes=3, entries_per_word=3, fifo_depth=2, column_buffer_depth=2,
+                                         io_read_stages=1, wb_read_stages=1),
      (14, 17, 10), 0.35, 0.7, True, False),
     ("pes8-e8-fifo2-sat", dict(pes=8, fifo_depth=2, act_depth=8, zrun_bits=2), (40, 33), 0.4, 0.5, False, True),
     ("pes4-e5-fifo1-chain3", dict(pes=4, entries_per_word=5, fifo_depth=1, column_buffer_depth=3, zrun_bits=2), (12, 21, 16, 9), 0.25, 0.8, False, False),
@@ -221,7 +222,7 @@ def test_array_matches_golden_and_cycle_model(name, changes, sizes, wd, ad, relu
     _check(layers, x, cfg, runs=2 if "2runs" in name else 1)
 
 
-@pytest.mark.parametrize("lean", [False, True], ids=["plain", "ice40-options"])
+@pytest.mark.parametrize("lean", [False, True, "ecp5"], ids=["plain", "ice40-options", "ecp5-stages"])
 @pytest.mark.parametrize("shift", [0, 1, 5, 9])
 def test_writeback_rounding_and_saturation_edges(shift, lean):
     """Totals exactly at the rounding ties and the saturation edges of the write-back
@@ -230,7 +231,8 @@ def test_writeback_rounding_and_saturation_edges(shift, lean):
     cfg = EIEConfig(pes=4, act_bits=8, act_frac_bits=6, codebook_bits=8, spmat_depth=64, ptr_depth=32,
                     act_depth=16, bias_depth=16, max_layers=1,
                     # (narrow biases sign-extended into the adder; 18 bits hold the totals at shift 9)
-                    **(dict(ICE40_OPTIONS, bias_width=18) if lean else {}))
+                    **(dict(io_read_stages=1, wb_read_stages=1) if lean == "ecp5" else
+                       dict(ICE40_OPTIONS, bias_width=18) if lean else {}))
     hi, lo = (1 << (cfg.act_bits - 1)) - 1, -(1 << (cfg.act_bits - 1))
     half = (1 << shift) >> 1
     totals = sorted({(e << shift) + off for e in (hi, hi + 1, lo, lo - 1, 0, -1, 5)

@@ -241,21 +241,22 @@ def _run_pe(cfg, k, seed, *, same_row=False, layers=2):
 
 
 PE_CASES = [
-    # (pes, index, entries_per_word, fifo_depth, column_buffer_depth)
-    (3, 1, 1, 1, 1),
-    (3, 2, 2, 2, 1),
-    (3, 0, 3, 8, 4),
-    (4, 3, 5, 2, 2),
-    (2, 1, 7, 3, 3),
-    (1, 0, 8, 8, 2),
-    (5, 4, 8, 1, 6),
+    # (pes, index, entries_per_word, fifo_depth, column_buffer_depth, wb_read_stages)
+    (3, 1, 1, 1, 1, 0),
+    (3, 2, 2, 2, 1, 1),
+    (3, 0, 3, 8, 4, 0),
+    (4, 3, 5, 2, 2, 0),
+    (2, 1, 7, 3, 3, 1),
+    (1, 0, 8, 8, 2, 0),
+    (5, 4, 8, 1, 6, 0),
 ]
 
 
-@pytest.mark.parametrize("pes,index,epw,fifo,cbuf", PE_CASES)
-def test_pe_against_model(pes, index, epw, fifo, cbuf):
+@pytest.mark.parametrize("pes,index,epw,fifo,cbuf,wb", PE_CASES)
+def test_pe_against_model(pes, index, epw, fifo, cbuf, wb):
     cfg = EIEConfig(pes=pes, entries_per_word=epw, fifo_depth=fifo, column_buffer_depth=cbuf,
-                    zrun_bits=2, act_depth=6, spmat_depth=128, ptr_depth=64, bias_depth=16, max_layers=2)
+                    zrun_bits=2, act_depth=6, spmat_depth=128, ptr_depth=64, bias_depth=16, max_layers=2,
+                    wb_read_stages=wb)
     _run_pe(cfg, index, seed=pes * 100 + epw * 10 + fifo)
 
 
