@@ -216,9 +216,10 @@ class EIETop(wiring.Component):
         write_pending = Signal()                 # io_we next cycle (registered write port)
         # Cycles until the item of the last io_re is on io_rdata.
         read_wait = Signal(range(max(2, read_latency)))
-        # A WRITE item is assembled in place: payload word k goes into word k (the
-        # bits above an item's width are never looked at: every memory takes its
-        # width's low bits, and an item of w bits has ceil(w / 32) words). The
+        # A WRITE item is assembled in place: payload word k goes into word k (an
+        # item of w bits has ceil(w / 32) words, and the bits above w, which may
+        # hold an earlier item's, are never read back or used: every memory and
+        # every reader of the merged codebook/bias memory take the w low bits). The
         # write (io_we) is in the cycle after the last word, so the next item's
         # first word, taken in that cycle, lands after the array has sampled it.
         write_data = Signal(32 * slots)
