@@ -147,7 +147,7 @@ class EIEConfig:
         (``ACT``: inputs and results; ``LAYER``: the baked-in check of ``eie
         run``; ``COUNTER``): a ``READ`` of ``SPMAT``, ``PTR``, ``CODEBOOK`` or
         ``BIAS`` is answered ``ERR_WRITEONLY`` and the PEs have no read-back
-        multiplexer for them (about 170 iCE40 logic cells per PE). Writes are
+        multiplexer for them (about 120 iCE40 logic cells per PE). Writes are
         the same either way.
     bias_width : int
         Width of a signed bias word (``bias_bits``); 0 (the default) makes it

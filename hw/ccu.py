@@ -53,8 +53,8 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from eie.config import EIEConfig, LAYER_FIELDS
-from eie.protocol import Counter, Mem
+from eie.config import EIEConfig
+from eie.protocol import Counter, Mem, unpack_layer_entry
 
 from .layouts import broadcast_layout
 from .lnzd import LNZDTree
@@ -200,15 +200,7 @@ class CCU(wiring.Component):
         # into registers only): the fields the PEs use straight into their output
         # registers (nothing reads them between the last write-back and START),
         # in_len and ptr_base into registers for START.
-        def fields_of(word):
-            out, pos = {}, 0
-            for name, width_of in LAYER_FIELDS:
-                width = width_of(cfg)
-                out[name] = word[pos:pos + width]
-                pos += width
-            return out
-
-        table_entry = fields_of(tbl_r.data)
+        table_entry = unpack_layer_entry(cfg, tbl_r.data)     # the host's unpacking, on a Value
         in_len_q = Signal(cfg.len_bits)
         ptr_base_q = Signal(cfg.ptr_addr_bits)
 

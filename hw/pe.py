@@ -235,6 +235,11 @@ class ProcessingElement(wiring.Component):
         def io_write(mem):
             return self.io_we & (self.io_mem == mem) & ~self.running
 
+        def compute_address(mem):
+            # Selects the datapath's read address over the host's: only while running
+            # where the host can read `mem` back (cfg.host_readback), else always.
+            return self.running if memory_readable(cfg, mem) else 1
+
         # -- activation queue ------------------------------------------------------
         queue = m.submodules.activation_queue = SyncQueue(broadcast_layout(cfg), cfg.fifo_depth)
         wiring.connect(m, wiring.flipped(self.bcast), queue.w)
@@ -317,11 +322,9 @@ class ProcessingElement(wiring.Component):
             m.d.sync += p_valid.eq(0)
 
         # p[i] is in bank i & 1 at i >> 1; p[i + 1] in the other bank at (i + 1) >> 1.
-        # (the host's address only where it can read the banks back: cfg.host_readback)
-        host_reads_ptr = memory_readable(cfg, Mem.PTR)
         m.d.comb += [
-            even_r.addr.eq(Mux(self.running if host_reads_ptr else 1, (ptr_index + 1) >> 1, io_addr >> 1)),
-            odd_r.addr.eq(Mux(self.running if host_reads_ptr else 1, ptr_index >> 1, io_addr >> 1)),
+            even_r.addr.eq(Mux(compute_address(Mem.PTR), (ptr_index + 1) >> 1, io_addr >> 1)),
+            odd_r.addr.eq(Mux(compute_address(Mem.PTR), ptr_index >> 1, io_addr >> 1)),
         ]
         m.d.comb += [
             even_w.addr.eq(io_addr >> 1), even_w.data.eq(self.io_wdata),
@@ -432,11 +435,10 @@ class ProcessingElement(wiring.Component):
                 init=init["bias"] + [0] * (cfg.bias_depth - len(init["bias"])) + init["codebook"],
                 attrs=BLOCK_RAM)
             cbias_r, cbias_w = read_port(m, cbias, "codebook_bias"), cbias.write_port()
-            host_reads_cbias = memory_readable(cfg, Mem.CODEBOOK) or memory_readable(cfg, Mem.BIAS)
             io_cbias = Signal.like(cbias_w.addr)
             m.d.comb += [
                 io_cbias.eq(Mux(self.io_mem == Mem.CODEBOOK, cfg.bias_depth + io_addr, io_addr)),
-                cbias_r.addr.eq(Mux(self.running if host_reads_cbias else 1,
+                cbias_r.addr.eq(Mux(compute_address(Mem.BIAS),      # (CODEBOOK and BIAS: the same setting)
                                     Mux(self.wb_issue, bias_index, cfg.bias_depth + cb_index), io_cbias)),
                 cbias_w.addr.eq(io_cbias), cbias_w.data.eq(self.io_wdata),
                 cbias_w.en.eq(io_write(Mem.CODEBOOK) | io_write(Mem.BIAS)),
@@ -448,14 +450,14 @@ class ProcessingElement(wiring.Component):
                                                       depth=cb_depth, init=init["codebook"])
             cb_r, cb_w = read_port(m, codebook, "codebook"), codebook.write_port()
             m.d.comb += [
-                cb_r.addr.eq(Mux(self.running if memory_readable(cfg, Mem.CODEBOOK) else 1, cb_index, io_addr)),
+                cb_r.addr.eq(Mux(compute_address(Mem.CODEBOOK), cb_index, io_addr)),
                 cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
             ]
             bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth,
                                               init=init["bias"], attrs=BLOCK_RAM)
             bias_r, bias_w = read_port(m, bias, "bias"), bias.write_port()
             m.d.comb += [
-                bias_r.addr.eq(Mux(self.running if memory_readable(cfg, Mem.BIAS) else 1, bias_index, io_addr)),
+                bias_r.addr.eq(Mux(compute_address(Mem.BIAS), bias_index, io_addr)),
                 bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
             ]
             cb_data, bias_data = cb_r.data, bias_r.data
