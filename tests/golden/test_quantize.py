@@ -86,14 +86,15 @@ def test_large_bias_lowers_codebook_fraction_to_fit_bias_bits(bias_width, big):
     rng = np.random.default_rng(2)
     shared = _network(rng, sizes=(12, 5))
     shared[0].bias[:] = big
-    layers, input_frac, _ = quantize_network(shared, rng.random((20, 12)), cfg)
+    X = rng.random((20, 12))
+    layers, input_frac, _ = quantize_network(shared, X, cfg)
     q = layers[0]
     q.check(cfg)
     assert np.abs(q.bias).max() <= (1 << (cfg.bias_bits - 1)) - 1
     assert big * 2.0 ** (q.in_frac + q.codebook_frac + 1) > (1 << (cfg.bias_bits - 1)) - 1  # the most that fits
     # the narrower bias costs codebook fraction bits against the default width
     if bias_width:
-        wide, _, _ = quantize_network(shared, rng.random((20, 12)), CFG)
+        wide, _, _ = quantize_network(shared, X, CFG)          # the same network and calibration data
         assert q.codebook_frac < wide[0].codebook_frac
 
 
