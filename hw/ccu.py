@@ -50,7 +50,6 @@ from functools import reduce
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from eie.config import EIEConfig
@@ -58,7 +57,7 @@ from eie.protocol import Counter, Mem, unpack_layer_entry
 
 from .layouts import broadcast_layout
 from .lnzd import LNZDTree
-from .memory import BLOCK_RAM, delayed, read_port
+from .memory import BLOCK_RAM, delayed, memory
 from .pe import check_image, io_width
 
 __all__ = ["CCU", "Phase", "ROW_QUEUE"]
@@ -176,10 +175,9 @@ class CCU(wiring.Component):
         table_init = [] if self._image is None else [l.packed(cfg) for l in self._image.layers]
         # A few entries only, but wide: a block RAM instead of flip-flops and a read
         # multiplexer (several hundred iCE40 logic cells; ram_style is Yosys' hint).
-        table = m.submodules.layer_table = Memory(shape=unsigned(cfg.layer_entry_bits),
-                                                  depth=cfg.max_layers, init=table_init,
-                                                  attrs=BLOCK_RAM)
-        tbl_r, tbl_w = read_port(m, table, "layer_table"), table.write_port()
+        table = memory(m, platform, "layer_table", shape=unsigned(cfg.layer_entry_bits),
+                       depth=cfg.max_layers, init=table_init, attrs=BLOCK_RAM)
+        tbl_r, tbl_w = table.r, table.w
         layer_idx = Signal(range(cfg.max_layers + 1))
         layer_next = Signal.like(layer_idx)
         num = Signal.like(self.num_layers)

@@ -26,6 +26,17 @@ from dataclasses import fields
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--target", choices=("fpga", "asic"), default="fpga",
+                        help="fpga: memories inferred (block RAM); asic: memories as SRAM-macro or register-file "
+                             "wrapper instances, their models in DIR/memories.v (default: fpga)")
+    parser.add_argument("--lint", action="store_true",
+                        help="run verilator --lint-only -Wall on the result (waivers in DIR/lint.vlt)")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config``/``--preset``, one option per config field, and ``-o/--out`` (shared
+    with ``eie asic``)."""
     from eie import config
     from eie.config import EIEConfig, PRESETS
     limits = getattr(config, "_LIMITS", {})     # (low, high, meaning) per field, for the help text
@@ -40,9 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         src.add_argument(opt, dest=f.name, type=int, metavar="N", default=None,
                          help=what + (f" ({lo}..{hi})" if lo is not None else ""))
     parser.add_argument("-o", "--out", metavar="DIR", default=None,
-                        help="output folder (default: build/generate/<config digest>)")
-    parser.add_argument("--lint", action="store_true",
-                        help="run verilator --lint-only -Wall on the result (waivers in DIR/lint.vlt)")
+                        help="output folder (default: build/<command>/<config digest>)")
 
 
 def config_from_args(args):
@@ -68,7 +77,7 @@ def main(args) -> int:
     def progress(message):
         print(f"eie generate: {message}", file=sys.stderr, flush=True)
 
-    result = generate(cfg, out, run_lint=args.lint, progress=progress)
+    result = generate(cfg, out, run_lint=args.lint, progress=progress, target=args.target)
     lint = result.get("lint")
     if lint is not None and lint["clean"]:
         lint = {k: v for k, v in lint.items() if k != "output"}   # keep --json short when clean

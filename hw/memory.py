@@ -11,6 +11,16 @@ read-modify-write takes the bypass on a same-row hit, and every other memory is
 written by the host only while the datapath is stopped, when nobody uses what
 the read port returns in a write cycle.
 
+:func:`memory` is how a block asks for a memory: it gives the same ports (a
+registered read with ``addr``/``en``/``data``, a write with ``addr``/``data``/``en``)
+whatever the target. Elaborated for an FPGA (or with no platform) it builds a
+``lib.memory.Memory`` as above; elaborated for an :class:`ASICTarget` it
+instantiates a wrapper module with a plain SRAM interface instead: an SRAM macro
+(``eie_sram_<depth>x<width>``, a black box in synthesis) where the memory is big
+enough for a macro to pay, a flip-flop register file (``eie_rf_<depth>x<width>``,
+synthesised from its behavioural model) where it is not. :func:`wrapper_verilog`
+writes the behavioural model of every wrapper a design used.
+
 :func:`read_port` therefore builds the read as an asynchronous port followed by
 a register: simulators see exactly the synchronous port (the word addressed in
 the previous cycle, held while ``en`` is low), and Yosys' ``memory_dff`` folds
@@ -18,11 +28,13 @@ the register into the block RAM's port, honouring the memory's ``no_rw_check``
 attribute (collision value undefined) instead of emulating read-first.
 """
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
-from amaranth.hdl import Signal
+from amaranth.hdl import ClockSignal, Instance, Shape, Signal
+from amaranth.lib.memory import Memory
 
-__all__ = ["BLOCK_RAM", "RAM", "read_port", "delayed"]
+__all__ = ["BLOCK_RAM", "RAM", "read_port", "delayed", "memory", "ASICTarget", "MemoryShape", "wrapper_verilog"]
 
 # Memories that belong in block RAM even when small (on the ECP5 Yosys would
 # otherwise put them into LUT RAM, whose few slices then congest the router:
@@ -61,3 +73,132 @@ def delayed(m, value, stages: int, name: str):
         m.d.sync += reg.eq(value)
         value = reg
     return value
+
+
+@dataclass(frozen=True)
+class MemoryShape:
+    """One memory wrapper module: ``kind`` (``"sram"`` macro or ``"rf"`` flip-flops),
+    ``depth`` words of ``width`` bits, one synchronous read and one write port."""
+    kind: str
+    depth: int
+    width: int
+
+    @property
+    def module(self) -> str:
+        return f"eie_{self.kind}_{self.depth}x{self.width}"
+
+    @property
+    def addr_bits(self) -> int:
+        return max(1, (self.depth - 1).bit_length())
+
+
+class ASICTarget:
+    """Elaboration platform of a standard-cell flow: every memory a wrapper module.
+
+    A memory becomes an SRAM macro when it has at least ``macro_min_words`` words
+    and ``macro_min_bits`` bits, otherwise a flip-flop register file: below that
+    a macro's periphery (decoders, sense amplifiers) outweighs its array and
+    memory compilers' smallest arrays are 16-32 words. With the defaults every
+    memory of a PE is a macro (the 16-entry-per-layer codebook too, as a 16 x
+    16-bit register file is in the paper) and the CCU's layer table (a few
+    wide words) is flip-flops. Memories built inline by
+    library blocks (the activation queue, the column buffer, the response FIFO:
+    a few words each, asynchronous reads) stay flip-flops by synthesis.
+
+    ``memories`` lists, after elaboration, ``(name, MemoryShape)`` for every
+    wrapper instance in elaboration order; ``shapes`` the distinct shapes.
+    """
+
+    def __init__(self, *, macro_min_words: int = 32, macro_min_bits: int = 1024):
+        for name, value in (("macro_min_words", macro_min_words), ("macro_min_bits", macro_min_bits)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ASICTarget {name} must be a positive integer, not {value!r}")
+        self.macro_min_words = macro_min_words
+        self.macro_min_bits = macro_min_bits
+        self.memories: list[tuple[str, MemoryShape]] = []
+
+    def shape_of(self, depth: int, width: int) -> MemoryShape:
+        macro = depth >= self.macro_min_words and depth * width >= self.macro_min_bits
+        return MemoryShape("sram" if macro else "rf", depth, width)
+
+    @property
+    def shapes(self) -> list[MemoryShape]:
+        return sorted({shape for _, shape in self.memories}, key=lambda s: (s.kind, s.depth, s.width))
+
+
+def memory(m, platform, name: str, *, shape, depth: int, init=(), attrs=None) -> SimpleNamespace:
+    """A memory of ``depth`` words of ``shape`` with one registered read port and one
+    write port, added to ``m`` as submodule ``name``; returns ``SimpleNamespace(r=, w=)``.
+
+    ``r.addr``, ``r.en`` (default 1; ``r.data`` holds while it is low) and
+    ``r.data`` (the word at the address of the last cycle with ``en`` high, the
+    old word when that cycle also wrote it); ``w.addr``, ``w.data``, ``w.en``.
+    With ``attrs`` (:data:`BLOCK_RAM` or :data:`RAM`) the FPGA read is built by
+    :func:`read_port`, without them by ``Memory.read_port()``. On an
+    :class:`ASICTarget` ``platform`` the memory is an instance of its wrapper
+    module, which cannot hold initial contents: ``init`` must be all zero there.
+    """
+    if not isinstance(platform, ASICTarget):
+        mem = m.submodules[name] = Memory(shape=shape, depth=depth, init=init, attrs=attrs)
+        r = read_port(m, mem, name) if attrs else mem.read_port(src_loc_at=1)
+        return SimpleNamespace(r=r, w=mem.write_port(src_loc_at=1))
+    if any(init):
+        raise ValueError(f"memory {name!r}: an ASIC target has no initial memory contents (SRAM macros power up "
+                         f"undefined); load the network through the host protocol instead of baking it in")
+    shape = Shape.cast(shape)
+    wrapper = platform.shape_of(depth, shape.width)
+    platform.memories.append((name, wrapper))
+    r = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_raddr"), en=Signal(name=f"{name}_ren", init=1),
+                        data=Signal(shape, name=f"{name}_rdata"))
+    w = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_waddr"), en=Signal(name=f"{name}_wen"),
+                        data=Signal(shape, name=f"{name}_wdata"))
+    m.submodules[name] = Instance(wrapper.module, i_clk=ClockSignal(), i_re=r.en, i_raddr=r.addr, o_rdata=r.data,
+                                  i_we=w.en, i_waddr=w.addr, i_wdata=w.data)
+    return SimpleNamespace(r=r, w=w)
+
+
+_COUNTER = """
+  reg [63:0] reads = 0, writes = 0;
+  always @(posedge clk) begin
+    if (re) reads <= reads + 1;
+    if (we) writes <= writes + 1;
+  end
+  final $display("EIE_MEMORY_ACCESSES %m %0d %0d", reads, writes);"""
+
+
+def wrapper_verilog(shapes, *, count_accesses: bool = False) -> str:
+    """Behavioural Verilog of the wrapper modules ``shapes`` (:class:`MemoryShape`).
+
+    The model is the contract of a wrapper: ``rdata`` is registered, updated at
+    a rising ``clk`` with ``re`` high to the word at ``raddr`` before that
+    edge's write (read-first, like Amaranth's synchronous read port), held
+    while ``re`` is low; ``we`` writes ``wdata`` at ``waddr``. Register files
+    are synthesised from it; for SRAM macros it is the simulation model, and
+    synthesis sees a black box with the macro's views (:mod:`eie.asic`).
+
+    ``count_accesses`` (simulation only) counts the cycles with ``re`` and with
+    ``we`` high and prints them at the end of the simulation as
+    ``EIE_MEMORY_ACCESSES <instance path> <reads> <writes>`` (the power report
+    multiplies them by the macro's energy per access).
+    """
+    out = ["// Memory wrappers of an eie ASIC design (written by eie.hw.memory.wrapper_verilog).",
+           "// rdata: registered, read-first, held while re is low."]
+    for s in shapes:
+        a, w = s.addr_bits, s.width
+        out.append(f"""
+module {s.module} (
+  input wire clk,
+  input wire re,
+  input wire [{a - 1}:0] raddr,
+  output reg [{w - 1}:0] rdata,
+  input wire we,
+  input wire [{a - 1}:0] waddr,
+  input wire [{w - 1}:0] wdata
+);
+  reg [{w - 1}:0] mem [0:{s.depth - 1}];
+  always @(posedge clk) begin
+    if (we) mem[waddr] <= wdata;
+    if (re) rdata <= mem[raddr];
+  end{_COUNTER if count_accesses else ""}
+endmodule""")
+    return "\n".join(out) + "\n"

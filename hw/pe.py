@@ -40,7 +40,6 @@ memory, bank ``b`` at ``b * act_depth``).
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from eie.config import EIEConfig, clog2
@@ -49,7 +48,7 @@ from eie.protocol import Mem, memory_readable, memory_width
 
 from .fifo import SyncQueue
 from .layouts import broadcast_layout, column_layout, divide_by_constant
-from .memory import BLOCK_RAM, delayed, read_port
+from .memory import BLOCK_RAM, delayed, memory
 
 __all__ = ["ProcessingElement", "io_width", "pe_rdata_width", "pe_wdata_width"]
 
@@ -246,12 +245,12 @@ class ProcessingElement(wiring.Component):
 
         # -- pointer read: p[i] and p[i+1] from the even and odd banks in one cycle ---
         half = (cfg.ptr_depth + 1) // 2
-        even = m.submodules.ptr_even = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_even"],
-                                              attrs=BLOCK_RAM)
-        odd = m.submodules.ptr_odd = Memory(shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_odd"],
-                                            attrs=BLOCK_RAM)
-        even_r, even_w = read_port(m, even, "ptr_even"), even.write_port()
-        odd_r, odd_w = read_port(m, odd, "ptr_odd"), odd.write_port()
+        even = memory(m, platform, "ptr_even", shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_even"],
+                      attrs=BLOCK_RAM)
+        odd = memory(m, platform, "ptr_odd", shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_odd"],
+                     attrs=BLOCK_RAM)
+        even_r, even_w = even.r, even.w
+        odd_r, odd_w = odd.r, odd.w
 
         ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
         m.d.comb += ptr_index.eq(queue.r.payload.ptr)
@@ -353,9 +352,9 @@ class ProcessingElement(wiring.Component):
         ]
 
         # -- Spmat read: one entry per cycle ---------------------------------------
-        spmat = m.submodules.spmat = Memory(shape=unsigned(cfg.spmat_word_bits), depth=cfg.spmat_depth,
-                                            init=init["spmat"])
-        spmat_r, spmat_w = spmat.read_port(), spmat.write_port()
+        spmat = memory(m, platform, "spmat", shape=unsigned(cfg.spmat_word_bits), depth=cfg.spmat_depth,
+                       init=init["spmat"])
+        spmat_r, spmat_w = spmat.r, spmat.w
         head = column_buffer.r.payload
         m_in_col = Signal()                       # the head column has been started
         m_word = Signal.like(head.word, reset_less=True)
@@ -430,11 +429,11 @@ class ProcessingElement(wiring.Component):
         bias_index = Signal(cfg.bias_addr_bits)
         m.d.comb += [cb_index.eq(Cat(v, self.codebook)), bias_index.eq(self.bias_base + self.wb_row)]
         if cfg.merge_codebook_bias:
-            cbias = m.submodules.codebook_bias = Memory(
-                shape=signed(max(cfg.bias_bits, cfg.codebook_bits)), depth=cfg.bias_depth + cb_depth,
-                init=init["bias"] + [0] * (cfg.bias_depth - len(init["bias"])) + init["codebook"],
-                attrs=BLOCK_RAM)
-            cbias_r, cbias_w = read_port(m, cbias, "codebook_bias"), cbias.write_port()
+            cbias = memory(m, platform, "codebook_bias",
+                           shape=signed(max(cfg.bias_bits, cfg.codebook_bits)), depth=cfg.bias_depth + cb_depth,
+                           init=init["bias"] + [0] * (cfg.bias_depth - len(init["bias"])) + init["codebook"],
+                           attrs=BLOCK_RAM)
+            cbias_r, cbias_w = cbias.r, cbias.w
             io_cbias = Signal.like(cbias_w.addr)
             m.d.comb += [
                 io_cbias.eq(Mux(self.io_mem == Mem.CODEBOOK, cfg.bias_depth + io_addr, io_addr)),
@@ -446,16 +445,16 @@ class ProcessingElement(wiring.Component):
             cb_data = cbias_r.data[:cfg.codebook_bits].as_signed()
             bias_data = cbias_r.data[:cfg.bias_bits].as_signed()
         else:
-            codebook = m.submodules.codebook = Memory(shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
-                                                      depth=cb_depth, init=init["codebook"])
-            cb_r, cb_w = read_port(m, codebook, "codebook"), codebook.write_port()
+            codebook = memory(m, platform, "codebooks", shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
+                              depth=cb_depth, init=init["codebook"])
+            cb_r, cb_w = codebook.r, codebook.w
             m.d.comb += [
                 cb_r.addr.eq(Mux(compute_address(Mem.CODEBOOK), cb_index, io_addr)),
                 cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
             ]
-            bias = m.submodules.bias = Memory(shape=signed(cfg.bias_bits), depth=cfg.bias_depth,
-                                              init=init["bias"], attrs=BLOCK_RAM)
-            bias_r, bias_w = read_port(m, bias, "bias"), bias.write_port()
+            bias = memory(m, platform, "bias", shape=signed(cfg.bias_bits), depth=cfg.bias_depth,
+                          init=init["bias"], attrs=BLOCK_RAM)
+            bias_r, bias_w = bias.r, bias.w
             m.d.comb += [
                 bias_r.addr.eq(Mux(compute_address(Mem.BIAS), bias_index, io_addr)),
                 bias_w.addr.eq(io_addr), bias_w.data.eq(self.io_wdata), bias_w.en.eq(io_write(Mem.BIAS)),
@@ -487,9 +486,8 @@ class ProcessingElement(wiring.Component):
         c_value = Signal(signed(cfg.act_bits), reset_less=True)
         m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(c0_value)]
 
-        acc = m.submodules.accumulators = Memory(shape=signed(cfg.acc_bits), depth=cfg.act_depth, init=[],
-                                                    attrs=BLOCK_RAM)
-        acc_r, acc_w = read_port(m, acc, "acc"), acc.write_port()
+        acc = memory(m, platform, "accumulators", shape=signed(cfg.acc_bits), depth=cfg.act_depth, attrs=BLOCK_RAM)
+        acc_r, acc_w = acc.r, acc.w
         m.d.comb += acc_r.addr.eq(Mux(self.wb_issue, self.wb_row, c_row))
 
         # D: the product and the accumulator word are registered (on the ECP5 a
@@ -605,9 +603,9 @@ class ProcessingElement(wiring.Component):
         # Each word carries a "non-zero" flag above the activation, set when it is
         # written: the CCU's scan then needs no compare on the read data (its
         # longest path runs from these read ports to the next read).
-        rf = m.submodules.act_rf = Memory(shape=unsigned(cfg.act_bits + 1), depth=2 * cfg.act_depth, init=[],
-                                         attrs=BLOCK_RAM)
-        rf_r, rf_w = read_port(m, rf, "act_rf"), rf.write_port()
+        rf = memory(m, platform, "act_rf", shape=unsigned(cfg.act_bits + 1), depth=2 * cfg.act_depth,
+                    attrs=BLOCK_RAM)
+        rf_r, rf_w = rf.r, rf.w
         io_act = self.io_wdata[:cfg.act_bits]
         m.d.comb += [
             rf_r.addr.eq(Mux(self.running, self.scan_addr, io_addr)),

