@@ -28,6 +28,7 @@ COMMANDS = {
     "build": ("eie.boards.cli", "build a bitstream for an FPGA board"),
     "flash": ("eie.boards.cli", "program a bitstream onto a board"),
     "run": ("eie.boards.cli", "run inference on a board over USB serial"),
+    "asic": ("eie.asic.cli", "standard-cell synthesis, timing, area, gate-level run and power"),
 }
 
 

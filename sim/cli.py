@@ -1,15 +1,17 @@
-"""``eie simulate``: run a compressed network on the RTL (cocotb + Verilator).
+"""``eie simulate``: run a compressed network on the RTL (cocotb + Verilator or Icarus Verilog).
 
 ::
 
     eie simulate DIR [--inputs digits-test|FILE.npy|FILE.npz] [--labels FILE.npy] [--limit K]
                      [--config FILE] [--waves FILE.fst] [--link fast|python]
-                     [--idle P] [--backpressure P] [--seed S] [--opt O0|O1|O2] [--json]
+                     [--idle P] [--backpressure P] [--seed S] [--opt O0|O1|O2]
+                     [--simulator verilator|icarus] [--json]
 
 ``DIR`` is a folder written by ``eie compress`` (``manifest.json``,
-``layers.npz``, ``image.npz``). The Verilator model of the design is built
-once per config (cached under ``build/sim``), the memory image is loaded
-through the host protocol, every input is run, and the outputs and the
+``layers.npz``, ``image.npz``). The Verilator model of the design (or, with
+``--simulator icarus``, the Icarus Verilog one) is built once per config
+(cached under ``build/sim``), the memory image is loaded through the host
+protocol, every input is run, and the outputs and the
 ``CYCLES`` counter are checked against the golden reference and the cycle
 model. See ``docs/verification.md``.
 
@@ -60,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opt", choices=("O0", "O1", "O2"),
                         help="C++ optimisation of the Verilator model (default O1 up to 16 PEs, O0 above; "
                              "O2 builds slower and simulates fastest)")
+    parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                        help="Verilog simulator: verilator (default, fast) or icarus (Icarus Verilog, "
+                             "a second opinion; much slower, for small configs)")
 
 
 def _progress(msg: str) -> None:
@@ -77,8 +82,17 @@ def _network(directory: Path, config_file: str | None):
 
 def simulate(directory, *, inputs: str = "digits-test", labels: str | None = None, limit: int | None = None,
              config: str | None = None, waves: str | None = None, link: str = "fast", idle: float = 0.0,
-             backpressure: float = 0.0, seed: int = 0, opt: str | None = None, progress=_progress) -> dict:
-    """Run ``eie simulate``; returns the JSON result (see :func:`main`)."""
+             backpressure: float = 0.0, seed: int = 0, opt: str | None = None, progress=_progress,
+             generator=None, extra_args=(), keep_job: bool = False, simulator: str = "verilator") -> dict:
+    """Run ``eie simulate``; returns the JSON result (see :func:`main`).
+
+    ``simulator`` is ``"verilator"`` or ``"icarus"`` (``opt`` is Verilator's only).
+
+    ``generator`` (:class:`eie.sim.runner.Generator`) replaces the RTL of
+    ``eie.hw``, e.g. by a gate-level netlist (:mod:`eie.asic.gatelevel`);
+    ``extra_args`` are more options of the simulator's build (Verilator's, or
+    iverilog's). The job folder (``job`` in the result: the simulator's log and
+    outputs) is deleted after a clean run unless ``keep_job``."""
     import numpy as np
     from eie.golden.balance import permute_input, unpermute_output
     from eie.golden.quantize import load_inputs
@@ -99,10 +113,11 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
     if waves and not str(waves).endswith(".fst"):
         raise ValueError(f"--waves writes FST; name the file *.fst, not {waves!r}")
 
-    sim = runner.build(cfg, waves=bool(waves), opt=opt, log=progress)
+    sim = runner.build(cfg, waves=bool(waves), opt=opt, log=progress, generator=generator,
+                       extra_args=extra_args, simulator=simulator)
     job = runner.build_root() / "jobs" / f"simulate-{cfg.digest}-{int(time.time() * 1000)}"
     driver.write_job(job, cfg, [("net", image, X)], link=link, seed=seed, idle=idle, backpressure=backpressure)
-    progress(f"simulating {len(X)} inference(s) of {what} on {cfg.pes} PEs ({link} link)")
+    progress(f"simulating {len(X)} inference(s) of {what} on {cfg.pes} PEs ({link} link, {simulator})")
 
     failure: list = []
 
@@ -152,11 +167,11 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
         "predictions_equal": bool(np.array_equal(pred_rtl, pred_golden)),
         "accuracy_rtl": None if y is None else float(np.mean(pred_rtl == y)),
         "accuracy_golden": None if y is None else float(np.mean(pred_golden == y)),
-        "link": link, "build_s": round(sim.build_s, 2), "build_cached": sim.cached,
+        "link": link, "simulator": simulator, "build_s": round(sim.build_s, 2), "build_cached": sim.cached,
         "sim_s": round(sim_s, 2), "wall_s": round(time.monotonic() - t0, 2),
         "waves": str(Path(waves).resolve()) if waves else None, "job": str(job),
     }
-    if not res["mismatches"] and not failure:      # keep the job folder only to debug a failure
+    if not res["mismatches"] and not failure and not keep_job:   # keep the job folder to debug a failure
         import shutil
         shutil.rmtree(job, ignore_errors=True)
         out["job"] = None
@@ -166,7 +181,7 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
 def main(args) -> int:
     res = simulate(args.dir, inputs=args.inputs, labels=args.labels, limit=args.limit, config=args.config,
                    waves=args.waves, link=args.link, idle=args.idle, backpressure=args.backpressure,
-                   seed=args.seed, opt=args.opt)
+                   seed=args.seed, opt=args.opt, simulator=getattr(args, "simulator", "verilator"))
     if args.json:
         print(json.dumps(res))
     else:

