@@ -21,6 +21,9 @@
 //
 // host_in.valid never drops before its word is taken (stream rule): an idle
 // cycle is only inserted between words.
+//
+// It runs under Verilator and under Icarus Verilog (iverilog -g2012); see
+// sim/runner.py (simulator="verilator" | "icarus").
 module eie_sim #(
     parameter int IN_ADDR_BITS = 21,
     parameter int OUT_ADDR_BITS = 16
@@ -91,9 +94,15 @@ module eie_sim #(
     assign idle_draw  = lfsr[7:0] < fast_idle;
     assign stall_draw = lfsr[23:16] < fast_stall;
 
+    // The word on offer is read by a continuous assignment rather than inside the
+    // always_comb: Icarus Verilog makes an always_comb sensitive to every word of an
+    // array it reads, which takes minutes to elaborate for the 2M-word in_mem.
+    logic [31:0] fast_word;
+    assign fast_word = in_mem[fast_sent[IN_ADDR_BITS-1:0]];
+
     always_comb begin
         if (fast_mode) begin
-            host_in_payload = in_mem[fast_sent[IN_ADDR_BITS-1:0]];
+            host_in_payload = fast_word;
             host_in_valid   = offering;
             host_out_ready  = fast_busy && !stall_draw;
             py_in_ready     = 1'b0;

@@ -180,8 +180,8 @@ class TB:
         captured = int(dut.fast_captured.value)
         if not captured:
             return []
-        text = Path(OUT_FILE).read_text().split()
-        got = [int(t, 16) for t in text if not t.startswith("//")]
+        # One hex word a line; Icarus' $writememh adds "// 0x<address>" comment lines.
+        got = [int(w, 16) for line in Path(OUT_FILE).read_text().splitlines() for w in line.split("//")[0].split()]
         if len(got) < captured:
             raise RuntimeError(f"harness reported {captured} captured words but {OUT_FILE} holds {len(got)}")
         return got[:captured]
