@@ -201,6 +201,9 @@ def run_flow(cfg: EIEConfig, *, tech: str = "osu018", clock_ns: float = 10.0, ou
         inferences = gl["summary"]["inferences"]
         power["energy_per_inference_nj"] = round(power["energy_pj"] / inferences / 1000.0, 4) if inferences else None
         power["at_fmax_mhz"] = fmax
+        modules = dict(instances)
+        power["sram_accesses"] = {path: list(rw) for path, rw in gl["accesses"].items() if path in figures_of(modules)}
+        power["sram_modules"] = {path: modules[path] for path in power["sram_accesses"]}
         report["power"] = power
     report["steps"] = steps
     report["wall_s"] = round(time.monotonic() - t0, 2)
@@ -209,6 +212,11 @@ def run_flow(cfg: EIEConfig, *, tech: str = "osu018", clock_ns: float = 10.0, ou
     report["files"] = {"report": str(out / "report.json"), "picture": str(out / "report.png"),
                        "netlist": str(result.netlist), "macro_liberty": str(macro_lib)}
     return report
+
+
+def figures_of(modules: dict) -> set:
+    """Instance paths of SRAM macros among ``{path: module}``."""
+    return {path for path, kind in modules.items() if kind.startswith("eie_sram_")}
 
 
 def _cells_by_type(instances, modules) -> dict:
