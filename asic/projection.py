@@ -22,7 +22,7 @@ __all__ = ["PAPER", "V45", "project"]
 # 64 PEs, 45 nm, 800 MHz.
 PAPER = {"node_nm": 45, "pes": 64, "clock_mhz": 800, "total_mm2": 40.8, "total_mw": 590,
          "pe_mm2": 0.638, "pe_mw": 9.2, "spmat_share_of_pe": 0.736, "memory_share_of_pe": 0.93}
-V45 = 1.0          # nominal supply of a 45 nm process (the paper's EIE ran at 1.0 V... assumed, see docs/asic.md)
+V45 = 1.0          # assumed nominal supply of a 45 nm process (shared/EIE.md gives none for the paper)
 
 
 def project(report: dict, *, macros_45: dict, node_nm: int = 45) -> dict:
