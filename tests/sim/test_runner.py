@@ -109,14 +109,17 @@ def test_prune_removes_only_stale_builds_of_the_same_variant(tmp_path):
         os.utime(d / "build.json", (old, old))
         return d
 
-    base = {"digest": "abc", "waves": False, "opt": "O1"}
+    base = {"digest": "abc", "waves": False, "opt": "O1", "generator": "rtl", "simulator": "verilator"}
     current = make("abc-new", **base, generator_key="g2", harness="new")
     stale = make("abc-old", **base, generator_key="g1", harness="old")
     other_opt = make("abc-o2", **{**base, "opt": "O2"}, generator_key="g1", harness="o2")
     traced = make("abc-fst", **{**base, "waves": True}, generator_key="g1", harness="fst")
     other_cfg = make("xyz-old", **{**base, "digest": "xyz"}, generator_key="g1", harness="x")
+    netlist = make("abc-gl", **{**base, "generator": "netlist"}, generator_key="g1", harness="gl")
+    icarus = make("abc-iv", **{**base, "simulator": "icarus"}, generator_key="g1", harness="iv")
     recent = make("abc-recent", **base, generator_key="g0", harness="recent")
     os.utime(recent / "build.json")                                   # finished just now: maybe in use
     runner._prune(current, {**base, "generator_key": "g2", "harness": "new"})
     assert current.exists() and not stale.exists() and recent.exists()
     assert other_opt.exists() and traced.exists() and other_cfg.exists()
+    assert netlist.exists() and icarus.exists()         # another generator's or simulator's build is kept
