@@ -24,6 +24,7 @@ COMMANDS = {
     "generate": ("eie.hw.cli", "generate the Verilog of an EIE array"),
     "simulate": ("eie.sim.cli", "run a compressed network on the RTL (cocotb + Verilator)"),
     "bench": ("eie.sim.bench", "cycles and load efficiency on the paper's nine layers"),
+    "regress": ("eie.sim.regress", "random networks on random RTL builds, bit- and cycle-exact"),
     "sweep": ("eie.golden.sweep", "design-space sweeps from the cycle model, with plots"),
     "build": ("eie.boards.cli", "build a bitstream for an FPGA board"),
     "flash": ("eie.boards.cli", "program a bitstream onto a board"),
