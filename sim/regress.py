@@ -372,7 +372,20 @@ def _run_one(cfg: EIEConfig, index: int | None, seed: int, case_ids, job_dir: Pa
     from . import driver, runner
     label = f"config {index}" if index is not None else f"config {cfg.digest}"
     t0 = time.monotonic()
-    sim = runner.build(cfg, opt=opt, log=progress)
+    command = (lambda j: reproduce_command(seed, j, config_index=index, cfg=cfg))
+    try:
+        sim = runner.build(cfg, opt=opt, log=progress)
+    except RuntimeError as e:                   # the generator or Verilator failed on this config
+        progress(f"{label}: build failed")
+        message = str(e).strip().splitlines()
+        return {"config_index": index, "digest": cfg.digest, "config": cfg.to_dict(), "spec": config_spec(cfg),
+                "cases": 0, "first_case": case_ids[0], "inferences": 0, "cycle_model": False,
+                "mismatches": 0, "cycle_mismatches": 0,
+                "failures": [{"config_index": index, "digest": cfg.digest, "case": case_ids[0], "what": "build",
+                              "message": "build failed: " + (message[0] if message else ""),
+                              "command": command(case_ids[0])}],
+                "build_s": round(time.monotonic() - t0, 2), "build_cached": False,
+                "build_wall_s": round(time.monotonic() - t0, 2), "sim_s": 0.0}
     t_build = time.monotonic() - t0
     idle, backpressure, link_seed = job_rates(cfg, seed)
     nets = [case_network(cfg, seed, j, max_len) for j in case_ids]
@@ -382,7 +395,6 @@ def _run_one(cfg: EIEConfig, index: int | None, seed: int, case_ids, job_dir: Pa
     t1 = time.monotonic()
     result, failure = driver.run_job(sim, job_dir, env=env)
     t_sim = time.monotonic() - t1
-    command = (lambda j: reproduce_command(seed, j, config_index=index, cfg=cfg))
     failures = []
     mismatches = cycle_mismatches = 0
     done = set()
@@ -409,7 +421,8 @@ def _run_one(cfg: EIEConfig, index: int | None, seed: int, case_ids, job_dir: Pa
              f"{cycle_mismatches} counter mismatches in {t_sim:.1f} s")
     return {"config_index": index, "digest": cfg.digest, "config": cfg.to_dict(), "spec": config_spec(cfg),
             "cases": len(nets), "first_case": case_ids[0] if len(case_ids) else None,
-            "inferences": checked, "idle": idle, "backpressure": backpressure, "link_seed": link_seed,
+            "inferences": checked, "cycle_model": bool(result and result["cycle_model"]), "idle": idle,
+            "backpressure": backpressure, "link_seed": link_seed,
             "mismatches": mismatches, "cycle_mismatches": cycle_mismatches, "failures": failures,
             "build_s": round(sim.build_s, 2), "build_cached": sim.cached, "build_wall_s": round(t_build, 2),
             "sim_s": round(t_sim, 2)}
@@ -429,7 +442,8 @@ def regress(cases: int = 1000, seed: int = 0, configs=4, *, case: int | None = N
     failure). ``env``: extra environment of the simulations (fault injection).
 
     Returns ``{"seed", "cases", "configs": [per config: config_index, digest,
-    config, cases, inferences, idle, backpressure, mismatches,
+    config, spec, cases, first_case, inferences, cycle_model (the cycles were
+    checked), idle, backpressure, link_seed, mismatches,
     cycle_mismatches, failures, build_s, build_cached, sim_s], "mismatches",
     "cycle_mismatches", "failures": [{config_index, digest, case, what,
     message, command}], "builds", "build_s", "wall_s", "work_dir"}``.
