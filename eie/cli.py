@@ -30,6 +30,7 @@ COMMANDS = {
     "flash": ("eie.boards.cli", "program a bitstream onto a board"),
     "run": ("eie.boards.cli", "run inference on a board over USB serial"),
     "asic": ("eie.asic.cli", "standard-cell synthesis, timing, area, gate-level run and power"),
+    "prove": ("eie.hw.formal", "prove the blocks' formal properties (SymbiYosys)"),
 }
 
 
