@@ -1270,9 +1270,7 @@ PROPERTIES: list[Property] = [
              "no issue cycle for an empty column", cover=True, slow=True),
     Property("pe", "spmat_read_act_depth2", "bmc", 12, SpmatReadHarness,
              "PE Spmat read with act_depth = 2: as above",
-             {"cfg": small_config(entries_per_word=2, act_depth=2, ptr_depth=4, spmat_depth=2)},
-             known_bug="act_depth = 2: a column of 2 entries is never finished (the count is 1 bit wide, "
-                       "m_single = (left == 2) never holds): the PE issues entries forever and never goes idle"),
+             {"cfg": small_config(entries_per_word=2, act_depth=2, ptr_depth=4, spmat_depth=2)}, cover=True),
     Property("top", "status", "prove", 4, TopHarness,
              "host-protocol top: the stream stays in step; every status word answers its command, malformed "
              "headers with the error of docs/protocol.md; the array's io contract"),
@@ -1463,6 +1461,22 @@ def _pe_empty_column_issued():
     return PEEmptyColumnIssued
 
 
+def _pe_count_compare_literal():
+    from .pe import ProcessingElement
+
+    class PECountCompareLiteral(ProcessingElement):
+        """Planted bug (the one the proof found, fixed in eie.hw.pe): "two entries
+        left" compares the count with a literal 2, which a 1-bit count (act_depth 2)
+        never holds: a column of 2 entries is never finished."""
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            p = Probe(m, "ProcessingElement")
+            with m.If(p["issue"]):
+                m.d.sync += p["m_single"].eq(p["left"] == 2)
+            return m
+    return PECountCompareLiteral
+
+
 def _ccu_scan_in_len_off_by_one():
     from .ccu import CCU, Phase
 
@@ -1589,6 +1603,9 @@ MUTANTS: list[Mutant] = [
            lambda: {"pe_cls": _pe_slot_wrap()}, depth=12),
     Mutant("pe.spmat_read", "empty_column_issued", "empty columns enter the column buffer",
            lambda: {"pe_cls": _pe_empty_column_issued()}, depth=12),
+    Mutant("pe.spmat_read_act_depth2", "count_compare_literal",
+           "a 1-bit entry count compared with a literal 2 (the bug this proof found): a 2-entry column never ends",
+           lambda: {"pe_cls": _pe_count_compare_literal()}),
     Mutant("top.status", "range_off_by_one", "addr + count == depth rejected",
            lambda: {"top_cls": _top_range_off_by_one()}, mode="bmc", depth=8),
     Mutant("top.progress", "read_wait_sticks", "the READ wait counter sticks at 1",

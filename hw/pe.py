@@ -361,6 +361,10 @@ class ProcessingElement(wiring.Component):
         m_slot = Signal.like(head.slot, reset_less=True)
         m_left = Signal.like(head.count, reset_less=True)
         m_single = Signal(reset_less=True)          # m_left == 1
+        # The count is held modulo 2**len(count) (column_layout): "left == 2" compares
+        # with 2 modulo that too. With a 1-bit count (act_depth 2) a literal 2 never
+        # matched, and a column of 2 entries was never finished.
+        two = 2 % (1 << len(head.count))
         word = Signal.like(head.word)
         slot = Signal.like(head.slot)
         left = Signal.like(head.count)
@@ -376,7 +380,7 @@ class ProcessingElement(wiring.Component):
             column_buffer.r.ready.eq(last),
         ]
         with m.If(issue):
-            m.d.sync += [m_in_col.eq(~last), m_left.eq(left - 1), m_single.eq(left == 2)]
+            m.d.sync += [m_in_col.eq(~last), m_left.eq(left - 1), m_single.eq(left == two)]
             if E == 1:
                 m.d.sync += m_word.eq(word + 1)
             else:

@@ -185,6 +185,14 @@ CASES = [
     # dense columns as long as a PE's register file (count = act_depth = 2**3: 0 in the 3-bit count field)
     ("pes2-e3-full-columns", dict(pes=2, entries_per_word=3, fifo_depth=2, act_depth=8), (10, 16, 16), 1.0, 1.0,
      True, False),
+    # register files of 1, 2 and 3 rows with dense columns: the Spmat read's entry count at
+    # its narrowest (act_depth = 2 once had a 1-bit count, and a 2-entry column never ended)
+    ("pes4-act-depth1-dense", dict(pes=4, entries_per_word=2, fifo_depth=2, column_buffer_depth=1, act_depth=1),
+     (4, 4, 3), 1.0, 1.0, True, False),
+    ("pes3-act-depth2-dense", dict(pes=3, entries_per_word=2, fifo_depth=2, column_buffer_depth=2, act_depth=2),
+     (6, 6, 5), 1.0, 1.0, True, False),
+    ("pes2-act-depth3-dense", dict(pes=2, entries_per_word=3, fifo_depth=1, column_buffer_depth=1, act_depth=3),
+     (6, 6, 5), 0.9, 1.0, True, False),
     # the iCE40 presets' area options (eie.boards.platforms.ICE40_PRESET)
     ("pes4-ice40-lean-chain", dict(pes=4, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                                    codebook_bits=8, entries_per_word=2, act_depth=16, **ICE40_OPTIONS),
