@@ -71,7 +71,7 @@ def default_opt(cfg: EIEConfig) -> str:
 BUILD_FORMAT = 1
 
 SIMULATORS = ("verilator", "icarus")
-ICARUS_FORMAT = 1       # bump when the Icarus build (icarus_source, options) changes
+ICARUS_FORMAT = 2       # bump when the Icarus build (icarus_source, options) changes
 # Icarus Verilog is a Debian package (not on PyPI).
 ICARUS_INSTALL = "apt-get install -y --no-install-recommends iverilog"
 
@@ -273,6 +273,9 @@ def build(cfg: EIEConfig, *, waves: bool = False, opt: str | None = None, genera
 
 PRUNE_AFTER_S = 1800
 
+# What a Verilator build with ``--trace-saif`` among its extra arguments writes in the job folder.
+SAIF_FILE = "activity.saif"
+
 
 def _prune(folder: Path, info: dict) -> None:
     """Delete builds of the same config, waves, opt and generator (name) made by another
@@ -405,6 +408,10 @@ def _verilate(folder: Path, waves: bool, opt: str, extra_args=()) -> None:
     runner.extra_make = ["CFG_CXXFLAGS_PCH_I=-include",
                          f"OPT_FAST=-{opt}", f"OPT_SLOW=-{'O0' if opt == 'O0' else 'O1'}", "OPT_GLOBAL=-O1"]
     args = list(VERILATOR_ARGS) + list(extra_args)
+    if any(a.startswith("--trace") for a in extra_args):
+        # cocotb's runner sets VM_TRACE from its `waves` (FST here); a SAIF or VCD trace
+        # given as an extra argument needs it too, or cocotb's main refuses `--trace`.
+        runner.extra_make.append("VM_TRACE=1")
     if waves:
         shim = _lz4_shim(folder)
         args += ["--trace-fst", "--trace-structs", "-CFLAGS", f"-I{shim}", "-LDFLAGS", f"-L{shim}"]
@@ -438,11 +445,32 @@ def _verilate(folder: Path, waves: bool, opt: str, extra_args=()) -> None:
 _YOSYS_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*)\s*=\s*0\s*;", re.M)
 
 
+#
+# Memories (``reg [W:0] name [D:L];``) that nothing in the text initialises start at zero,
+# as they do in Verilator (--x-initial fast) and in the FPGAs' block RAMs.
+# Left at X, Icarus' 4-state arithmetic turns a value the hardware computes
+# exactly into X: the PE multiplies an empty pipeline slot's value (0) by the
+# codebook word it reads (X before the codebook is loaded), 0 * X = X, and the
+# accumulator clear writes that X (hw/pe.py: "an empty slot carries the value
+# 0"). Registers need nothing: Yosys gives every one its initial value.
+_MEMORY = re.compile(r"^(\s*)reg\s+(\[[^\]]+\]\s*)?(\\\S+|[A-Za-z_][\w$]*)\s*\[(\d+):(\d+)\]\s*;", re.M)
+
+
 def icarus_source(verilog: str) -> str:
-    """``verilog`` (from Yosys' write_verilog) made to start every ``always @*`` at time 0
-    under ``iverilog -g2012`` (see ``_YOSYS_TRIGGER``); other text is unchanged."""
-    return _YOSYS_TRIGGER.sub(lambda m: f"{m.group(1)}reg {m.group(2)} ;\n{m.group(1)}initial #0 {m.group(2)} = 1'b0;",
-                              verilog)
+    """``verilog`` (from Yosys' write_verilog) prepared for ``iverilog -g2012``: every
+    ``always @*`` starts at time 0 (see ``_YOSYS_TRIGGER``) and memories without
+    initial contents start at zero (see ``_MEMORY``); nothing else changes."""
+    text = _YOSYS_TRIGGER.sub(lambda m: f"{m.group(1)}reg {m.group(2)} ;\n"
+                                        f"{m.group(1)}initial #0 {m.group(2)} = 1'b0;", verilog)
+
+    def zero(m):
+        name, hi, lo = m.group(3), int(m.group(4)), int(m.group(5))
+        if re.search(r"^\s*" + re.escape(name) + r"\s*\[[^\]\n]*\]\s*=[^=]", text, re.M):
+            return m.group(0)       # set by the text itself: initial contents (a baked-in image, a cell model's INIT)
+        lo, hi = min(lo, hi), max(lo, hi)
+        return (f"{m.group(0)}\n{m.group(1)}initial for (int eie_i = {lo}; eie_i <= {hi}; eie_i++) "
+                f"{name}[eie_i] = '0;")
+    return _MEMORY.sub(zero, text)
 
 
 def _icarus_compile(folder: Path, waves: bool, extra_args=()) -> None:
@@ -490,8 +518,11 @@ def run(sim: SimBuild, job_dir: Path, *, test_module: str = "eie.sim.tb", testca
         _apply_env(verilator_env())
         if waves_file is not None:
             test_args = ["--trace-file", str(Path(waves_file).resolve())]
-        if any(a.startswith("--coverage") for a in sim.info.get("verilator_args", [])):
+        built_with = sim.info.get("verilator_args", [])
+        if any(a.startswith("--coverage") for a in built_with):
             test_args.append("--coverage-per-instance")     # coverage.dat per instance, not summed per module
+        if "--trace-saif" in built_with:                    # toggle counts per net over the run (eie.asic power)
+            test_args += ["--trace", "--trace-file", str(job_dir / SAIF_FILE)]
     elif waves_file is not None:
         plusargs = [f"+dumpfile_path={Path(waves_file).resolve()}"]
     runner = get_runner(simulator)
