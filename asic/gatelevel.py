@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from eie.sim.runner import Generator, HwGenerator
@@ -46,25 +47,23 @@ def netlist_generator(netlist, sram_models: str, cell_models: str) -> Generator:
     return Generator("eie.asic netlist", key, lambda cfg: text)
 
 
-def _sim_cycles(job: Path) -> int:
-    """Clock cycles the cocotb run simulated (its ``sim_time_ns`` over the testbench clock)."""
-    import xml.etree.ElementTree as ET
+def _sim_cycles(activity) -> int:
+    """Clock cycles a run simulated: its trace's time span over the testbench clock."""
     from eie.sim.tb import CLOCK_NS
-    root = ET.parse(job / "results.xml").getroot()
-    times = [float(tc.get("sim_time_ns", 0)) for tc in root.iter("testcase")]
-    return int(round(sum(times) / CLOCK_NS))
+    return int(round(activity.span_s / (CLOCK_NS * 1e-9)))
 
 
-# Verilator options of the activity run: count every net (`_123_` ones too), and per
-# instance (a module Verilator does not inline would otherwise share one counter set
-# across its instances, silently).
-COVERAGE_ARGS = ["--coverage-toggle", "--coverage-underscore", "--flatten"]
+# Verilator options of the activity run: a SAIF file of every net's toggle count
+# (`_123_` ones too), per instance. (Toggle coverage, ``--coverage-toggle
+# --coverage-underscore --flatten``, gives the same counts, but its instrumentation
+# made the 2-PE netlist's C++ too big to compile in half an hour.)
+ACTIVITY_ARGS = ["--trace-saif", "--trace-underscore"]
 
 
 def gate_level_run(cfg, netlist, srams, tech_info, network, out_dir, *, inputs: str = "digits-test",
                    limit: int | None = 20, activity: bool = True, progress=None) -> dict:
     """Run ``network`` on the gate-level ``netlist`` twice (``limit // 2`` and ``limit``
-    inferences) with toggle coverage and SRAM access counts.
+    inferences) with every net's toggle count (a SAIF file) and SRAM access counts.
 
     Every inference of both runs is checked bit for bit against the golden model
     and its cycles against the cycle model (a mismatch raises ``RuntimeError``).
@@ -77,7 +76,9 @@ def gate_level_run(cfg, netlist, srams, tech_info, network, out_dir, *, inputs: 
     from eie.hw.memory import wrapper_verilog
     from eie.sim.cli import simulate
 
-    from .activity import coverage_toggles
+    from eie.sim.runner import SAIF_FILE
+
+    from .activity import saif_toggles
     from .cells import cell_models_verilog
     say = progress or (lambda message: None)
     out = Path(out_dir)
@@ -85,7 +86,7 @@ def gate_level_run(cfg, netlist, srams, tech_info, network, out_dir, *, inputs: 
     limit = max(2, limit or 20)
     generator = netlist_generator(netlist, wrapper_verilog(srams, count_accesses=True),
                                   cell_models_verilog(tech_info.library))
-    if not activity:            # the proof alone: one run, no coverage instrumentation
+    if not activity:            # the proof alone: one run, no tracing
         say(f"gate-level: {limit} inference(s) of {inputs} on the {cfg.pes}-PE netlist")
         res = simulate(network, inputs=inputs, limit=limit, generator=generator, progress=say)
         _check(res)
@@ -95,15 +96,19 @@ def gate_level_run(cfg, netlist, srams, tech_info, network, out_dir, *, inputs: 
         return {"summary": summary}
     runs = []
     for n in (limit // 2, limit):
-        say(f"gate-level: {n} inference(s) of {inputs} on the {cfg.pes}-PE netlist (with toggle coverage)")
-        res = simulate(network, inputs=inputs, limit=n, generator=generator, extra_args=COVERAGE_ARGS,
+        say(f"gate-level: {n} inference(s) of {inputs} on the {cfg.pes}-PE netlist (with toggle counts)")
+        res = simulate(network, inputs=inputs, limit=n, generator=generator, extra_args=ACTIVITY_ARGS,
                        keep_job=True, progress=say)
         _check(res)
         job = Path(res["job"])
         log = (job / "sim.log").read_text(errors="replace")
         from .flow import count_accesses
-        runs.append({"result": res, "toggles": coverage_toggles(job / "coverage.dat"),
-                     "accesses": count_accesses(log), "cycles": _sim_cycles(job)})
+        saif = out / f"activity-{n}.saif"        # kept: any SAIF-reading power tool can use it
+        shutil.copyfile(job / SAIF_FILE, saif)
+        acts = saif_toggles(saif)
+        runs.append({"result": res, "toggles": acts.toggles, "accesses": count_accesses(log),
+                     "cycles": _sim_cycles(acts)})
+        shutil.rmtree(job, ignore_errors=True)
     a, b = runs
     n_inf = b["result"]["inferences"] - a["result"]["inferences"]
     toggles = {net: b["toggles"].get(net, 0) - a["toggles"].get(net, 0) for net in b["toggles"]}

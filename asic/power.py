@@ -174,7 +174,7 @@ def flatten(netlist_json, lib: Library, *, top: str | None = None) -> FlatNetlis
         for name, info in mod.get("netnames", {}).items():
             if info.get("hide_name"):             # a private $-name: never in a simulation
                 continue
-            for bit_name, bit in zip(_bit_names(name, info), info["bits"]):
+            for bit_name, bit in zip(_bit_names(_clean(name), info), info["bits"]):
                 gid = net(bit)
                 full = f"{dotted}.{bit_name}" if dotted else bit_name
                 if gid is None:

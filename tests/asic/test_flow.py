@@ -1,9 +1,11 @@
-"""``eie asic`` end to end on a small config: synthesis, STA, area and the gate-level proof.
+"""``eie asic`` end to end on a small config: synthesis, STA, area, the gate-level proof and power.
 
 The netlist the flow synthesises (OSU 0.18 um cells, SRAM macros as black boxes)
 runs in the cocotb testbench with Verilog models of its cells and the SRAM
 behavioural models; every inference must equal the golden model bit for bit
-and take the cycles the cycle model predicts.
+and take the cycles the cycle model predicts. The two runs (4 and 8
+inferences) write every net's toggle count (SAIF) and every macro's access
+count, from which the flow reports energy per inference.
 """
 
 import json
@@ -41,7 +43,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("asic")
-    argv = ["asic", "--preset", "tiny", "--tech", "osu018", "--no-power", "--limit", "8", "-o", str(out / "run"),
+    argv = ["asic", "--preset", "tiny", "--tech", "osu018", "--limit", "8", "-o", str(out / "run"),
             "--json"] + [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
     import contextlib
     import io
@@ -55,9 +57,45 @@ def report(tmp_path_factory):
 @pytest.mark.xdist_group("asic_small")
 def test_gate_level_netlist_is_bit_and_cycle_exact(report):
     gl = report["gate_level"]
-    assert gl["inferences"] == 8 and gl["mismatches"] == 0
-    assert gl["cycles"] == gl["cycles_model"] and gl["cycles_equal_model"]
+    assert gl["inferences_checked"] == 4 + 8 and gl["mismatches"] == 0
+    assert len(gl["cycles"]) == 8 and gl["cycles"] == gl["cycles_model"] and gl["cycles_equal_model"]
     assert gl["accuracy_rtl"] == gl["accuracy_golden"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("asic_small")
+def test_energy_per_inference(report):
+    from pathlib import Path
+
+    from eie.asic.activity import saif_toggles
+    gl, power = report["gate_level"], report["power"]
+    assert gl["inferences"] == 4                       # the window: inferences 5..8 of the longer run
+    window = gl["window_cycles"]
+    # the window holds the last 4 inferences' compute cycles (the cycle model's) plus their host I/O
+    assert sum(gl["cycles_model"][4:]) < window < 2 * sum(gl["cycles_model"][4:])
+    # the clock toggles twice a cycle: the traces' difference covers exactly the window
+    runs = [saif_toggles(Path(report["files"]["netlist"]).parents[1] / "gatelevel" / f"activity-{n}.saif")
+            for n in (4, 8)]
+    clk = [r.toggles["eie_sim.dut.clk"] for r in runs]
+    assert clk[1] - clk[0] == 2 * window
+    # every net of the netlist has a count; energy adds up over groups and kinds
+    assert power["activity"]["nets_without_count"] == 0 and power["activity"]["toggles"] > 0
+    groups = power["groups"]
+    assert power["energy_pj"] == pytest.approx(sum(g["energy_pj"] for g in groups.values()), rel=1e-9)
+    for kind in ("switching_pj", "internal_pj", "sram_access_pj"):
+        assert power[kind] > 0, kind
+    assert power["energy_per_inference_nj"] == pytest.approx(power["energy_pj"] / 4 / 1000, rel=1e-3)
+    assert power["power_mw"] == pytest.approx(power["energy_pj"] / window / (1000 / power["at_fmax_mhz"]),
+                                              rel=1e-6)
+    # every macro was counted; one port reads at most once a cycle; the image is loaded before the window
+    assert set(power["sram_accesses"]) == {p for p, m in power["sram_modules"].items()}
+    assert len(power["sram_accesses"]) == sum(m["instances"] for m in report["macros"].values())
+    for path, (reads, writes) in power["sram_accesses"].items():
+        assert 0 < reads <= window, path
+        if path.endswith(("spmat", "ptr_even", "ptr_odd", "codebooks", "bias")):
+            assert writes == 0, path                  # read-only during inference
+    for comp in ("Spmat", "accumulators", "arithmetic", "CCU"):
+        assert groups[comp]["energy_pj"] > 0, comp
 
 
 @pytest.mark.slow

@@ -1,13 +1,13 @@
 """Activity (asic/activity.py) and power (asic/power.py).
 
 - VCD reading on hand-written files (x/z, vectors, scopes, chunk boundaries, the
-  numpy path and the token path) and coverage.dat reading;
+  numpy path and the token path), SAIF reading and coverage.dat reading;
 - a hand-written hierarchical gate-level netlist (two instances of an inverter chain,
   one lone inverter, an SRAM black box), read by yosys into its JSON, simulated in
   Icarus: switching, internal and leakage energy and the grouping against a sum worked
   out here from numbers in the liberty text;
 - an LFSR/counter design mapped to osu018 by yosys, simulated in Icarus (VCD) and in
-  Verilator (VCD and toggle coverage): the three agree bit for bit on the toggles of a
+  Verilator (VCD and toggle coverage; SAIF): the four agree bit for bit on the toggles of a
   window (the difference of two runs), and so do the power reports (``slow``).
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from eie.asic import activity
-from eie.asic.activity import CoverageError, VcdError, coverage_toggles, vcd_toggles
+from eie.asic.activity import CoverageError, SaifError, VcdError, coverage_toggles, saif_toggles, vcd_toggles
 from eie.asic.cells import cell_models_verilog
 from eie.asic.liberty import read_liberty
 from eie.asic.power import flatten, power_report
@@ -130,6 +130,43 @@ def test_vcd_errors(tmp_path):
     path.write_text("$enddefinitions $end\n#0\nq!\n")
     with pytest.raises(VcdError, match="cannot read"):
         vcd_toggles(path)
+
+
+SAIF = r"""// a comment
+(SAIFILE
+(SAIFVERSION "2.0") (DIRECTION "backward") (DESIGN "top")
+(DIVIDER / )
+(TIMESCALE 10 ps)
+(DURATION 400)
+(INSTANCE tb
+  (PORT (clk (T0 200) (T1 200) (TC 80)))
+  (NET (clk (T0 200) (T1 200) (TX 0) (TC 80)) (v\[1\] (T0 300) (T1 100) (TC 4)) (idle (T0 400) (T1 0)))
+  (INSTANCE "lfsr8" u0
+    (NET (s\[3\] (T0 10) (T1 390) (TC 9)) (_12_ (TC 1)) (a\/b (TC 2)))
+  )
+  (INSTANCE u1\[3\]/inner (NET (q (TC 6))))
+)
+)
+"""
+
+
+def test_saif_reader(tmp_path):
+    path = tmp_path / "a.saif"
+    path.write_text(SAIF)
+    got = saif_toggles(path)
+    assert got.toggles == {"tb.clk": 80, "tb.v[1]": 4, "tb.u0.s[3]": 9, "tb.u0._12_": 1, "tb.u0.a/b": 2,
+                           "tb.u1[3].inner.q": 6}                  # an escaped divider is a character
+    assert (got.start, got.end, got.timescale_s) == (0, 400, 1e-11)
+    assert saif_toggles(path, scope="tb.u0").toggles == {"s[3]": 9, "_12_": 1, "a/b": 2}
+    path.write_text(SAIF[:-4])
+    with pytest.raises(SaifError, match="unclosed"):
+        saif_toggles(path)
+    path.write_text("(SAIFILE (DURATION 10) (INSTANCE t (NET (a (T0 10)))))")
+    with pytest.raises(SaifError, match="--trace-saif"):
+        saif_toggles(path)
+    path.write_text("$enddefinitions $end")
+    with pytest.raises(SaifError, match="not a SAIF file"):
+        saif_toggles(path)
 
 
 def _cov_line(hier, comment, count, page="v_toggle/m", order=("f", "l", "n", "t", "page", "o", "h")):
@@ -404,6 +441,9 @@ int main(int argc, char** argv) {
   return 0;
 }
 """
+# The same stimulus with a SAIF trace (a Verilator model has one trace format).
+MAIN_SAIF_CPP = (MAIN_CPP.replace("verilated_vcd_c.h", "verilated_saif_c.h").replace("VerilatedVcdC", "VerilatedSaifC")
+                 .replace("  ctx.coveragep()->forcePerInstance(true);\n  ctx.coveragep()->write(argv[3]);\n", ""))
 
 
 @pytest.mark.slow
@@ -425,11 +465,18 @@ def test_vcd_and_coverage_agree(tmp_path):
                             "main.cpp", "wrap.v", "net.v", "cells.v"],
                            cwd=tmp_path, env=verilator_env(), capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
+    (tmp_path / "main_saif.cpp").write_text(MAIN_SAIF_CPP)
+    build = subprocess.run(["verilator", "--cc", "--exe", "--build", "-j", "2", "--top-module", "wrap",
+                            "--trace-saif", "--trace-underscore", "-Wno-fatal", "-CFLAGS", "-O0", "--Mdir", "objs",
+                            "main_saif.cpp", "wrap.v", "net.v", "cells.v"],
+                           cwd=tmp_path, env=verilator_env(), capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
     runs = {}
     for cycles in (40, 100):
         _icarus(tmp_path, ["tb.v", "wrap.v", "net.v", "cells.v"], f"+cycles={cycles}")
         subprocess.run(["obj/Vwrap", str(cycles), "verilator.vcd", "coverage.dat"], cwd=tmp_path, check=True)
-        runs[cycles] = {"icarus": vcd_toggles(tmp_path / "icarus.vcd", scope="tb.w.dut").toggles,
+        subprocess.run(["objs/Vwrap", str(cycles), "verilator.saif", "unused.dat"], cwd=tmp_path, check=True)
+        runs[cycles] = {"saif": saif_toggles(tmp_path / "verilator.saif", scope="TOP.wrap.dut").toggles,"icarus": vcd_toggles(tmp_path / "icarus.vcd", scope="tb.w.dut").toggles,
                         "verilator": vcd_toggles(tmp_path / "verilator.vcd", scope="TOP.wrap.dut").toggles,
                         "coverage": coverage_toggles(tmp_path / "coverage.dat", scope="TOP.wrap.dut")}
     window = {src: {k: runs[100][src][k] - runs[40][src][k] for k in runs[100][src]} for src in runs[100]}
@@ -444,7 +491,8 @@ def test_vcd_and_coverage_agree(tmp_path):
             and not (n.endswith("[0]") and n[:-3] in flat.names)}                    # nor "x[0]" for "x"
     assert covered == nets
     assert covered < names
-    for src in ("verilator", "coverage"):
+    assert set(window["saif"]) == names
+    for src in ("verilator", "coverage", "saif"):
         diff = {k: (window["icarus"][k], window[src][k]) for k in window[src]
                 if window["icarus"][k] != window[src][k]}
         assert not diff, f"{src}: {len(diff)} differences, e.g. {sorted(diff.items())[:5]}"
