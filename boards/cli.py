@@ -56,9 +56,7 @@ def build_main(args) -> int:
     board = get_board(args.board)
     config = None
     if args.config:
-        if not Path(args.config).exists():
-            raise FileNotFoundError(f"--config {args.config} does not exist")
-        config = EIEConfig.load(args.config)
+        config = EIEConfig.load(args.config)     # says what --config expects when the file is missing or wrong
     out = args.out or f"build/board-{board.name.replace(':', '_')}"
     try:
         summary = build(board.name, out, pes=args.pes, clock_mhz=args.clock, config=config, model=args.model,
@@ -109,16 +107,25 @@ def add_flash_arguments(parser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
 
 
+def _read_design(path: Path) -> dict:
+    """``design.json`` of a build folder, validated (FormatError naming the file when damaged)."""
+    from ..format import FormatError, read_json
+    data = read_json(path, what="design file", fix="re-run `eie build` to write it again")
+    if not isinstance(data, dict):
+        raise FormatError(path, f"is a JSON {type(data).__name__}, not an object", "re-run `eie build` to write it again")
+    return data
+
+
 def _find_bitstream(board, out: str) -> Path:
     path = Path(out)
     if path.is_dir():
         design = path / "design.json"
         if design.exists():
-            data = json.loads(design.read_text())
+            data = _read_design(design)
             if data.get("board") not in (board.name, None) and data.get("board") != board.name:
                 raise ValueError(f"{path} was built for board {data.get('board')!r}, not {board.name!r}; "
                                  f"pass --board {data.get('board')}")
-            if data.get("bitstream"):
+            if isinstance(data.get("bitstream"), str) and data["bitstream"]:
                 candidate = Path(data["bitstream"])
                 if not candidate.is_absolute() and not candidate.exists():
                     candidate = path / candidate.name
@@ -238,14 +245,18 @@ def run_main(args) -> int:
         path = Path(args.design) / DESIGN_FILE
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist; pass the folder `eie build -o` wrote")
-        design = json.loads(path.read_text())
+        design = _read_design(path)
         if design.get("board") != board.name:
             raise ValueError(f"{args.design} was built for {design.get('board')!r}, not {board.name!r}")
         if design.get("loopback"):
             raise ValueError(f"{args.design} is a loopback link test, not an accelerator")
         if "config" not in design:
             raise ValueError(f"{args.design} has no 'config'; re-run `eie build` to write it")
-        cfg = EIEConfig.from_dict(design["config"])
+        try:
+            cfg = EIEConfig.from_dict(design["config"])
+        except (ValueError, TypeError) as e:
+            from ..format import FormatError
+            raise FormatError(path, f"its config is invalid ({e})", "re-run `eie build` to write it again") from None
     else:
         cfg = board_config(board, pes=args.pes)
     baud = args.baud or design.get("baud") or board.baud
@@ -253,7 +264,8 @@ def run_main(args) -> int:
     image, model_info = load_model_image(args.model, cfg, _stderr)
     first, last = image.layers[0], image.layers[-1]
     frac = manifest.get("input_frac", cfg.act_frac_bits)
-    Q, y, _ = load_inputs(args.inputs, cfg, frac, in_len=first.in_len, labels=args.labels, limit=args.limit)
+    Q, y, _ = load_inputs(args.inputs, cfg, frac, in_len=first.in_len, labels=args.labels, limit=args.limit,
+                          classes=last.out_len)
     if manifest.get("input_perm") is not None:       # hardware input order, as `eie simulate` does
         Q = permute_input(Q, np.asarray(manifest["input_perm"]))
     perm = manifest.get("output_perm")

@@ -7,8 +7,11 @@ heavy at module level (so ``eie generate`` never pays for torch or cocotb).
 Conventions every command follows: progress goes to stderr, results to stdout;
 ``--json`` prints exactly one JSON document on stdout; bad input raises
 ``ValueError`` (or ``FileNotFoundError``) with a message that names the problem
-and the fix, reported as ``eie: error: ...`` with exit status 2 (in ``--json``
-mode also as ``{"error": "..."}``).
+and the fix, reported as one line ``eie CMD: error: ...`` on stderr with exit
+status 2 (in ``--json`` mode also as ``{"error": "..."}`` on stdout). A damaged
+or foreign input file raises :class:`eie.format.FormatError` (a ``ValueError``
+naming the file, the problem and the fix), whose JSON object adds ``file``,
+``problem`` and ``fix``.
 """
 
 from __future__ import annotations
@@ -70,10 +73,12 @@ def main(argv=None) -> int:
         parser.error(f"command {args.command!r} is not available ({args._missing} is missing)")
     try:
         return int(args._entry(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:   # eie.format.FormatError (a damaged file) is a ValueError
+        from .format import FormatError
+        message = " ".join(str(e).split())          # always one line
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(e)}))
-        print(f"eie {args.command}: error: {e}", file=sys.stderr)
+            print(json.dumps(e.to_dict() if isinstance(e, FormatError) else {"error": message}))
+        print(f"eie {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 __all__ = ["EIEConfig", "DEFAULT", "PRESETS", "preset", "clog2", "LAYER_FIELDS"]
 
@@ -353,12 +354,37 @@ class EIEConfig:
     @classmethod
     def load(cls, path) -> "EIEConfig":
         """Read a config from a JSON file: a bare config object, or any artifact
-        carrying one under the key ``"config"``."""
-        with open(path) as f:
-            data = json.load(f)
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        carrying one under the key ``"config"``.
+
+        Every problem is an :class:`eie.format.FormatError` naming the file and
+        saying what ``--config`` expects: a missing file or a folder, text that
+        is not JSON, a network manifest of an unknown ``format_version``, a
+        field unknown or out of range."""
+        from .format import FORMAT_NAME, FormatError, check_envelope, read_json
+        path = Path(path)
+        if path.is_dir():
+            hint = (f"; for the compressed network in it pass {path / 'manifest.json'}"
+                    if (path / "manifest.json").exists() else "")
+            raise FormatError(path, "is a folder, not a config file", CONFIG_EXPECTS + hint)
+        if not path.exists():
+            raise FormatError(path, "no such config file", CONFIG_EXPECTS)
+        data = read_json(path, what="config file", fix=CONFIG_EXPECTS)
+        if not isinstance(data, dict):
+            raise FormatError(path, f"is a JSON {type(data).__name__}, not an object", CONFIG_EXPECTS)
+        if data.get("format") == FORMAT_NAME or "format_version" in data:
+            check_envelope(path, data)          # a network manifest: refuse a format_version this eie does not know
+            if "config" not in data:
+                raise FormatError(path, "is a network manifest without its 'config' object",
+                                  "re-run `eie compress` to write it again, or " + CONFIG_EXPECTS)
+        if "config" in data:
             data = data["config"]
-        return cls.from_dict(data)
+            if not isinstance(data, dict):
+                raise FormatError(path, f"its 'config' is a JSON {type(data).__name__}, not an object",
+                                  CONFIG_EXPECTS)
+        try:
+            return cls.from_dict(data)
+        except (ValueError, TypeError) as e:
+            raise FormatError(path, f"not a valid EIE config: {e}", "fix that field, or " + CONFIG_EXPECTS) from None
 
     def save(self, path) -> None:
         with open(path, "w") as f:
@@ -379,6 +405,10 @@ class EIEConfig:
 
 
 DEFAULT = EIEConfig()
+
+CONFIG_EXPECTS = ("--config expects a JSON file holding an EIE config: a bare config object (config.json of "
+                  "`eie generate`) or a file carrying one under 'config' (manifest.json of `eie compress`, "
+                  "design.json of `eie generate` or `eie build`)")
 
 PRESETS = {
     # Small enough for fast simulation and the iCEBreaker.

@@ -31,8 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of weights kept in every layer, in (0, 1] (default: 8%% hidden, "
                              "25%% output layer)")
     parser.add_argument("--pes", type=int, metavar="N", help="number of PEs (overrides the config)")
+    from eie.config import PRESETS
     parser.add_argument("--config", metavar="FILE",
-                        help="EIEConfig JSON (or any artifact carrying one); default: preset 'tiny'")
+                        help="EIEConfig JSON (or any artifact carrying one, such as a network's manifest.json); "
+                             "default: preset 'tiny'")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="start from a config preset (default: tiny), as `eie generate --preset` does")
     parser.add_argument("--board", metavar="NAME",
                         help="use the config preset of an FPGA board (see `eie build --help`), so that "
                              "`eie build --board NAME --model DIR` bakes this network in as it is")
@@ -48,13 +52,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _config(args):
     from eie.config import EIEConfig, preset
-    if args.board is not None and args.config is not None:
-        raise ValueError("--board and --config both choose the config; give one of them")
+    chosen = [opt for opt, value in (("--board", args.board), ("--config", args.config),
+                                     ("--preset", getattr(args, "preset", None))) if value is not None]
+    if len(chosen) > 1:
+        raise ValueError(f"{' and '.join(chosen)} {'both' if len(chosen) == 2 else 'all'} choose the config; "
+                         f"give one of them")
     if args.board is not None:
         from eie.boards.platforms import get_board
         cfg = get_board(args.board).preset
+    elif args.config is not None:
+        cfg = EIEConfig.load(args.config)
     else:
-        cfg = EIEConfig.load(args.config) if args.config else preset("tiny")
+        cfg = preset(getattr(args, "preset", None) or "tiny")
     if args.pes is not None:
         cfg = replace(cfg, pes=args.pes)  # re-runs the config's checks
     return cfg

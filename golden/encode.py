@@ -495,17 +495,55 @@ def save_layers(path, layers: list) -> None:
     np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
 
 
-def load_layers(path) -> list:
-    """Read layers written by :func:`save_layers`."""
-    with np.load(path) as data:
-        if "meta" not in data:
-            raise ValueError(f"{path} is not an eie layers file (no 'meta' record); write it with save_layers")
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != _LAYERS_FORMAT or meta.get("version") != _LAYERS_VERSION:
-            raise ValueError(f"{path}: format {meta.get('format')!r} version {meta.get('version')!r} is not "
-                             f"supported (this eie reads {_LAYERS_FORMAT!r} version {_LAYERS_VERSION})")
-        return [QuantLayer(codes=data[f"layer{l}_codes"], codebook=data[f"layer{l}_codebook"],
-                           bias=data[f"layer{l}_bias"], **m) for l, m in enumerate(meta["layers"])]
+_LAYER_META = {"name": str, "shift": int, "relu": bool, "in_frac": int, "out_frac": int, "codebook_frac": int}
+
+
+def load_layers(path, *, fix: str = "re-run `eie compress` to write the folder again") -> list:
+    """Read layers written by :func:`save_layers`.
+
+    Everything is validated (:mod:`eie.format` readers): a truncated or corrupt
+    archive, a missing or unexpected array, a wrong dtype or shape, metadata of
+    the wrong type, or layers that do not chain raise
+    :class:`eie.format.FormatError` naming ``path``."""
+    from eie.format import FormatError, expect_array, expect_keys, read_npz
+    data = read_npz(path, what="layers file (layers.npz)", fix=fix)
+    if "meta" not in data:
+        raise FormatError(path, "is not an eie layers file (no 'meta' record)", fix)
+    text = expect_array(path, "meta", data["meta"], "str", 0, fix=fix)
+    try:
+        meta = json.loads(str(text))
+    except ValueError as e:
+        raise FormatError(path, f"its 'meta' record is not valid JSON ({' '.join(str(e).split())})", fix) from None
+    if not isinstance(meta, dict) or meta.get("format") != _LAYERS_FORMAT or meta.get("version") != _LAYERS_VERSION:
+        got = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else (type(meta).__name__, None)
+        raise FormatError(path, f"format {got[0]!r} version {got[1]!r} is not supported (this eie reads "
+                                f"{_LAYERS_FORMAT!r} version {_LAYERS_VERSION})", fix)
+    metas = meta.get("layers")
+    if not isinstance(metas, list) or not metas:
+        raise FormatError(path, "its 'meta' record lists no layers", fix)
+    for l, m in enumerate(metas):
+        if not isinstance(m, dict) or set(m) != set(_LAYER_META) or not all(
+                isinstance(m[k], t) and (t is bool or not isinstance(m[k], bool)) for k, t in _LAYER_META.items()):
+            raise FormatError(path, f"layer {l}'s metadata must be an object with exactly "
+                                    f"{', '.join(f'{k} ({t.__name__})' for k, t in _LAYER_META.items())}", fix)
+    expect_keys(path, data, ["meta"] + [f"layer{l}_{part}" for l in range(len(metas))
+                                        for part in ("codes", "codebook", "bias")], fix=fix)
+    layers = []
+    for l, m in enumerate(metas):
+        codes = expect_array(path, f"layer{l}_codes", data[f"layer{l}_codes"], "uint8", 2, fix=fix)
+        codebook = expect_array(path, f"layer{l}_codebook", data[f"layer{l}_codebook"], "int64", 1, fix=fix)
+        bias = expect_array(path, f"layer{l}_bias", data[f"layer{l}_bias"], "int64", 1, fix=fix)
+        try:
+            layer = QuantLayer(codes=codes, codebook=codebook, bias=bias, **m)
+        except ValueError as e:
+            raise FormatError(path, f"layer {l}: {e}", fix) from None
+        if layers and layer.in_len != layers[-1].out_len:
+            raise FormatError(path, f"layer {l}: in_len={layer.in_len} does not match layer {l - 1}'s "
+                                    f"out_len={layers[-1].out_len}", fix)
+        if not (codebook.size and codebook[0] == 0):
+            raise FormatError(path, f"layer {l}: codebook[0] must be 0 (code 0 is the pruned weight)", fix)
+        layers.append(layer)
+    return layers
 
 
 # The number format is chosen when compressing; re-encoding keeps it.
@@ -522,14 +560,15 @@ def image_for_config(directory, cfg: EIEConfig | None = None, *, who: str = "thi
     again. ``who`` names the design in the errors; ``progress`` (a callable)
     hears about a re-encoding.
     """
-    from eie.format import read_manifest
+    from eie.format import FormatError, check_network, read_manifest
     directory = Path(directory)
     manifest = read_manifest(directory)
     files = manifest.get("files", {})
     image_path = directory / files.get("image", "image.npz")
     if not image_path.exists():
-        raise FileNotFoundError(f"{image_path} is missing; re-run `eie compress`")
+        raise FormatError(image_path, "is missing", "re-run `eie compress` to write the folder again")
     image = NetworkImage.load(image_path)
+    check_network(directory, manifest, image)
     if cfg is None or cfg == image.config:
         return image, manifest, False
     differ = [f for f in NUMBER_FORMAT if getattr(image.config, f) != getattr(cfg, f)]
@@ -542,10 +581,29 @@ def image_for_config(directory, cfg: EIEConfig | None = None, *, who: str = "thi
     if not layers_path.exists():
         raise ValueError(f"{directory} was compressed for another config (digest {image.config.digest}) and has "
                          f"no {layers_path.name} to re-encode; compress it with --config for {who}")
+    layers = load_layers(layers_path)
+    fix = "re-run `eie compress` to write the folder again"
+    for l, layer in enumerate(layers):
+        try:
+            layer.check(image.config, index=l)      # the config it was quantised for
+        except ValueError as e:
+            raise FormatError(layers_path, str(e), fix) from None
+    # The two files hold the same network: a value changed in one of them is damage.
+    try:
+        stored = decode_image(image)
+    except ValueError as e:
+        raise FormatError(image_path, str(e), fix) from None
+    if len(stored) != len(layers):
+        raise FormatError(layers_path, f"holds {len(layers)} layers but {image_path.name} {len(stored)}", fix)
+    for l, (mine, theirs) in enumerate(zip(layers, stored)):
+        for what in ("codes", "codebook", "bias", "shift", "relu"):
+            if not np.array_equal(getattr(mine, what), getattr(theirs, what)):
+                raise FormatError(layers_path, f"layer {l}'s {what} differ from those in {image_path.name}: one "
+                                               f"of the files is damaged or they are from different runs", fix)
     if progress:
         progress(f"re-encoding {directory} for {who} ({cfg.pes} PEs, config {cfg.digest})")
     try:
-        image = build_image(load_layers(layers_path), cfg)
+        image = build_image(layers, cfg)
     except ValueError as e:
         raise ValueError(f"the network in {directory} does not fit {who}: {e}") from None
     return image, manifest, True

@@ -200,6 +200,11 @@ def network_layers(model, cfg) -> list:
                         f"layer {i} (Linear {module.in_features}->{module.out_features}): {name}={size} exceeds "
                         f"the config's limit max_len = pes * act_depth = {cfg.pes} * {cfg.act_depth} = "
                         f"{cfg.max_len}; use more PEs (--pes) or a config with a larger act_depth")
+            for pname, param in module.named_parameters():
+                if not bool(param.detach().isfinite().all()):
+                    raise ValueError(f"layer {i} (Linear {module.in_features}->{module.out_features}): its {pname} "
+                                     f"holds NaN or infinite values; train or fix the model so that every weight "
+                                     f"and bias is a finite number")
             if specs and specs[-1].out_len != module.in_features:
                 raise ValueError(f"layer {i} (Linear {module.in_features}->{module.out_features}): in_features="
                                  f"{module.in_features} does not match the previous Linear's out_features="
@@ -236,6 +241,17 @@ def load_model(spec: str):
 
     path = Path(spec)
     if path.exists():
+        import zipfile
+        from eie.format import FormatError
+        fix = "save it again with torch.save(model, path) where model is a torch.nn.Sequential"
+        if zipfile.is_zipfile(path):        # torch.save's format: check every member's CRC-32 first
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    bad = zf.testzip()
+            except Exception as e:
+                raise FormatError(path, f"is a damaged model file ({type(e).__name__}: {e})", fix) from None
+            if bad is not None:
+                raise FormatError(path, f"is a damaged model file: member {bad!r} fails its CRC-32 check", fix)
         try:
             model = torch.load(path, weights_only=False, map_location="cpu")
         except Exception as e:
@@ -264,7 +280,7 @@ def load_model(spec: str):
     return model
 
 
-def load_data(path, in_len: int | None = None, *, need_train: bool = True):
+def load_data(path, in_len: int | None = None, *, need_train: bool = True, classes: int | None = None):
     """Read calibration/test data from an ``.npz`` with ``X_train, y_train, X_test, y_test``.
 
     ``X_*`` are float arrays of shape ``(n, in_len)`` in the model's own input
@@ -273,27 +289,31 @@ def load_data(path, in_len: int | None = None, *, need_train: bool = True):
     holding only ``X_test, y_test`` is accepted and the train arrays come back
     as ``None`` (for tools that only run inference).
     """
+    from eie.format import FormatError, check_finite, expect_keys, read_npz
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"data file {path} does not exist")
     keys = ("X_train", "y_train", "X_test", "y_test") if need_train else ("X_test", "y_test")
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in keys if k not in z]
-        if missing:
-            raise ValueError(f"data file {path} lacks array(s) {', '.join(missing)}; it must hold "
-                             f"{', '.join(keys)} (np.savez)")
-        arrays = {k: np.asarray(z[k]) for k in ("X_train", "y_train", "X_test", "y_test") if k in z}
+    fix = f"write the data with np.savez(path, {'=..., '.join(keys)}=...)"
+    arrays = read_npz(path, what="data file", fix=fix)
+    expect_keys(path, arrays, keys, optional=("X_train", "y_train", "X_test", "y_test"), fix=fix)
     splits = ("train", "test") if "X_train" in arrays and "y_train" in arrays else ("test",)
     for name in splits:
         X, y = arrays[f"X_{name}"], arrays[f"y_{name}"]
         if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or len(X) == 0:
-            raise ValueError(f"data file {path}: X_{name} must be (n, in_len) and y_{name} (n,) with n > 0, "
-                             f"not {X.shape} and {y.shape}")
+            raise FormatError(path, f"X_{name} must be (n, in_len) and y_{name} (n,) with n > 0, not {X.shape} "
+                                    f"and {y.shape}", fix)
         if in_len is not None and X.shape[1] != in_len:
-            raise ValueError(f"data file {path}: X_{name} has {X.shape[1]} features but the model's first "
-                             f"layer takes {in_len}")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"data file {path}: y_{name} must hold integer class labels, not {y.dtype}")
+            raise FormatError(path, f"X_{name} has {X.shape[1]} features but the model's first layer takes "
+                                    f"{in_len}", fix)
+        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)) or X.dtype == bool:
+            raise FormatError(path, f"X_{name} must hold numbers, not {X.dtype}", fix)
+        check_finite(path, f"X_{name}", X, "replace NaN and infinite values by numbers")
+        if not np.issubdtype(y.dtype, np.integer) or y.dtype == bool:
+            raise FormatError(path, f"y_{name} must hold integer class labels, not {y.dtype}", fix)
+        if classes is not None and y.size and (int(y.min()) < 0 or int(y.max()) >= classes):
+            raise FormatError(path, f"y_{name} holds labels {int(y.min())}..{int(y.max())} but the network has "
+                                    f"{classes} outputs (labels 0..{classes - 1})", fix)
     out = []
     for name in ("train", "test"):
         if name in splits:

@@ -178,9 +178,14 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     else:
         name = type(model).__name__
         float_model = model
-    specs = models.network_layers(float_model, cfg)
+    try:
+        specs = models.network_layers(float_model, cfg)
+    except ValueError as e:
+        if isinstance(model, str) and model != "digits-mlp":
+            raise ValueError(f"--model {model}: {e}") from None     # name the file (or module) in the error
+        raise
     if isinstance(data, (str, Path)):
-        data = models.load_data(data, specs[0].in_len)
+        data = models.load_data(data, specs[0].in_len, classes=specs[-1].out_len)
     X_train = y_train = X_test = y_test = None
     if data is not None:
         X_train, y_train, X_test, y_test = data

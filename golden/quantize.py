@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eie.format import FormatError, check_finite, read_npy
+
 __all__ = ["HEADROOM", "to_fixed", "quantize_input", "dequantize", "frac_bits_for", "quantize_network",
            "fixed_point_outputs", "fixed_point_accuracy"]
 
@@ -47,9 +49,10 @@ HEADROOM = 2.0  # calibrated maxima are doubled before fitting them into act_bit
 
 
 def to_fixed(values, frac: int) -> np.ndarray:
-    """``floor(values * 2**frac + 1/2)`` as int64 (round half up), no saturation."""
+    """``floor(values * 2**frac + 1/2)`` as int64 (round half up), no saturation (beyond +-2**62, where
+    int64 would wrap: a huge input saturates to the right sign, an out-of-range bias stays detectable)."""
     v = np.asarray(values, dtype=np.float64)
-    return np.floor(np.ldexp(v, frac) + 0.5).astype(np.int64)
+    return np.clip(np.floor(np.ldexp(v, frac) + 0.5), -2.0 ** 62, 2.0 ** 62).astype(np.int64)
 
 
 def _saturate(values, bits):
@@ -174,7 +177,12 @@ def fixed_point_accuracy(layers, X, y, cfg, input_frac: int, output_perm=None) -
     return float(np.mean(out.argmax(axis=1) == np.asarray(y)))
 
 
-def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=None, limit: int | None = None):
+_INPUTS_FIX = "--inputs expects digits-test, FILE.npy of shape (batch, in_len) (floats, or integers in fixed point) " \
+              "or FILE.npz with X_test and y_test"
+
+
+def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=None, limit: int | None = None,
+                classes: int | None = None):
     """Network inputs for ``eie simulate`` and ``eie run``: ``(fixed-point inputs, labels or None, description)``.
 
     ``spec`` is ``digits-test`` (the digits test split and its labels), a
@@ -182,7 +190,9 @@ def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=
     integers (already ``act_bits`` fixed point, range-checked), or an ``.npz``
     with ``X_test`` and ``y_test`` (float inputs and labels, as for ``eie
     compress --data``). ``labels`` (a ``.npy`` of integers) gives labels to a
-    ``.npy``'s inputs; ``limit`` keeps the first inputs; ``in_len`` is checked.
+    ``.npy``'s inputs; ``limit`` keeps the first inputs; ``in_len`` is checked,
+    and so are labels against ``classes`` (the network's outputs). Damaged
+    files, NaN or infinite inputs raise :class:`eie.format.FormatError`.
     """
     y = None
     if spec == "digits-test":
@@ -201,31 +211,39 @@ def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=
             from .models import load_data
             if labels:
                 raise ValueError("--labels is for FILE.npy inputs; a .npz brings y_test")
-            _, _, X, y = load_data(path, need_train=False)
+            _, _, X, y = load_data(path, need_train=False, classes=classes)
         else:
-            X = np.load(path, allow_pickle=False)
+            X = read_npy(path, what="inputs file", fix=_INPUTS_FIX)
         what = str(path)
     X = np.asarray(X)
     if X.ndim == 1:
         X = X[None, :]
     if X.ndim != 2:
-        raise ValueError(f"{what}: inputs must have shape (batch, in_len) or (in_len,), not {X.shape}")
+        raise FormatError(what, f"inputs must have shape (batch, in_len) or (in_len,), not {X.shape}", _INPUTS_FIX)
+    if X.shape[0] == 0:
+        raise FormatError(what, "holds no inputs (batch 0)", _INPUTS_FIX)
     if np.issubdtype(X.dtype, np.floating):
+        check_finite(what, "the inputs", X, "replace NaN and infinite inputs by numbers before running them")
         Xq = quantize_input(X, frac, cfg)
     elif np.issubdtype(X.dtype, np.integer):
         lo, hi = -(1 << (cfg.act_bits - 1)), (1 << (cfg.act_bits - 1)) - 1
         if X.size and (X.min() < lo or X.max() > hi):
-            raise ValueError(f"{what}: integer inputs are fixed-point activations and must be in {lo}..{hi} "
-                             f"(act_bits={cfg.act_bits}); pass floats to have them quantised")
+            raise FormatError(what, f"integer inputs are fixed-point activations and must be in {lo}..{hi} "
+                                    f"(act_bits={cfg.act_bits})", "pass floats to have them quantised")
         Xq = X.astype(np.int64)
     else:
-        raise ValueError(f"{what}: inputs must be floating point or integer, not {X.dtype}")
-    if labels:
-        y = np.load(labels, allow_pickle=False)
-        if y.shape != (len(Xq),) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"{labels}: labels must be integers of shape ({len(Xq)},), not {y.dtype} {y.shape}")
+        raise FormatError(what, f"inputs must be floating point or integer, not {X.dtype}", _INPUTS_FIX)
     if in_len is not None and Xq.shape[1] != in_len:
-        raise ValueError(f"{what}: inputs have {Xq.shape[1]} values each but the network takes {in_len}")
+        raise FormatError(what, f"inputs have {Xq.shape[1]} values each but the network takes {in_len}",
+                          _INPUTS_FIX)
+    if labels:
+        y = read_npy(labels, what="labels file", fix="save the integer labels with numpy.save")
+        if y.shape != (len(Xq),) or not np.issubdtype(y.dtype, np.integer) or y.dtype == bool:
+            raise FormatError(labels, f"labels must be integers of shape ({len(Xq)},), not {y.dtype} {y.shape}",
+                              "save one integer label per input with numpy.save")
+        if classes is not None and y.size and (int(y.min()) < 0 or int(y.max()) >= classes):
+            raise FormatError(labels, f"labels {int(y.min())}..{int(y.max())} are not all outputs of the network "
+                                      f"(0..{classes - 1})", "save one class index per input with numpy.save")
     if limit is not None:
         if limit < 1:
             raise ValueError(f"--limit must be a positive integer, not {limit}")

@@ -276,8 +276,6 @@ def main(args) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    if args.config and not Path(args.config).exists():
-        raise FileNotFoundError(f"config file {args.config} does not exist")
     base = EIEConfig.load(args.config) if args.config else None
     cfg = bench_config(base, args.pes, args.fifo_depth, args.column_buffer_depth)
     names = _layer_names(args.layer)

@@ -104,8 +104,11 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
         raise FileNotFoundError(f"{directory} is not a folder; pass the output folder of `eie compress`")
     cfg, image, manifest = _network(directory, config)
     if "input_frac" not in manifest:
-        raise ValueError("manifest.json has no input_frac; re-run `eie compress` to write a current manifest")
+        from eie.format import FormatError
+        raise FormatError(directory / "manifest.json", "has no input_frac",
+                          "re-run `eie compress` to write a current manifest")
     X, y, what = load_inputs(inputs, cfg, int(manifest["input_frac"]), in_len=image.layers[0].in_len,
+                             classes=image.layers[-1].out_len,
                              labels=labels, limit=limit)
     if manifest.get("input_perm") is not None:
         X = permute_input(X, np.asarray(manifest["input_perm"]))
