@@ -36,8 +36,10 @@ def _group(which) -> str:
     return f"sim_{which}" if isinstance(which, str) else f"regress_{which}"
 
 
-def _failures(res: dict) -> str:
-    return "\n".join(f"{f['message']}\n  reproduce: {f['command']}" for f in res["failures"])
+def _failures(res: dict, show: int = 10) -> str:
+    lines = [f"{f['message']}\n  reproduce: {f['command']}" for f in res["failures"][:show]]
+    more = len(res["failures"]) - show
+    return "\n".join(lines + ([f"... and {more} more failing cases"] if more > 0 else []))
 
 
 @pytest.mark.slow
