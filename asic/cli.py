@@ -57,6 +57,10 @@ def main(args) -> int:
         raise ValueError(f"--limit must be at least 2 (the gate-level power runs K/2 and K inferences), not {args.limit}")
     cfg = config_from_args(args)
     out = Path(args.out) if args.out else Path("build") / "asic" / f"{cfg.digest}-{args.tech}"
+    if args.model and args.gate_level:
+        # a damaged or unfitting network is refused now, not after minutes of synthesis
+        from eie.golden.encode import image_for_config
+        image_for_config(args.model, cfg, who=f"the {cfg.pes}-PE ASIC design")
     report = run_flow(cfg, tech=args.tech, clock_ns=args.clock, out_dir=out, network=args.model,
                       inputs=args.inputs, limit=args.limit, gate_level=args.gate_level, power=args.power,
                       progress=_progress)
