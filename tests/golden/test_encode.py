@@ -373,6 +373,49 @@ def test_build_image_errors():
                                 bias=np.zeros(2, np.int64), shift=0, relu=False)], wide)
 
 
+def test_memories_filled_exactly_fit_and_one_word_more_is_refused():
+    """Every memory filled to its last word fits; one word more is a clear error.
+
+    Two dense layers (4 x 3 and 4 x 4, every code 1) on 2 PEs with 2 entries per
+    Spmat word. Counted by hand from docs/format.md: PE k holds rows k and k + 2 of
+    each layer, so each column holds 2 entries per PE: 3 * 2 + 4 * 2 = 14 entries =
+    7 Spmat words; pointers (in_len + 1 per layer) 4 + 5 = 9; bias words
+    (ceil(out_len / pes) per layer) 2 + 2 = 4; 2 layer-table entries; out_len 4 =
+    pes * act_depth. So the config below is an exact fit of every memory.
+    """
+    cfg = TINY.replace(pes=2, entries_per_word=2, spmat_depth=7, ptr_depth=9, bias_depth=4, act_depth=2,
+                       max_layers=2)
+    lo, hi = -(1 << (cfg.bias_bits - 1)), (1 << (cfg.bias_bits - 1)) - 1
+    a = layer_of(np.ones((4, 3), np.uint8), cfg, name="a", bias=np.array([hi, lo, 0, 1]))
+    b = layer_of(np.ones((4, 4), np.uint8), cfg, name="b", bias=np.array([lo, hi, -1, 0]))
+    image = build_image([a, b], cfg)
+    assert image.spmat.shape == (2, 7) and image.ptr.shape == (2, 9) and image.bias.shape == (2, 4)
+    assert image.ptr[:, -1].tolist() == [14, 14]               # 14 entries: the last slot of word 6
+    assert image.bias.max() == hi and image.bias.min() == lo    # the bias range's both ends are accepted
+    NetworkImage(cfg, image.layers, image.spmat, image.ptr, image.codebook, image.bias)
+    # One word (one pointer, one bias word) short: build_image names the memory and the numbers ...
+    with pytest.raises(ValueError, match=r"layer 1 \('b'\): Spmat overflow: PE 0 needs 14 entries = 7 words "
+                                         r"through this layer but EIEConfig.spmat_depth=6 \(12 entries\)"):
+        build_image([a, b], cfg.replace(spmat_depth=6))
+    with pytest.raises(ValueError, match=r"layer 1 \('b'\): pointer overflow: needs pointers 4..8 .*ptr_depth=8"):
+        build_image([a, b], cfg.replace(ptr_depth=8))
+    with pytest.raises(ValueError, match=r"layer 1 \('b'\): bias overflow: needs bias words 2..3 .*bias_depth=3"):
+        build_image([a, b], cfg.replace(bias_depth=3))
+    # ... and so does the image check, for an image made elsewhere (e.g. read from a file).
+    for field, name, words in (("spmat_depth", "spmat", 7), ("ptr_depth", "ptr", 9), ("bias_depth", "bias", 4)):
+        with pytest.raises(ValueError, match=rf"memory image {name} needs {words} words per PE but "
+                                             rf"EIEConfig\.{field}={words - 1}; raise {field}"):
+            NetworkImage(cfg.replace(**{field: words - 1}), image.layers, image.spmat, image.ptr, image.codebook,
+                         image.bias)
+    # A bias word one past either end of bias_bits is refused by the image check.
+    for value in (hi + 1, lo - 1):
+        bias = image.bias.copy()
+        bias[1, 3] = value
+        with pytest.raises(ValueError, match=rf"bias values must be in range {lo}..{hi} "
+                                             rf"\(bias_bits={cfg.bias_bits}\)"):
+            NetworkImage(cfg, image.layers, image.spmat, image.ptr, image.codebook, bias)
+
+
 def test_encode_rejects_codes_beyond_codebook():
     cfg = TINY.replace(index_bits=2)
     layer = QuantLayer(codes=np.full((3, 3), 4, np.uint8), codebook=np.array([0, 1, 2, 3]),
