@@ -106,7 +106,7 @@ def quantize_network(shared_layers, X_calib, cfg, *, headroom: float = HEADROOM)
     in_max = float(np.abs(X).max()) if X.size else 0.0
     input_frac = frac_bits_for(in_max, cfg.act_bits, headroom=headroom, hi=cfg.act_frac_bits)
     x = quantize_input(X, input_frac, cfg)
-    input_saturated = int(np.count_nonzero(np.abs(to_fixed(X, input_frac)) > (1 << (cfg.act_bits - 1)) - 1))
+    input_saturated = int(np.count_nonzero(to_fixed(X, input_frac) != x))     # clamped by quantize_input
     in_frac = input_frac
     cb_lim = (1 << (cfg.codebook_bits - 1)) - 1
     bias_lim = (1 << (cfg.bias_bits - 1)) - 1

@@ -180,3 +180,72 @@ def test_load_inputs_accepts_every_form_and_names_bad_input(tmp_path):
         load_inputs(str(tmp_path / "x.txt"), CFG, 5)
     with pytest.raises(ValueError, match="--limit"):
         load_inputs(str(tmp_path / "x.npy"), CFG, 5, limit=0)
+
+
+def _one_input_layer(weights, bias, relu, unused=()):
+    """A SharedLayer with one input: row i has weight ``weights[i]`` (codebook slot i + 1); the codebook
+    also holds the values ``unused``, which no weight uses."""
+    from eie.golden.share import SharedLayer
+    codebook = np.zeros(CFG.codebook_size)
+    codebook[1:len(weights) + 1] = weights
+    codebook[len(weights) + 1:len(weights) + 1 + len(unused)] = unused
+    codes = np.arange(1, len(weights) + 1, dtype=np.uint8)[:, None]
+    return SharedLayer(codes=codes, codebook=codebook, bias=np.asarray(bias, np.float64), relu=relu, name="l")
+
+
+# Expectations by hand from the contract in golden/quantize.py's docstring, with the tiny
+# preset's numbers: act_bits = 16 (largest activation 32767, smallest -32768), act_frac_bits = 8,
+# codebook_bits = 16, HEADROOM = 2. Every value is a binary fraction, so nothing rounds.
+#   codebook_frac: most f with max|centroid| * 2**f <= 32767: 1.0 -> 14 (2**14 = 16384; 2**15 = 32768 >);
+#                  1000 -> 5 (32000; 64000 >).
+#   out_frac: most f <= min(15, in_frac + codebook_frac) with 2 * max|y| * 2**f <= 32767
+#             (max y > 0 only, with ReLU); 0 when even f = 0 does not fit.
+QUANT_CASES = [
+    # (id, weights, bias, relu, X (one input each), codebook_frac, out_frac, saturated[, unused centroids])
+    # outputs 3.5, 3.0, 1.5 | -10.5, -10.25, -9.5 | 0.25, 0.125, -0.25: max |y| = 10.5:
+    # 2 * 10.5 = 21; 21 * 2**10 = 21504 fits, 21 * 2**11 = 43008 does not -> 10
+    ("abs-max", [1.0, -0.5, 0.25], [2.5, -10.0, 0.0], False, [1.0, 0.5, -1.0], 14, 10, 0),
+    # the same with ReLU: only the positive side, max 3.5: 7 * 2**12 = 28672 fits, 7 * 2**13 = 57344 not -> 12
+    ("relu-positive-max", [1.0, -0.5, 0.25], [2.5, -10.0, 0.0], True, [1.0, 0.5, -1.0], 14, 12, 0),
+    # outputs up to 2**-8: f = 21 would fit, capped at act_bits - 1 = 15
+    ("capped-act-bits", [1.0], [0.0], False, [2.0 ** -8], 14, 15, 0),
+    # codebook [1/32, 1000 (unused)] -> codebook_frac 5, in_frac 8; outputs up to 2**-13:
+    # capped at in_frac + codebook_frac = 13 (shift 0)
+    ("capped-acc-frac", [1 / 32], [0.0], False, [0.0, 2.0 ** -8], 5, 13, 0, [1000.0]),
+    # outputs 32766 .. 32769 and -32766 .. -32769: even f = 0 does not fit -> 0; saturated:
+    # 32768, 32769 (above 32767) and -32769 (below -32768): 3
+    ("saturates", [1.0, -1.0], [32766.0, -32766.0], False, [0.0, 1.0, 2.0, 3.0], 14, 0, 3),
+    # with ReLU the negative ones are zeroed, not saturated: 2
+    ("saturates-relu", [1.0, -1.0], [32766.0, -32766.0], True, [0.0, 1.0, 2.0, 3.0], 14, 0, 2),
+]
+
+
+@pytest.mark.parametrize("weights, bias, relu, X, cb_frac, out_frac, saturated, unused",
+                         [(c + ((),))[1:9] for c in QUANT_CASES], ids=[c[0] for c in QUANT_CASES])
+def test_out_frac_is_the_most_that_fits_and_saturations_are_counted(weights, bias, relu, X, cb_frac, out_frac,
+                                                                     saturated, unused):
+    X = np.asarray(X, np.float64)[:, None]
+    layers, input_frac, calib = quantize_network([_one_input_layer(weights, bias, relu, unused)], X, CFG)
+    q, c = layers[0], calib[0]
+    assert input_frac == 8                               # act_frac_bits: 2 * 3 * 2**8 fits 16 bits
+    assert (q.codebook_frac, q.out_frac, q.shift) == (cb_frac, out_frac, 8 + cb_frac - out_frac)
+    assert (c["codebook_frac"], c["out_frac"], c["saturated"]) == (cb_frac, out_frac, saturated)
+    assert c["input_saturated"] == 0
+    # The outputs, from the float network by hand: exact where they fit, else clamped.
+    y = X @ np.asarray(weights)[None, :] + np.asarray(bias)
+    if relu:
+        y = np.maximum(y, 0)
+    expect = np.clip(y, -32768 * 2.0 ** -out_frac, 32767 * 2.0 ** -out_frac)
+    np.testing.assert_array_equal(fixed_point_outputs(layers, X, CFG, input_frac), expect)
+
+
+def test_saturated_inputs_are_counted_exactly():
+    """Inputs beyond +-2**15 lower the input fraction to 0 (the least); then exactly the inputs outside
+    -32768..32767 after rounding half up are saturated: 40000, -40000, 32767.5 (rounds to 32768),
+    -32769 (4), not 32767, -32768, -32768.5 (rounds to -32768) or 1."""
+    X = np.array([[40000.0, 32767.0], [-40000.0, -32768.0], [32767.5, -32768.5], [-32769.0, 1.0]])
+    layer = _one_input_layer([1.0, 1.0], [0.0, 0.0], False)
+    layer.codes = np.array([[1, 0], [0, 2]], np.uint8)
+    _, input_frac, calib = quantize_network([layer], X, CFG)
+    assert input_frac == 0
+    assert calib[0]["input_saturated"] == 4
