@@ -204,3 +204,42 @@ def test_paper_layers_fast_and_efficient():
     print(f"geomean {geomean:.3f}; model time {elapsed:.2f} s (column_buffer_depth={cfg.column_buffer_depth})")
     assert elapsed < 10.0
     assert all(0.5 < e <= 1.0 for e in effs.values())
+
+
+# The pipelines as docs/hardware.md ("Processing element") lists their stages, counted here
+# rather than read from the config: a weight entry is in the accumulator this many cycles after
+# its Spmat read, and a write-back row in the register file this many cycles after W0 read it.
+MAC_STAGES = ("A: entry", "B: unpack", "C0: register", "C: multiply", "D: register", "E: accumulate")
+WB_STAGES = ("W1: acc + bias", "W2: shift", "W3: round, saturate, ReLU", "W4: register-file write")
+
+
+def one_entry_layer_cycles(out_len, pes, wb_read_stages=0):
+    """Cycles of a layer whose input has one non-zero, in row 0 of the register files, whose column
+    holds one entry in one PE: the 'Timing' table of docs/hardware.md worked by hand."""
+    F0 = 2                               # LOAD 0, START 1: row 0 enters the row queue in cycle 2
+    X0 = F0 + 1                          # it becomes cur
+    t0 = X0 + 1                          # the broadcast fires (every PE has credit)
+    q0 = t0 + 2                          # pointer read P1
+    m0 = q0 + 1                          # pointers into P2
+    c0 = m0 + 1                          # into the column buffer
+    s0 = f0 = c0 + 1                     # the one Spmat read
+    d = max(m0 + 3, f0 + len(MAC_STAGES) + 2)          # that PE idle (the others from m0 + 3)
+    end = max(F0 + 2, t0 + 2, d)                       # scan done and every PE idle
+    wb_latency = len(WB_STAGES) + wb_read_stages       # W1r (wb_read_stages) registers the words read
+    return end + 1 + -(-out_len // pes) + wb_latency   # WB: one row per cycle, then WBLAST
+
+
+def test_write_back_timing_follows_the_documented_stages():
+    """A one-entry layer takes the cycles worked by hand from the documented pipelines
+    (17 + 1 + 2 + 4 = 24 on 4 PEs with 8 outputs; one more with wb_read_stages), so the
+    write-back latency is pinned by the stage list, not by the config constant that both
+    the RTL's CCU and this model read."""
+    assert one_entry_layer_cycles(8, 4) == 24 and one_entry_layer_cycles(8, 4, 1) == 25
+    for wb_read_stages in (0, 1):
+        cfg = EIEConfig(pes=4, fifo_depth=2, column_buffer_depth=1, spmat_depth=16, ptr_depth=16, act_depth=2,
+                        bias_depth=16, max_layers=1, wb_read_stages=wb_read_stages)
+        col_entries = np.zeros((4, 4), np.int64)
+        col_entries[1, 2] = 1                     # row 1 (PE 1, local row 0), column 2
+        x = np.array([0, 0, 5, 0])
+        timing = cycle_model.layer_cycles(cfg, col_entries, x, 8)
+        assert timing.cycles == one_entry_layer_cycles(8, 4, wb_read_stages)

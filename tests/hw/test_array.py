@@ -261,3 +261,26 @@ def test_last_broadcast_after_idle_pes():
     x[-1] = 9
     expect = _check([layer], x, cfg)
     assert np.any(expect != forward_all([layer], np.zeros_like(x), cfg)[-1])     # the last input counts
+
+
+@pytest.mark.parametrize("wb_read_stages", [0, 1])
+def test_write_back_lands_on_the_documented_cycle(wb_read_stages):
+    """The array's cycle count of a one-entry layer equals the count worked by hand from the
+    pipeline stages that docs/hardware.md lists (tests/golden/test_cycle_model.py,
+    ``one_entry_layer_cycles``: 24 cycles, 25 with wb_read_stages), not from the
+    ``writeback_latency`` constant the CCU and the cycle model share; and the output is right,
+    so the CCU does not end the layer before the last row is in the register file."""
+    from eie.golden.encode import QuantLayer
+    cfg = EIEConfig(pes=4, fifo_depth=2, column_buffer_depth=1, spmat_depth=16, ptr_depth=16, act_depth=2,
+                    bias_depth=16, max_layers=1, wb_read_stages=wb_read_stages)
+    codes = np.zeros((8, 4), np.uint8)
+    codes[1, 2] = 3
+    codebook = np.zeros(cfg.codebook_size, np.int64)
+    codebook[3] = -7
+    layer = QuantLayer(codes=codes, codebook=codebook, bias=np.arange(8, dtype=np.int64) - 3, shift=0, relu=False)
+    x = np.array([0, 0, 5, 0])
+    got = simulate_image(build_image([layer], cfg), x, check_io=False)
+    expect = np.arange(8) - 3
+    expect[1] += -7 * 5
+    np.testing.assert_array_equal(got["out"], expect)
+    assert got["counters"][Counter.CYCLES] == got["waited"] == 24 + wb_read_stages
