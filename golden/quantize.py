@@ -36,6 +36,7 @@ everywhere, as the hardware rounds.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -99,8 +100,8 @@ def quantize_network(shared_layers, X_calib, cfg, *, headroom: float = HEADROOM)
     range exceeds even ``out_frac = 0``; the first layer's dict also counts
     saturated network inputs as ``input_saturated``).
     """
+    from . import reference
     from .encode import QuantLayer
-    from .reference import round_shift
 
     X = np.asarray(X_calib, dtype=np.float64)
     in_max = float(np.abs(X).max()) if X.size else 0.0
@@ -129,23 +130,23 @@ def quantize_network(shared_layers, X_calib, cfg, *, headroom: float = HEADROOM)
             raise ValueError(f"layer {k} ({sl.name}): weights up to {cmax:g} and bias up to {bmax:g} leave no "
                              f"fraction bits in the accumulator; scale the model's weights down")
         bias = to_fixed(sl.bias, acc_frac)
-        # Exact integer accumulation (numpy int64 matmul is exact; acc_bits <= 64).
-        w = codebook[sl.codes]
-        acc = x @ w.T + bias
+        # The bit-exact reference's accumulator (exact), before the shift is known.
+        layer = QuantLayer(codes=sl.codes, codebook=codebook, bias=bias, shift=0, relu=sl.relu,
+                           name=sl.name or f"fc{k + 1}", in_frac=in_frac, codebook_frac=cb_frac)
+        acc = reference.accumulate(layer, x)
         real = np.ldexp(acc.astype(np.float64), -acc_frac)
         out_max = float(real.max(initial=0.0)) if sl.relu else float(np.abs(real).max(initial=0.0))
         out_frac = frac_bits_for(out_max, cfg.act_bits, headroom=headroom, hi=min(cfg.act_bits - 1, acc_frac))
         shift = acc_frac - out_frac
-        y = round_shift(acc, shift)
-        sat = (y > (1 << (cfg.act_bits - 1)) - 1) | (y < -(1 << (cfg.act_bits - 1)))
-        if sl.relu:
-            sat &= y > 0
-        y = _saturate(y, cfg.act_bits)
-        if sl.relu:
-            y = np.maximum(y, 0)
-        layer = QuantLayer(codes=sl.codes, codebook=codebook, bias=bias, shift=shift, relu=sl.relu,
-                           name=sl.name or f"fc{k + 1}", in_frac=in_frac, out_frac=out_frac, codebook_frac=cb_frac)
+        layer = replace(layer, shift=shift, out_frac=out_frac)
         layer.check(cfg, index=k)
+        # The reference's write-back; an output saturated if rounding left it out of act_bits (ReLU zeroes a
+        # negative one anyway).
+        y = reference.write_back(acc, shift, sl.relu, cfg)
+        rounded = reference.round_shift(acc, shift)
+        sat = rounded != reference.saturate(rounded, cfg.act_bits)
+        if sl.relu:
+            sat &= rounded > 0
         layers.append(layer)
         calibration.append({"name": layer.name, "input_saturated": input_saturated if k == 0 else 0, "in_max": float(np.abs(dequantize(x, in_frac)).max(initial=0.0)),
                             "out_max": out_max, "codebook_max": cmax, "bias_max": bmax, "in_frac": in_frac,

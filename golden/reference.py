@@ -33,7 +33,7 @@ from eie.config import EIEConfig
 from eie.format import NetworkImage
 from .encode import EncodedLayer, QuantLayer, decode_image, encode_layer
 
-__all__ = ["layer_forward", "forward", "forward_all", "image_forward", "round_shift", "saturate",
+__all__ = ["layer_forward", "accumulate", "write_back", "forward", "forward_all", "image_forward", "round_shift", "saturate",
            "check_input", "LayerWork", "layer_work", "layer_work_batch", "network_work"]
 
 # Columns per block in the matrix product: bounds the int64 temporary of
@@ -69,8 +69,12 @@ def check_input(x, in_len: int, cfg: EIEConfig, who: str = "input") -> np.ndarra
     return arr.astype(np.int64)
 
 
-def _accumulate(layer: QuantLayer, x: np.ndarray) -> np.ndarray:
-    """``bias + W x`` for x of shape (batch, in_len): (batch, out_len) int64, exact (see module docstring)."""
+def accumulate(layer: QuantLayer, x: np.ndarray) -> np.ndarray:
+    """``bias + W x`` for x of shape (batch, in_len): (batch, out_len) int64, exact (see module docstring).
+
+    The first half of :func:`layer_forward`, unchecked: ``layer`` and ``x``
+    must already fit the config (``layer.shift`` is not used).
+    """
     batch = x.shape[0]
     acc = np.broadcast_to(layer.bias, (batch, layer.out_len)).copy()
     # Only columns with a non-zero input in some sample contribute.
@@ -91,11 +95,16 @@ def layer_forward(layer: QuantLayer, x, cfg: EIEConfig) -> np.ndarray:
     layer.check(cfg, lengths=False)
     xs = check_input(x, layer.in_len, cfg, f"input of layer {layer.name!r}" if layer.name else "layer input")
     single = xs.ndim == 1
-    acc = _accumulate(layer, xs.reshape(-1, layer.in_len))
-    y = saturate(round_shift(acc, layer.shift), cfg.act_bits)
-    if layer.relu:
-        y = np.maximum(y, 0)
+    y = write_back(accumulate(layer, xs.reshape(-1, layer.in_len)), layer.shift, layer.relu, cfg)
     return y[0] if single else y
+
+
+def write_back(acc: np.ndarray, shift: int, relu: bool, cfg: EIEConfig) -> np.ndarray:
+    """The second half of :func:`layer_forward`: ``relu?(saturate(round_shift(acc, shift), act_bits))``."""
+    y = saturate(round_shift(acc, shift), cfg.act_bits)
+    if relu:
+        y = np.maximum(y, 0)
+    return y
 
 
 def forward_all(layers: list, x, cfg: EIEConfig) -> list:
