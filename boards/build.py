@@ -36,7 +36,7 @@ from ..config import EIEConfig
 from ..format import NetworkImage
 
 __all__ = ["DoesNotFit", "ToolError", "tool_env", "load_model_image", "parse_nextpnr_utilisation",
-           "parse_yosys_cells", "summarise", "build", "DESIGN_NAME", "DESIGN_FILE"]
+           "parse_yosys_cells", "summarise", "build", "synth_overrides", "DESIGN_NAME", "DESIGN_FILE"]
 
 DESIGN_NAME = "eie_board"
 DESIGN_FILE = "design.json"
@@ -107,6 +107,19 @@ def spram_spmat(board, cfg: EIEConfig) -> bool:
     """Whether the Spmat goes to the iCE40 UltraPlus SPRAMs (16 bits wide, at least 4K deep)."""
     return board.family == "ice40" and "-spram" in board.synth_opts and cfg.spmat_word_bits == 16 \
         and cfg.spmat_depth >= 4096
+
+
+def synth_overrides(board, cfg: EIEConfig, *, loopback: bool = False) -> dict:
+    """The amaranth build-plan overrides of the Yosys script for ``cfg`` on ``board``
+    (used by :func:`build` and by :mod:`eie.boards.netlist`, which synthesises the
+    same core for gate-level simulation): ``script_after_read`` deletes the Spmat's
+    initial contents when it goes to SPRAM."""
+    overrides = {}
+    if spram_spmat(board, cfg) and not loopback:
+        # SPRAM has no initial contents: Yosys maps a memory there only when it has none.
+        # (The Spmat's read port must also be idle during writes, as the PE's is.)
+        overrides["script_after_read"] = "delete */t:$meminit_v2 */r:MEMID=\\spmat %i"
+    return overrides
 
 
 def load_model_image(model_dir, cfg: EIEConfig, progress=None) -> tuple[NetworkImage, dict]:
@@ -282,12 +295,8 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     name = DESIGN_NAME
     report_file = f"{name}.report.json"
     nextpnr_opts = ["--timing-allow-fail", "--report", report_file, "--seed", str(seed), *board.nextpnr_opts]
-    overrides = {}
     spram = spram_spmat(board, cfg) and not loopback
-    if spram:
-        # SPRAM has no initial contents: Yosys maps a memory there only when it has none.
-        # (The Spmat's read port must also be idle during writes, as the PE's is.)
-        overrides["script_after_read"] = "delete */t:$meminit_v2 */r:MEMID=\\spmat %i"
+    overrides = synth_overrides(board, cfg, loopback=loopback)
     try:
         # Amaranth writes memory contents one bit at a time; the hardware package's
         # emitter is much faster and leaves all-zero memories without contents.

@@ -65,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                         help="Verilog simulator: verilator (default, fast) or icarus (Icarus Verilog, "
                              "a second opinion; much slower, for small configs)")
+    parser.add_argument("--netlist", metavar="BOARD",
+                        help="simulate the gate-level netlist `eie build` synthesises for BOARD (its core, "
+                             "its config, Yosys' cell models) instead of the RTL; the network must be "
+                             "compressed for that board's config")
 
 
 def _progress(msg: str) -> None:
@@ -182,9 +186,18 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
 
 
 def main(args) -> int:
-    res = simulate(args.dir, inputs=args.inputs, labels=args.labels, limit=args.limit, config=args.config,
-                   waves=args.waves, link=args.link, idle=args.idle, backpressure=args.backpressure,
-                   seed=args.seed, opt=args.opt, simulator=getattr(args, "simulator", "verilator"))
+    if getattr(args, "netlist", None):
+        other = [f"--{name}" for name in ("config", "labels", "waves", "opt") if getattr(args, name)]
+        if other or args.link != "fast" or args.idle or args.backpressure:
+            raise ValueError(f"--netlist runs the board's own config on the fast link without idle or "
+                             f"back-pressure; drop {', '.join(other) or '--link/--idle/--backpressure'}")
+        from eie.boards.netlist import simulate_netlist
+        res = simulate_netlist(args.netlist, args.dir, inputs=args.inputs, limit=args.limit,
+                               simulator=args.simulator, progress=_progress)
+    else:
+        res = simulate(args.dir, inputs=args.inputs, labels=args.labels, limit=args.limit, config=args.config,
+                       waves=args.waves, link=args.link, idle=args.idle, backpressure=args.backpressure,
+                       seed=args.seed, opt=args.opt, simulator=getattr(args, "simulator", "verilator"))
     if args.json:
         print(json.dumps(res))
     else:
