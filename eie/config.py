@@ -18,6 +18,8 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from . import timing
+
 __all__ = ["EIEConfig", "DEFAULT", "PRESETS", "preset", "clog2", "LAYER_FIELDS"]
 
 
@@ -304,9 +306,10 @@ class EIEConfig:
         Fixed by the hardware (``eie.hw.pe``): (with ``wb_read_stages``, register
         the words read;) add the bias; shift; round, saturate and ReLU; write the
         register file, one pipeline stage each, so that the write-back is never
-        the critical path. The cycle model adds it to every layer.
+        the critical path. The cycle model adds it to every layer. Owned by
+        :mod:`eie.timing` (``WRITEBACK_STAGES``).
         """
-        return 4 + self.wb_read_stages
+        return timing.writeback_latency(self.wb_read_stages)
 
     @property
     def mac_latency(self) -> int:
@@ -316,9 +319,10 @@ class EIEConfig:
         codebook value register; multiply and accumulator read; product and
         accumulator word registers; add and write. A PE's datapath is empty
         ``mac_latency + 1`` cycles after its last Spmat read and its registered
-        ``idle`` rises one cycle later (the cycle model's drain).
+        ``idle`` rises one cycle later (the cycle model's drain). Owned by
+        :mod:`eie.timing` (``MAC_STAGES``).
         """
-        return 6
+        return timing.MAC_LATENCY
 
     @property
     def product_bits(self) -> int:

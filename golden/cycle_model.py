@@ -14,7 +14,7 @@ column-buffer depth ``C``:
 
 CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
     ``F_r``: cycle row ``r`` enters the row queue (its data on the read ports;
-    the queue of ``ROW_QUEUE`` = 3 rows never runs dry, so this is also the
+    the queue of ``eie.timing.ROW_QUEUE`` = 3 rows never runs dry, so this is also the
     cycle before the row can be examined); ``F_0 = 2`` (LOAD registers the
     layer-table entry, START reads row 0); after an all-zero row
     ``F_{r+1} = F_r + 1``; after a non-zero row ``F_{r+1} = X_r``, where

@@ -52,6 +52,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from eie import timing
 from eie.config import EIEConfig
 from eie.protocol import Counter, Mem, unpack_layer_entry
 
@@ -62,8 +63,9 @@ from .pe import check_image, io_width
 
 __all__ = ["CCU", "Phase", "ROW_QUEUE"]
 
-# Rows fetched ahead of the broadcast (enough for one row per cycle, see elaborate).
-ROW_QUEUE = 3
+# Rows fetched ahead of the broadcast (enough for one row per cycle, see elaborate);
+# owned by eie.timing, re-exported here.
+ROW_QUEUE = timing.ROW_QUEUE
 
 
 class Phase(enum.Enum, shape=3):

@@ -54,6 +54,13 @@ __all__ = ["ProcessingElement", "io_width", "pe_rdata_width", "pe_wdata_width"]
 
 
 
+def _check_stages(what: str, valids: list, latency: int) -> None:
+    """The pipeline built has one register stage per entry of ``eie.timing.<what>``, or elaboration fails."""
+    if len(valids) != latency:
+        raise AssertionError(f"the PE's pipeline has {len(valids)} register stages but eie.timing.{what} "
+                             f"gives a latency of {latency}: change the RTL and eie.timing together")
+
+
 # The memories inside each PE (the host addresses them per PE).
 _PE_MEMS = (Mem.SPMAT, Mem.PTR, Mem.CODEBOOK, Mem.BIAS, Mem.ACT)
 
@@ -531,6 +538,9 @@ class ProcessingElement(wiring.Component):
             acc_sum.eq(acc_old + e_product),
         ]
         m.d.sync += [h1_valid.eq(e_valid), h1_row.eq(e_row), h1_sum.eq(acc_sum)]
+        # One register stage per entry of eie.timing.MAC_STAGES (A .. E): E writes the
+        # accumulator cfg.mac_latency cycles after the Spmat read.
+        _check_stages("MAC_STAGES", [a_valid, b_valid, c0_valid, c_valid, d_valid, e_valid], cfg.mac_latency)
 
         # -- bias and write-back: four stages, five with cfg.wb_read_stages (cfg.writeback_latency)
         # W0 (wb_issue): read accumulator and bias of local row wb_row.
@@ -552,12 +562,14 @@ class ProcessingElement(wiring.Component):
         ]
         acc_word, bias_word = acc_r.data, bias_data
         add_valid, add_row, add_in = w1_valid, w1_row, w1_in
+        wb_stages = [w1_valid]
         for i in range(cfg.wb_read_stages):
             acc_word = delayed(m, acc_word, 1, f"wb_acc{i}")
             bias_word = delayed(m, bias_word, 1, f"wb_bias{i}")
             r_valid, r_row, r_in = Signal(name=f"w1r{i}_valid"), Signal.like(row, name=f"w1r{i}_row"), Signal()
             m.d.sync += [r_valid.eq(add_valid), r_row.eq(add_row), r_in.eq(add_in)]
             add_valid, add_row, add_in = r_valid, r_row, r_in
+            wb_stages.append(r_valid)
         m.d.sync += [w2_valid.eq(add_valid), w2_row.eq(add_row), w2_in.eq(add_in)]
         w2_total = Signal(signed(cfg.acc_bits + 1))
         m.d.sync += w2_total.eq(acc_word + bias_word)
@@ -627,6 +639,9 @@ class ProcessingElement(wiring.Component):
             w4_addr.eq(Mux(self.dst_bank, cfg.act_depth + w3_row, w3_row)),
             w4_data.eq(Cat(result, result != 0)),
         ]
+        # One register stage per entry of eie.timing.WRITEBACK_STAGES (W1 .. W4, and the
+        # W1r stages): W4 writes cfg.writeback_latency cycles after wb_issue (W0).
+        _check_stages("WRITEBACK_STAGES", wb_stages + [w2_valid, w3_valid, w4_valid], cfg.writeback_latency)
         with m.If(self.running):
             m.d.comb += [rf_w.addr.eq(w4_addr), rf_w.data.eq(w4_data), rf_w.en.eq(w4_valid)]
         with m.Else():
