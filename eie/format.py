@@ -69,14 +69,19 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def read_json(path, *, what: str = "file", fix: str = RECOMPRESS):
-    """The JSON document in ``path``; FormatError if it is missing, unreadable or not JSON (NaN and
-    Infinity included)."""
-    path = Path(path)
+def _must_be_file(path: Path, what: str, fix: str) -> None:
+    """FormatError unless ``path`` is an existing file (not a folder)."""
     if not path.exists():
         raise FormatError(path, f"no such {what}", fix)
     if path.is_dir():
         raise FormatError(path, f"is a folder, not a {what}", fix)
+
+
+def read_json(path, *, what: str = "file", fix: str = RECOMPRESS):
+    """The JSON document in ``path``; FormatError if it is missing, unreadable or not JSON (NaN and
+    Infinity included)."""
+    path = Path(path)
+    _must_be_file(path, what, fix)
     try:
         text = path.read_bytes().decode("utf-8")
         return json.loads(text, parse_constant=_reject_constant)
@@ -95,10 +100,7 @@ def read_npz(path, *, what: str = "archive", fix: str = RECOMPRESS) -> dict:
     its CRC-32 check, or holds something other than plain ``.npy`` arrays
     (object arrays would need pickle, which is never allowed)."""
     path = Path(path)
-    if not path.exists():
-        raise FormatError(path, f"no such {what}", fix)
-    if path.is_dir():
-        raise FormatError(path, f"is a folder, not a {what}", fix)
+    _must_be_file(path, what, fix)
     try:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()      # reads every member: truncation and the CRC-32 of each
@@ -119,10 +121,7 @@ def read_npz(path, *, what: str = "archive", fix: str = RECOMPRESS) -> dict:
 def read_npy(path, *, what: str = "array file", fix: str = "save the array with numpy.save"):
     """The array in the ``.npy`` file ``path`` (no pickle); FormatError when missing or damaged."""
     path = Path(path)
-    if not path.exists():
-        raise FormatError(path, f"no such {what}", fix)
-    if path.is_dir():
-        raise FormatError(path, f"is a folder, not a {what}", fix)
+    _must_be_file(path, what, fix)
     try:
         with open(path, "rb") as f:
             if f.read(6) == b"\x93NUMPY":      # a .npy: its header says how many bytes follow
