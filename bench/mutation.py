@@ -238,13 +238,19 @@ def make_copy() -> Path:
     for pkg, src in sorted(PACKAGE_DIRS.items()):
         shutil.copytree(ROOT / src, tmp / pkg, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = dict(os.environ, PYTHONPATH=str(tmp))
+    where = subprocess.run([sys.executable, "-P", "-c", "import eie.golden.encode as m; print(m.__file__)"],
+                           cwd=ROOT, env=env, capture_output=True, text=True).stdout.strip()
+    if not where.startswith(str(tmp)):
+        raise SystemExit(f"the tests would import eie from {where!r}, not from the copy in {tmp}")
     return tmp
 
 
 def _pytest(tmp: Path, tests: list[str], timeout: float, extra=()) -> tuple[str, float, str]:
     env = dict(os.environ, PYTHONPATH=str(tmp) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                PYTHONDONTWRITEBYTECODE="1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider",
+    # -P: the working directory (the checkout, whose eie/ would shadow the copy) is not put on sys.path.
+    cmd = [sys.executable, "-P", "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider",
            "-p", "no:randomly", *extra, *tests]
     t0 = time.perf_counter()
     try:
