@@ -77,7 +77,9 @@ def main(argv=None) -> int:
         from .format import FormatError
         message = " ".join(str(e).split())          # always one line
         if getattr(args, "json", False):
-            print(json.dumps(e.to_dict() if isinstance(e, FormatError) else {"error": message}))
+            print(json.dumps(e.to_dict() if isinstance(e, FormatError) else
+                             {**e.to_dict(), "error": message} if callable(getattr(e, "to_dict", None)) else
+                             {"error": message}))
         print(f"eie {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,16 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="FILE.npz",
                         help="training/test data for a user model: arrays X_train, y_train, X_test, y_test. "
                              "Without it a user model is compressed without retraining or accuracy")
+    parser.add_argument("--inputs", metavar="X.npy",
+                        help="real inputs of a user model, unlabelled (batch, in_len): a fifth is held out to "
+                             "measure the fidelity against the float model, the rest calibrates the fixed point "
+                             "(instead of --data; no retraining)")
     parser.add_argument("--density", type=float, metavar="D",
                         help="fraction of weights kept in every layer, in (0, 1] (default: 8%% hidden, "
                              "25%% output layer)")
-    parser.add_argument("--pes", type=int, metavar="N", help="number of PEs (overrides the config)")
+    parser.add_argument("--pes", type=int, metavar="N",
+                        help="number of PEs (overrides the config); without --config/--board every memory is "
+                             "sized to the network, as with --preset")
     from eie.config import PRESETS
     parser.add_argument("--config", metavar="FILE",
-                        help="EIEConfig JSON (or any artifact carrying one, such as a network's manifest.json); "
-                             "default: preset 'tiny'")
+                        help="EIEConfig JSON (or any artifact carrying one, such as a network's manifest.json) "
+                             "or a preset name, pinned: a network that does not fit is refused with every "
+                             "overflow listed; default: preset 'tiny'")
     parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="start from a config preset (default: tiny), as `eie generate --preset` does")
+                        help="start from a config preset (default: tiny), as `eie generate --preset` does, with "
+                             "every memory (act_depth, spmat_depth, ptr_depth, bias_depth, max_layers) sized to "
+                             "the network")
     parser.add_argument("--board", metavar="NAME",
                         help="use the config preset of an FPGA board (see `eie build --help`), so that "
                              "`eie build --board NAME --model DIR` bakes this network in as it is")
@@ -61,7 +70,11 @@ def _config(args):
         from eie.boards.platforms import get_board
         cfg = get_board(args.board).preset
     elif args.config is not None:
-        cfg = EIEConfig.load(args.config)
+        from pathlib import Path
+
+        from eie.config import PRESETS
+        cfg = (PRESETS[args.config] if args.config in PRESETS and not Path(args.config).exists()
+               else EIEConfig.load(args.config))
     else:
         cfg = preset(getattr(args, "preset", None) or "tiny")
     if args.pes is not None:
@@ -75,11 +88,16 @@ def main(args) -> int:
     if args.density is not None and not 0.0 < args.density <= 1.0:
         raise ValueError(f"--density must be in range (0, 1] (fraction of weights kept), not {args.density!r}")
     cfg = _config(args)
-    if args.model != "digits-mlp" and args.data is None:
-        print("eie compress: no --data given: compressing without retraining and without accuracy "
-              "(calibration on random inputs)", file=sys.stderr)
+    # --pes or --preset without a pinned config (--config, --board): every memory sized to the network.
+    fit = (args.config is None and args.board is None
+           and (args.pes is not None or getattr(args, "preset", None) is not None))
+    if args.model != "digits-mlp" and args.data is None and getattr(args, "inputs", None) is None:
+        print("eie compress: no --data given (nor --inputs): compressing without retraining and without accuracy "
+              "(calibration and fidelity on random inputs)", file=sys.stderr)
     result = compress(args.model, cfg, density=args.density, seed=args.seed, data=args.data,
-                      schedule=Schedule.quick() if args.quick else Schedule(), cache=not args.no_cache, balance=not args.no_balance)
+                      schedule=Schedule.quick() if args.quick else Schedule(), cache=not args.no_cache,
+                      balance=not args.no_balance, fit=fit, inputs=getattr(args, "inputs", None))
+    cfg = result.config
     files = write_output(result, args.out)
     report = {**result.report, "config": cfg.to_dict(), "files": files}
     if args.json:

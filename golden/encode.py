@@ -370,6 +370,40 @@ def unpack_entries(words: np.ndarray, cfg: EIEConfig) -> tuple[np.ndarray, np.nd
     return v, z
 
 
+def _overflow_details(layers: list, encs: list, cfg: EIEConfig) -> list:
+    """One line per overflowing memory, naming the first layer where it overflows (for :func:`build_image`)."""
+    n, found = cfg.pes, {}
+    if len(layers) > cfg.max_layers:
+        found["max_layers"] = (f"network has {len(layers)} layers but EIEConfig.max_layers={cfg.max_layers}; "
+                               f"raise max_layers")
+    entry_base = np.zeros(n, np.int64)
+    ptr_base = bias_base = 0
+    for l, (layer, enc) in enumerate(zip(layers, encs)):
+        who = layer._who(l)
+        for f, v in (("in_len", layer.in_len), ("out_len", layer.out_len)):
+            if v > cfg.max_len and "act_depth" not in found:
+                found["act_depth"] = (f"{who}: {f}={v} is out of range 1..{cfg.max_len} (max_len = pes * act_depth "
+                                      f"= {cfg.pes} * {cfg.act_depth}); raise EIEConfig.act_depth or pes")
+        used = entry_base + enc.pe_entries
+        worst = int(np.argmax(used))
+        if int(used[worst]) > cfg.spmat_entries and "spmat_depth" not in found:
+            found["spmat_depth"] = (f"{who}: Spmat overflow: PE {worst} needs {int(used[worst])} entries = "
+                                    f"{_ceil_div(int(used[worst]), cfg.entries_per_word)} words through this layer "
+                                    f"but EIEConfig.spmat_depth={cfg.spmat_depth} ({cfg.spmat_entries} entries); "
+                                    f"raise spmat_depth or use more PEs")
+        if ptr_base + layer.in_len + 1 > cfg.ptr_depth and "ptr_depth" not in found:
+            found["ptr_depth"] = (f"{who}: pointer overflow: needs pointers {ptr_base}..{ptr_base + layer.in_len} "
+                                  f"(in_len + 1 = {layer.in_len + 1}) but EIEConfig.ptr_depth={cfg.ptr_depth}; "
+                                  f"raise ptr_depth")
+        rows = _ceil_div(layer.out_len, n)
+        if bias_base + rows > cfg.bias_depth and "bias_depth" not in found:
+            found["bias_depth"] = (f"{who}: bias overflow: needs bias words {bias_base}..{bias_base + rows - 1} "
+                                   f"(ceil(out_len / pes) = {rows}) but EIEConfig.bias_depth={cfg.bias_depth}; "
+                                   f"raise bias_depth")
+        entry_base, ptr_base, bias_base = used, ptr_base + layer.in_len + 1, bias_base + rows
+    return [found[f] for f in ("max_layers", "act_depth", "spmat_depth", "ptr_depth", "bias_depth") if f in found]
+
+
 def build_image(layers: list, cfg: EIEConfig) -> NetworkImage:
     """Lay ``layers`` out in the memories of ``cfg.pes`` PEs (see ``docs/format.md``).
 
@@ -377,44 +411,30 @@ def build_image(layers: list, cfg: EIEConfig) -> NetworkImage:
     packed ``entries_per_word`` per Spmat word; layer ``l`` uses ``in_len + 1``
     pointers (absolute entry addresses) starting at its ``ptr_base``, codebook
     slot ``l``, and bias words from its ``bias_base`` on (local row ``r`` at
-    ``bias_base + r``; ``ceil(out_len / pes)`` words per layer). Raises
-    ``ValueError`` naming the layer, the memory, the numbers and the config
-    field to raise when something does not fit.
+    ``bias_base + r``; ``ceil(out_len / pes)`` words per layer). A network
+    that does not fit raises one :class:`eie.golden.fit.ConfigFitError` (a
+    ``ValueError``) naming every memory that overflows (the layer, the numbers,
+    the config field to raise) and the smallest config that fits.
     """
+    from .fit import check, memory_needs
+
     n = cfg.pes
     if not layers:
         raise ValueError("a network needs at least one layer")
-    if len(layers) > cfg.max_layers:
-        raise ValueError(f"network has {len(layers)} layers but EIEConfig.max_layers={cfg.max_layers}; "
-                         f"raise max_layers")
     for l, layer in enumerate(layers):
-        layer.check(cfg, index=l)
+        layer.check(cfg, index=l, lengths=False)
         if l and layer.in_len != layers[l - 1].out_len:
             raise ValueError(f"{layer._who(l)}: in_len={layer.in_len} does not match the previous layer's "
                              f"out_len={layers[l - 1].out_len}")
     encs = [encode_layer(layer, cfg) for layer in layers]
+    check(cfg, memory_needs(layers, cfg, encs), _overflow_details(layers, encs, cfg))   # every overflow at once
     entry_base = np.zeros(n, np.int64)
     ptr_base = bias_base = 0
     ptr_parts, table = [], []
     bias = np.zeros((n, sum(_ceil_div(layer.out_len, n) for layer in layers)), np.int64)
     for l, (layer, enc) in enumerate(zip(layers, encs)):
-        who = layer._who(l)
         used = entry_base + enc.pe_entries
-        worst = int(np.argmax(used))
-        if int(used[worst]) > cfg.spmat_entries:
-            raise ValueError(f"{who}: Spmat overflow: PE {worst} needs {int(used[worst])} entries = "
-                             f"{_ceil_div(int(used[worst]), cfg.entries_per_word)} words through this layer but "
-                             f"EIEConfig.spmat_depth={cfg.spmat_depth} ({cfg.spmat_entries} entries); "
-                             f"raise spmat_depth or use more PEs")
-        if ptr_base + layer.in_len + 1 > cfg.ptr_depth:
-            raise ValueError(f"{who}: pointer overflow: needs pointers {ptr_base}..{ptr_base + layer.in_len} "
-                             f"(in_len + 1 = {layer.in_len + 1}) but EIEConfig.ptr_depth={cfg.ptr_depth}; "
-                             f"raise ptr_depth")
         rows = _ceil_div(layer.out_len, n)
-        if bias_base + rows > cfg.bias_depth:
-            raise ValueError(f"{who}: bias overflow: needs bias words {bias_base}..{bias_base + rows - 1} "
-                             f"(ceil(out_len / pes) = {rows}) but EIEConfig.bias_depth={cfg.bias_depth}; "
-                             f"raise bias_depth")
         ptr_parts.append(enc.ptr + entry_base[:, None])
         padded = np.zeros(rows * n, np.int64)
         padded[:layer.out_len] = layer.bias

@@ -176,14 +176,15 @@ class LinearSpec:
         return self.linear.out_features
 
 
-def network_layers(model, cfg) -> list:
+def network_layers(model, cfg, *, limits: bool = True) -> list:
     """Check that ``model`` runs on an EIE of config ``cfg``; return its :class:`LinearSpec` list.
 
     Accepted: a ``torch.nn.Sequential`` of ``Linear`` modules, each optionally
     followed by one ``ReLU``; consecutive sizes must chain; every size must be at
     most ``cfg.max_len`` (``pes * act_depth``) and there must be at most
     ``cfg.max_layers`` Linear layers. Anything else raises ``ValueError`` naming
-    the module index, its type and the limit.
+    the module index, its type and the limit. ``limits=False`` checks only the
+    structure (the config's sizes are then checked by :mod:`.fit`).
     """
     import torch.nn as nn
 
@@ -195,7 +196,7 @@ def network_layers(model, cfg) -> list:
         kind = type(module).__name__
         if isinstance(module, nn.Linear):
             for name, size in (("in_features", module.in_features), ("out_features", module.out_features)):
-                if size > cfg.max_len:
+                if limits and size > cfg.max_len:
                     raise ValueError(
                         f"layer {i} (Linear {module.in_features}->{module.out_features}): {name}={size} exceeds "
                         f"the config's limit max_len = pes * act_depth = {cfg.pes} * {cfg.act_depth} = "
@@ -224,7 +225,7 @@ def network_layers(model, cfg) -> list:
         prev = "linear"
     if not specs:
         raise ValueError("model has no Linear layer; EIE needs at least one")
-    if len(specs) > cfg.max_layers:
+    if limits and len(specs) > cfg.max_layers:
         raise ValueError(f"model has {len(specs)} Linear layers but the config allows max_layers="
                          f"{cfg.max_layers}; raise max_layers in the config")
     return specs

@@ -62,6 +62,32 @@ __all__ = ["Schedule", "Compressed", "compress", "storage_report", "write_output
 
 # Inputs drawn for calibration when a user model comes without data.
 _NO_DATA_CALIBRATION_SAMPLES = 1024
+# ... and, drawn apart from them, for measuring the fidelity.
+_NO_DATA_EVAL_SAMPLES = 256
+
+
+def _load_inputs(inputs, in_len: int) -> np.ndarray:
+    """``--inputs``: float inputs (batch, in_len) from an array or a ``.npy`` file."""
+    from eie.format import FormatError, check_finite, read_npy
+    fix = "save the float inputs as one array of shape (batch, in_len) with numpy.save"
+    what = "--inputs"
+    if isinstance(inputs, (str, Path)):
+        what = str(inputs)
+        if Path(inputs).suffix != ".npy":
+            raise ValueError(f"--inputs must be a .npy file of float inputs (batch, in_len), not {str(inputs)!r}")
+        if not Path(inputs).exists():
+            raise FileNotFoundError(f"--inputs {inputs}: no such file")
+        inputs = read_npy(inputs, what="inputs file", fix=fix)
+    X = np.asarray(inputs)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != in_len:
+        raise FormatError(what, f"inputs must have shape (batch >= 1, in_len = {in_len}), not {X.shape}", fix)
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise FormatError(what, f"inputs must be numbers, not {X.dtype}", fix)
+    X = X.astype(np.float64)
+    check_finite(what, "the inputs", X, "replace NaN and infinite inputs by numbers")
+    return X
 
 
 @dataclass(frozen=True)
@@ -140,7 +166,7 @@ def _balance(layers, cfg, x_calib, enabled: bool = True):
 
 def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=None,
              schedule: Schedule = Schedule(), cache: bool = True, balance: bool = True,
-             progress=_stderr) -> Compressed:
+             progress=_stderr, fit: bool = False, inputs=None) -> Compressed:
     """Compress ``model`` for the EIE of config ``cfg`` (default preset ``tiny``).
 
     ``model`` is ``"digits-mlp"``, a path, ``"module:function"`` or an
@@ -151,12 +177,23 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     on seeded standard-normal inputs, and no accuracy is measured (the report's
     ``notes`` say so). ``balance=False`` keeps the plain row interleave (no
     load balancing). ``progress(str)`` gets progress lines (default: stderr).
+
+    ``fit=True`` sizes every memory of ``cfg`` (``act_depth``, ``spmat_depth``,
+    ``ptr_depth``, ``bias_depth``, ``max_layers``) to the network
+    (:func:`eie.golden.fit.fitted`); otherwise ``cfg`` is pinned and a network
+    that does not fit raises one :class:`eie.golden.fit.ConfigFitError` naming
+    every overflow. ``inputs`` (array or ``.npy`` path, unlabelled, without
+    ``data``) are real inputs: a seeded fifth of them (at least one) is held
+    out to measure the fidelity, the rest calibrates the fixed point. The
+    report's ``fidelity`` compares the pruned, shared and fixed-point networks
+    with the float model on the held-out inputs (:mod:`.fidelity`).
     """
     import torch
 
     from eie.config import preset
-    from . import models, prune, share, quantize
+    from . import fit as fitting, models, prune, share, quantize
     from .encode import build_image, encode_layer
+    from .fidelity import fidelity, float_outputs
 
     progress = progress or (lambda msg: None)
     cfg = cfg or preset("tiny")
@@ -168,7 +205,7 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     # 1. model and data
     if isinstance(model, str) and model == "digits-mlp":
         name = "digits-mlp"
-        models.network_layers(models.build_digits_mlp(), cfg)  # refuse a too-small config before training
+        models.network_layers(models.build_digits_mlp(), cfg, limits=False)  # refuse a bad model before training
         if data is None:
             data = models.digits_split()
         float_model = models.digits_mlp(seed, epochs=schedule.float_epochs, cache=cache, progress=progress)
@@ -179,22 +216,52 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         name = type(model).__name__
         float_model = model
     try:
-        specs = models.network_layers(float_model, cfg)
+        specs = models.network_layers(float_model, cfg, limits=False)   # sizes: fit.check, below
     except ValueError as e:
         if isinstance(model, str) and model != "digits-mlp":
             raise ValueError(f"--model {model}: {e}") from None     # name the file (or module) in the error
         raise
+    # The memories: sized to the network (fit) or pinned. act_depth and max_layers follow from the shapes
+    # and must be known before the fixed point (acc_bits); a pinned config too small for them is worked
+    # on with them raised, so that the one error at the end can name every overflow with its exact need.
+    shape_needs = fitting.shape_needs([(s.in_len, s.out_len) for s in specs], cfg.pes)
+    shape_fields = {f: shape_needs[f] for f in ("act_depth", "max_layers")}
+    work_cfg = fitting.fitted(cfg, shape_fields) if fit else fitting.smallest_fitting(cfg, shape_fields)
+    doomed = not fit and work_cfg != cfg      # refused at the end; no retraining spent on it
+    if doomed:
+        over = ", ".join(o["field"] for o in fitting.overflows(cfg, shape_fields))
+        progress(f"the model does not fit the config ({over}); pruning without retraining to report every memory it needs")
     if isinstance(data, (str, Path)):
         data = models.load_data(data, specs[0].in_len, classes=specs[-1].out_len)
     X_train = y_train = X_test = y_test = None
+    X_eval = X_calib_given = None
     if data is not None:
+        if inputs is not None:
+            raise ValueError("--inputs and --data both give data; --data brings held-out inputs (X_test)")
         X_train, y_train, X_test, y_test = data
         if X_train.shape[1] != specs[0].in_len:
             raise ValueError(f"data has {X_train.shape[1]} features but the model's first layer takes "
                              f"{specs[0].in_len}")
+        X_eval, eval_source = X_test, "the test split" if name == "digits-mlp" else "--data X_test"
+    elif inputs is not None:
+        X_in = _load_inputs(inputs, specs[0].in_len)
+        order = np.random.default_rng(seed).permutation(len(X_in))
+        held = max(1, len(X_in) // 5)
+        X_eval = X_in[order[:held]]
+        X_calib_given = X_in[order[held:]] if len(X_in) > 1 else X_in
+        eval_source = f"--inputs: {held} held-out inputs (the other {len(X_in) - held} calibrate)"
+        if len(X_in) == 1:
+            notes.append("--inputs holds one input: it both calibrates and measures the fidelity")
+        notes.append("--inputs without labels: pruning and weight sharing ran without retraining")
     else:
         notes.append("no --data given: pruning and weight sharing ran without retraining, calibration used "
                      f"{_NO_DATA_CALIBRATION_SAMPLES} seeded standard-normal inputs, and no accuracy was measured")
+        X_eval = np.random.default_rng([seed, 1]).standard_normal((_NO_DATA_EVAL_SAMPLES, specs[0].in_len))
+        eval_source = (f"{_NO_DATA_EVAL_SAMPLES} seeded standard-normal inputs (no --data or --inputs: "
+                       f"not representative of real inputs)")
+    X_eval = np.asarray(X_eval, dtype=np.float32)
+    y_eval = y_test if X_test is not None else None
+    ref_eval = float_outputs(float_model, X_eval)
     acc = {"float": None, "pruned": None, "shared": None, "fixed_point": None}
     if X_test is not None:
         acc["float"] = models.accuracy(float_model, X_test, y_test)
@@ -203,12 +270,14 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     # 2. pruning (on a copy: the float model stays intact for comparison)
     t = time.perf_counter()
     work = copy.deepcopy(float_model)
-    specs = models.network_layers(work, cfg)
+    specs = models.network_layers(work, cfg, limits=False)
     densities = prune.default_densities(len(specs), density)
     progress(f"pruning to densities {', '.join(f'{d:.0%}' for d in densities)}")
-    masks = prune.prune_network(work, [s.linear for s in specs], densities, X_train, y_train,
+    X_fit, y_fit = (None, None) if doomed else (X_train, y_train)
+    masks = prune.prune_network(work, [s.linear for s in specs], densities, X_fit, y_fit,
                                 steps=schedule.prune_steps, epochs=schedule.prune_epochs, seed=seed,
                                 progress=progress)
+    fid = {"source": eval_source, "pruned": fidelity(ref_eval, float_outputs(work, X_eval), y_eval)}
     if X_test is not None:
         acc["pruned"] = models.accuracy(work, X_test, y_test)
         progress(f"pruned: test accuracy {acc['pruned']:.2%} (float {acc['float']:.2%})")
@@ -217,10 +286,11 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     # 3. weight sharing + centroid fine-tuning
     t = time.perf_counter()
     progress(f"weight sharing: {cfg.codebook_size - 1} clusters per layer + code 0 for zero")
-    shared_layers, shared_model = share.share_network(specs, masks, index_bits=cfg.index_bits, X=X_train,
-                                                      y=y_train, epochs=schedule.share_epochs, seed=seed,
+    shared_layers, shared_model = share.share_network(specs, masks, index_bits=cfg.index_bits,
+                                                      X=X_fit, y=y_fit, epochs=schedule.share_epochs, seed=seed,
                                                       progress=progress)
     compressed_model = _dense_sequential(shared_layers)
+    fid["shared"] = fidelity(ref_eval, float_outputs(compressed_model, X_eval), y_eval)
     if X_test is not None:
         acc["shared"] = models.accuracy(compressed_model, X_test, y_test)
         progress(f"shared: test accuracy {acc['shared']:.2%}")
@@ -230,9 +300,11 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     t = time.perf_counter()
     if X_train is not None:
         X_calib = X_train
+    elif X_calib_given is not None:
+        X_calib = X_calib_given
     else:
         X_calib = np.random.default_rng(seed).standard_normal((_NO_DATA_CALIBRATION_SAMPLES, specs[0].in_len))
-    layers, input_frac, calibration = quantize.quantize_network(shared_layers, X_calib, cfg)
+    layers, input_frac, calibration = quantize.quantize_network(shared_layers, X_calib, work_cfg)
     progress(f"fixed point: input_frac {input_frac}, out_frac per layer {[l.out_frac for l in layers]}")
     if calibration[0]["input_saturated"]:
         notes.append(f"{calibration[0]['input_saturated']} calibration input values saturate even with input_frac=0 "
@@ -243,9 +315,19 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
                          f"out_frac=0 (values up to {c['out_max']:g}); scale the model down")
 
     # 5. balance hook, then 6. encoding
-    layers, output_perm, balanced = _balance(layers, cfg, quantize.quantize_input(X_calib, input_frac, cfg), balance)
+    layers, output_perm, balanced = _balance(layers, work_cfg, quantize.quantize_input(X_calib, input_frac, work_cfg),
+                                             balance)
+    needs = fitting.memory_needs(layers, work_cfg)
+    if not fit:
+        from .encode import _encode_codes, _overflow_details
+        fitting.check(cfg, needs, _overflow_details(
+            layers, [_encode_codes(layer.codes, cfg.pes, cfg.max_zrun) for layer in layers], cfg))
+    else:
+        cfg = fitting.fitted(cfg, needs)
+        progress("memories sized to the network: " + ", ".join(f"{f} {getattr(cfg, f)} (needs {needs[f]})"
+                                                                for f in fitting.MEMORY_FIELDS))
     encoded = [encode_layer(layer, cfg) for layer in layers]
-    image = build_image(layers, cfg)
+    image = build_image(layers, cfg)          # a pinned config too small: one error naming every overflow
     progress(f"encoded for {cfg.pes} PEs: {sum(e.entries for e in encoded)} entries "
              f"({sum(e.padding for e in encoded)} padding)" + (", rows load-balanced" if balanced else ""))
     timings["quantize_encode"] = time.perf_counter() - t
@@ -254,6 +336,8 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     t = time.perf_counter()
     if X_test is not None:
         acc["fixed_point"] = quantize.fixed_point_accuracy(layers, X_test, y_test, cfg, input_frac, output_perm)
+    fid["fixed_point"] = fidelity(ref_eval, quantize.fixed_point_outputs(layers, X_eval, cfg, input_frac, output_perm),
+                                  y_eval)
     timings["evaluate"] = time.perf_counter() - t
     compression, layer_rows = storage_report(layers, encoded, cfg)
     for row, c in zip(layer_rows, calibration):
@@ -265,7 +349,8 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         "output_perm": output_perm, "balanced": balanced,
         "data": None if X_test is None else {"train": int(len(X_train)), "test": int(len(X_test)),
                                              "source": "digits_split" if name == "digits-mlp" else "--data"},
-        "accuracy": acc, "compression": compression, "layers": layer_rows, "notes": notes,
+        "accuracy": acc, "fidelity": fid, "memories": fitting.memory_report(cfg, needs, fit),
+        "compression": compression, "layers": layer_rows, "notes": notes,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
     return Compressed(config=cfg, layers=layers, output_perm=output_perm, input_frac=input_frac, encoded=encoded,
@@ -353,8 +438,8 @@ def write_output(result: Compressed, out_dir, *, save_model: bool = True) -> dic
     write_manifest(out, result.config, model=r["model"], seed=r["seed"], input_frac=r["input_frac"],
                    output_frac=r["output_frac"], output_perm=r["output_perm"], balanced=r["balanced"],
                    densities=r["densities"], layers=r["layers"],
-                   accuracy=r["accuracy"], compression=r["compression"], data=r["data"], notes=r["notes"],
-                   files=files)
+                   accuracy=r["accuracy"], fidelity=r.get("fidelity"), memories=r.get("memories"),
+                   compression=r["compression"], data=r["data"], notes=r["notes"], files=files)
     return {k: str(out / v) for k, v in files.items()}
 
 
@@ -384,6 +469,18 @@ def format_report(report: dict) -> str:
                  f"{c['ratio_without_pointers']:.1f}x without the pointers "
                  f"(EIE bytes: indices {bd['index']}, zero runs {bd['zrun']}, pointers {bd['pointer']}, "
                  f"codebooks {bd['codebook']}; biases {c['bias_bytes']} more)")
+    m = report.get("memories")
+    if m:
+        lines.append(("memories sized to the network (smallest power of two >= need): " if m["fitted"] else
+                      "memories (pinned config): ")
+                     + ", ".join(f"{f} {v['chosen']} (needs {v['needed']})" for f, v in m["fields"].items()))
+    fid = report.get("fidelity")
+    if fid:
+        from .fidelity import summary
+        lines.append(f"fidelity against the float model on {fid['source']}:")
+        for stage in ("pruned", "shared", "fixed_point"):
+            if stage in fid:
+                lines.append(f"  {stage.replace('_', ' ')}: {summary(fid[stage])}")
     a = report["accuracy"]
     if a["float"] is not None:
         lines.append(f"accuracy on {report['data']['test']} test inputs: float {a['float']:.2%}, pruned "

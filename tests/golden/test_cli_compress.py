@@ -83,10 +83,13 @@ def test_conv2d_model_refused(tmp_path, capsys):
 
 
 def test_too_large_layer_refused(tmp_path, capsys):
-    rc, report = run_json(capsys, "--model", "digits-mlp", "--pes", "1", "-o", str(tmp_path / "o"))
+    """A pinned config (--config, a preset name too) is not resized: one error names what overflows."""
+    rc, report = run_json(capsys, "--model", "digits-mlp", "--config", "tiny", "--pes", "1", "-o", str(tmp_path / "o"),
+                          "--quick")
     assert rc == 2
-    assert "layer 0 (Linear 64->300): out_features=300 exceeds" in report["error"]
-    assert "max_len = pes * act_depth = 1 * 128 = 128" in report["error"]
+    assert "act_depth needs 300 (limit 128)" in report["error"]
+    assert "layer 0 ('fc1'): out_len=300 is out of range 1..128 (max_len = pes * act_depth = 1 * 128)" in report["error"]
+    assert report["fitting_changes"] == {"act_depth": 512}
 
 
 @pytest.mark.parametrize("density", ["0", "1.5"])

@@ -145,6 +145,7 @@ def test_without_data_still_compresses():
     assert "note: no --data" in format_report(r.report)
 
 
-def test_digits_mlp_refused_before_training_when_config_too_small():
-    with pytest.raises(ValueError, match=r"layer 0 \(Linear 64->300\): out_features=300 exceeds .* 1 \* 128 = 128"):
+def test_digits_mlp_refused_without_retraining_when_config_too_small():
+    with pytest.raises(ValueError, match=r"act_depth needs 300 \(limit 128\).*out_len=300 is out of range 1..128 "
+                                         r"\(max_len = pes \* act_depth = 1 \* 128\)"):
         compress("digits-mlp", replace(CFG, pes=1), progress=None)
