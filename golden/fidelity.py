@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-__all__ = ["fidelity", "float_outputs", "METRICS"]
+__all__ = ["fidelity", "float_outputs", "against_float_model", "METRICS"]
 
 METRICS = ("rel_l2", "sqnr_db", "cosine", "max_abs_error", "argmax_agreement", "accuracy")
 
@@ -86,3 +86,22 @@ def summary(f: dict) -> str:
     if f.get("accuracy") is not None:
         text += f", accuracy {f['accuracy']:.2%}"
     return text
+
+
+def against_float_model(directory, manifest: dict, Xq, outputs, labels=None):
+    """Fidelity of a compressed folder's fixed-point ``outputs`` (logical order, hardware units) on
+    fixed-point inputs ``Xq`` (logical order) against its float model (``float_model.pt`` of
+    ``eie compress``), which gets the same inputs dequantised: what ``eie simulate`` reports.
+    ``None`` when the folder has no float model (written by an older ``eie compress``)."""
+    from pathlib import Path
+
+    from .quantize import dequantize
+    name = manifest.get("files", {}).get("float_model")
+    if not name or not (Path(directory) / name).exists():
+        return None
+    import torch
+    model = torch.load(Path(directory) / name, weights_only=False)
+    ref = float_outputs(model, dequantize(Xq, int(manifest["input_frac"])))
+    result = fidelity(ref, dequantize(outputs, int(manifest["output_frac"])), labels)
+    result["source"] = "the simulated inputs (as quantised), against float_model.pt"
+    return result

@@ -416,7 +416,8 @@ def storage_report(layers, encoded, cfg):
 
 
 def write_output(result: Compressed, out_dir, *, save_model: bool = True) -> dict:
-    """Write ``manifest.json``, ``layers.npz``, ``image.npz`` (and ``model.pt``) into ``out_dir``.
+    """Write ``manifest.json``, ``layers.npz``, ``image.npz`` (and ``model.pt``, the compressed float
+    model, and ``float_model.pt``, the original one) into ``out_dir``.
 
     Returns ``{file kind: path}``.
     """
@@ -434,6 +435,9 @@ def write_output(result: Compressed, out_dir, *, save_model: bool = True) -> dic
         import torch
         files["model"] = "model.pt"
         torch.save(result.compressed_model, out / files["model"])
+        if isinstance(result.float_model, torch.nn.Module):      # the reference of `eie simulate`'s fidelity
+            files["float_model"] = "float_model.pt"
+            torch.save(result.float_model, out / files["float_model"])
     r = result.report
     write_manifest(out, result.config, model=r["model"], seed=r["seed"], input_frac=r["input_frac"],
                    output_frac=r["output_frac"], output_perm=r["output_perm"], balanced=r["balanced"],

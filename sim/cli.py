@@ -99,6 +99,7 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
     outputs) is deleted after a clean run unless ``keep_job``."""
     import numpy as np
     from eie.golden.balance import permute_input, unpermute_output
+    from eie.golden.fidelity import against_float_model
     from eie.golden.quantize import load_inputs
     from eie.sim import driver, runner
 
@@ -114,6 +115,7 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
     X, y, what = load_inputs(inputs, cfg, int(manifest["input_frac"]), in_len=image.layers[0].in_len,
                              classes=image.layers[-1].out_len,
                              labels=labels, limit=limit)
+    X_logical = X
     if manifest.get("input_perm") is not None:
         X = permute_input(X, np.asarray(manifest["input_perm"]))
     out_perm = manifest.get("output_perm")
@@ -177,6 +179,7 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
         "link": link, "simulator": simulator, "build_s": round(sim.build_s, 2), "build_cached": sim.cached,
         "sim_s": round(sim_s, 2), "wall_s": round(time.monotonic() - t0, 2),
         "waves": str(Path(waves).resolve()) if waves else None, "job": str(job),
+        "fidelity": against_float_model(directory, manifest, X_logical, rtl, y),
     }
     if not res["mismatches"] and not failure and not keep_job:   # keep the job folder to debug a failure
         import shutil
@@ -211,6 +214,9 @@ def main(args) -> int:
               f"load efficiency {res['efficiency_total'] or 0:.1%}")
         if res["accuracy_rtl"] is not None:
             print(f"accuracy: RTL {res['accuracy_rtl']:.2%}, golden {res['accuracy_golden']:.2%}")
+        if res.get("fidelity"):
+            from eie.golden.fidelity import summary
+            print(f"fidelity of the RTL outputs against the float model: {summary(res['fidelity'])}")
         if res["mismatches"]:
             print(f"MISMATCHES: {res['mismatches']}; first: {res['first_mismatch']['message']}")
         else:
