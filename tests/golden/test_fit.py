@@ -76,8 +76,8 @@ def test_pinned_config_lists_every_overflow(tmp_path, capsys):
 
 def test_pes_sizes_every_memory(tmp_path, capsys):
     """--pes 3 without --config: each memory is the smallest power of two >= what the network needs,
-    computed here from the shapes (and, for the Spmat, the saved layers' codes: no padding with
-    at most 100 local rows per PE... counted per column below)."""
+    computed here from the shapes (and, for the Spmat, from the saved layers' codes: per PE and column,
+    one entry per nonzero plus one padding entry per max_zrun + 1 zeros before it)."""
     pes = 3
     rc, report = run_json(capsys, "--model", str(_model(tmp_path)), "--pes", str(pes), "--density", "0.3",
                           "-o", str(tmp_path / "o"))
