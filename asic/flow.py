@@ -142,7 +142,7 @@ def run_flow(cfg: EIEConfig, *, tech: str = "osu018", clock_ns: float = 10.0, ou
     # 2. macros
     say(f"[2/7] SRAM macro figures for {len(srams)} shape(s) ({tech})")
     t = time.monotonic()
-    figures = {s.module: sram.macro_figures(s.depth, s.width, tech, progress=say) for s in srams}
+    figures = {s.module: sram.macro_figures(s.depth, s.width, tech, ports=s.ports, progress=say) for s in srams}
     views = out / "macros"
     views.mkdir(exist_ok=True)
     macro_lib = views / "macros.lib"
@@ -216,7 +216,7 @@ def run_flow(cfg: EIEConfig, *, tech: str = "osu018", clock_ns: float = 10.0, ou
 
 def figures_of(modules: dict) -> set:
     """Instance paths of SRAM macros among ``{path: module}``."""
-    return {path for path, kind in modules.items() if kind.startswith("eie_sram_")}
+    return {path for path, kind in modules.items() if kind.startswith("eie_sram")}
 
 
 def _cells_by_type(instances, modules) -> dict:

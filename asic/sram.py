@@ -2,10 +2,13 @@
 
 Every large memory of an ASIC-target design is an instance of a wrapper module
 ``eie_sram_<words>x<width>`` (:class:`eie.hw.memory.ASICTarget`) with one
-synchronous read and one write port::
+synchronous read and one write port, or, for a memory used single-ported (the
+Spmat), ``eie_sram1rw_<words>x<width>`` with one port (``ports="1rw"``)::
 
     module eie_sram_<W>x<B> (input clk, input re, input [A-1:0] raddr, output [B-1:0] rdata,
                              input we, input [A-1:0] waddr, input [B-1:0] wdata);  // A = max(1, ceil(log2 W))
+    module eie_sram1rw_<W>x<B> (input clk, input re, input we, input [A-1:0] addr, output [B-1:0] rdata,
+                                input [B-1:0] wdata);
 
 Synthesis keeps them as black boxes; this module gives their figures and views.
 
@@ -208,9 +211,14 @@ _tech = tech   # for the functions whose parameter is called ``tech``
 # Figures
 
 
-def macro_name(words: int, width: int) -> str:
-    """The wrapper module of a macro: ``eie_sram_<words>x<width>``."""
-    return f"eie_sram_{words}x{width}"
+def macro_name(words: int, width: int, ports: str = "1r1w") -> str:
+    """The wrapper module of a macro: ``eie_sram_<words>x<width>`` (``eie_sram1rw_...`` one-port)."""
+    return f"eie_sram{'1rw' if ports == '1rw' else ''}_{words}x{width}"
+
+
+def address_pins(ports: str) -> tuple[str, ...]:
+    """The address buses of a macro: ``raddr``, ``waddr`` (1r1w) or ``addr`` (1rw)."""
+    return ("addr",) if ports == "1rw" else ("raddr", "waddr")
 
 
 def addr_bits(words: int) -> int:
@@ -246,7 +254,7 @@ class MacroFigures:
 
     @property
     def name(self) -> str:
-        return macro_name(self.words, self.width)
+        return macro_name(self.words, self.width, self.ports)
 
     def to_dict(self) -> dict:
         return {"name": self.name, **asdict(self)}
@@ -641,7 +649,7 @@ def liberty_text(figs, tech) -> str:
 
     Units, thresholds and nominal conditions are those of ``tech``'s liberty (read from
     it). Each cell: ``area`` (um2, as the OSU libraries), ``cell_leakage_power``,
-    ``dont_use``; bus pins ``raddr``/``waddr``/``wdata``/``rdata``; ``clk`` a clock pin
+    ``dont_use``; bus pins ``raddr``/``waddr`` (``addr`` one-port)/``wdata``/``rdata``; ``clk`` a clock pin
     with ``min_period``; every input a ``setup_rising`` (``setup_ns``) and
     ``hold_rising`` (0) arc to ``clk``; ``rdata`` a ``rising_edge`` arc from ``clk`` with
     ``cell_rise``/``cell_fall`` = ``clk_to_q_ns`` (scalar tables: load-independent,
@@ -692,7 +700,9 @@ def liberty_text(figs, tech) -> str:
         out += pin("pin", "clk", None, "direction : input;", "clock : true;", f"capacitance : {_num(cap_clk)};",
                    f"min_period : {_num(f.min_period_ns * ns)};")
         a = addr_bits(f.words)
-        out += data_in("re", None) + data_in("raddr", a) + data_in("we", None) + data_in("waddr", a)
+        out += data_in("re", None) + data_in("we", None)
+        for bus in address_pins(f.ports):
+            out += data_in(bus, a)
         out += data_in("wdata", f.width)
         out += pin("bus", "rdata", f.width, "direction : output;",
                    'timing () { related_pin : "clk"; timing_type : rising_edge; timing_sense : non_unate;',
@@ -723,8 +733,8 @@ def _macro_pins(f: MacroFigures) -> list[tuple[str, str, str | None]]:
     a = addr_bits(f.words)
     pins = [("vdd", "INOUT", "POWER"), ("gnd", "INOUT", "GROUND"), ("clk", "INPUT", "CLOCK"), ("re", "INPUT", None),
             ("we", "INPUT", None)]
-    pins += [(f"raddr[{i}]", "INPUT", None) for i in range(a)]
-    pins += [(f"waddr[{i}]", "INPUT", None) for i in range(a)]
+    for bus in address_pins(f.ports):
+        pins += [(f"{bus}[{i}]", "INPUT", None) for i in range(a)]
     pins += [(f"wdata[{i}]", "INPUT", None) for i in range(f.width)]
     pins += [(f"rdata[{i}]", "OUTPUT", None) for i in range(f.width)]
     return pins
@@ -778,6 +788,10 @@ def verilog_stub(figs) -> str:
     out = ["// SRAM macros of eie as black boxes (eie.asic.sram.verilog_stub)."]
     for f in _unique(figs):
         a = addr_bits(f.words)
+        if f.ports == "1rw":
+            out += ["(* blackbox *)", f"module {f.name} (input clk, input re, input we, input [{a - 1}:0] addr, "
+                    f"output [{f.width - 1}:0] rdata,", f"    input [{f.width - 1}:0] wdata);", "endmodule", ""]
+            continue
         out += ["(* blackbox *)", f"module {f.name} (input clk, input re, input [{a - 1}:0] raddr, "
                 f"output [{f.width - 1}:0] rdata,", f"    input we, input [{a - 1}:0] waddr, "
                 f"input [{f.width - 1}:0] wdata);", "endmodule", ""]

@@ -4,7 +4,7 @@
 to a standard-cell liberty, keeping the design's hierarchy (one module per
 Amaranth block, so area and power can be attributed to blocks):
 
-- the SRAM-macro wrappers (``eie_sram_*``) are read as black boxes
+- the SRAM-macro wrappers (``eie_sram_*``, ``eie_sram1rw_*``) are read as black boxes
   (``read_verilog -lib``): the macros' views stand for them;
 - the register-file wrappers (``eie_rf_*``) are synthesised from their
   behavioural model into flip-flops and multiplexers, like every inline memory;
@@ -170,7 +170,7 @@ def instance_tree(netlist_json, top: str = "eie_top") -> list[tuple[str, str]]:
             if kind in modules:                     # a submodule, or a black-box macro (a leaf)
                 path = f"{prefix}{_clean(name)}"
                 out.append((path, kind))
-                if not kind.startswith("eie_sram_"):
+                if not kind.startswith("eie_sram"):
                     walk(kind, path + "/")
     walk(top, "")
     return out

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     say = lambda m: print(m, file=sys.stderr, flush=True)   # noqa: E731
     report = json.loads(Path(args.report).read_text())
-    macros_45 = {name: sram.macro_figures(m["words"], m["width"], "nm45", progress=say)
+    macros_45 = {name: sram.macro_figures(m["words"], m["width"], "nm45", ports=m.get("ports", "1r1w"), progress=say)
                  for name, m in report["macros"].items()}
     proj = project(report, macros_45=macros_45)
     # a paper-shaped PE: the measured per-PE logic (projected) + the paper preset's memories at 45 nm
@@ -40,10 +40,11 @@ def main(argv=None) -> int:
     pe_mems = [s for n, s in memories if n != "layer_table"]
     pe_macro_um2 = {}
     for shape in pe_mems:
-        fig = sram.macro_figures(shape.depth, shape.width, "nm45", progress=say) if shape.kind == "sram" else None
+        fig = (sram.macro_figures(shape.depth, shape.width, "nm45", ports=shape.ports, progress=say)
+               if shape.kind == "sram" else None)
         pe_macro_um2[shape.module] = pe_macro_um2.get(shape.module, 0.0) + (fig.area_um2 if fig else 0.0)
     spmat = next(s for n, s in memories if n == "spmat")
-    spmat_um2 = sram.macro_figures(spmat.depth, spmat.width, "nm45").area_um2
+    spmat_um2 = sram.macro_figures(spmat.depth, spmat.width, "nm45", ports=spmat.ports).area_um2
     pes = report["pes"]
     logic_pe = sum(c["logic_um2"] for n, c in proj["components"].items() if n not in ("CCU", "LNZD", "top")) / pes
     macro_pe = sum(pe_macro_um2.values())
@@ -53,12 +54,6 @@ def main(argv=None) -> int:
                 "spmat_share": round(spmat_um2 / (logic_pe + macro_pe), 4),
                 "total_64_mm2": round((64 * (logic_pe + macro_pe) + shared) / 1e6, 3),
                 "memories": {k: round(v / 1e6, 4) for k, v in pe_macro_um2.items()}}
-    # the design uses the Spmat as a single-port memory (one address): as a 1RW macro
-    spmat_1rw = sram.macro_figures(spmat.depth, spmat.width, "nm45", ports="1rw").area_um2
-    pe_1rw = logic_pe + macro_pe - spmat_um2 + spmat_1rw
-    paper_pe.update(spmat_1rw_mm2=round(spmat_1rw / 1e6, 4), pe_mm2_spmat_1rw=round(pe_1rw / 1e6, 4),
-                    spmat_share_spmat_1rw=round(spmat_1rw / pe_1rw, 4),
-                    total_64_mm2_spmat_1rw=round((64 * pe_1rw + shared) / 1e6, 3))
     out = {"measured": {"node_nm": report["tech"]["node_nm"], "pes": pes, "total_mm2": report["area"]["total_mm2"],
                         "pe_mm2": round(report["area"]["pe_mean_um2"] / 1e6, 4),
                         "sram_share": report["area"]["sram_share"], "fmax_mhz": report["timing"]["fmax_mhz"]},

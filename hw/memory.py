@@ -18,8 +18,11 @@ whatever the target. Elaborated for an FPGA (or with no platform) it builds a
 instantiates a wrapper module with a plain SRAM interface instead: an SRAM macro
 (``eie_sram_<depth>x<width>``, a black box in synthesis) where the memory is big
 enough for a macro to pay, a flip-flop register file (``eie_rf_<depth>x<width>``,
-synthesised from its behavioural model) where it is not. :func:`wrapper_verilog`
-writes the behavioural model of every wrapper a design used.
+synthesised from its behavioural model) where it is not. A memory the block uses
+as single-ported (one address, never read and written in the same cycle: the
+Spmat) becomes a one-port macro, ``eie_sram1rw_<depth>x<width>``, about half the
+area of a two-port one. :func:`wrapper_verilog` writes the behavioural model of
+every wrapper a design used.
 
 :func:`read_port` therefore builds the read as an asynchronous port followed by
 a register: simulators see exactly the synchronous port (the word addressed in
@@ -78,14 +81,21 @@ def delayed(m, value, stages: int, name: str):
 @dataclass(frozen=True)
 class MemoryShape:
     """One memory wrapper module: ``kind`` (``"sram"`` macro or ``"rf"`` flip-flops),
-    ``depth`` words of ``width`` bits, one synchronous read and one write port."""
+    ``depth`` words of ``width`` bits, ``ports`` ``"1r1w"`` (one synchronous read and
+    one write port) or ``"1rw"`` (one port that reads or writes, SRAM macros only)."""
     kind: str
     depth: int
     width: int
+    ports: str = "1r1w"
+
+    def __post_init__(self):
+        if self.ports not in ("1r1w", "1rw") or (self.ports == "1rw" and self.kind != "sram"):
+            raise ValueError(f"memory wrapper ports must be 1r1w, or 1rw for an SRAM macro; not {self.kind} "
+                             f"{self.ports!r}")
 
     @property
     def module(self) -> str:
-        return f"eie_{self.kind}_{self.depth}x{self.width}"
+        return f"eie_{self.kind}{'1rw' if self.ports == '1rw' else ''}_{self.depth}x{self.width}"
 
     @property
     def addr_bits(self) -> int:
@@ -117,16 +127,17 @@ class ASICTarget:
         self.macro_min_bits = macro_min_bits
         self.memories: list[tuple[str, MemoryShape]] = []
 
-    def shape_of(self, depth: int, width: int) -> MemoryShape:
+    def shape_of(self, depth: int, width: int, single_port: bool = False) -> MemoryShape:
         macro = depth >= self.macro_min_words and depth * width >= self.macro_min_bits
-        return MemoryShape("sram" if macro else "rf", depth, width)
+        return MemoryShape("sram" if macro else "rf", depth, width, "1rw" if macro and single_port else "1r1w")
 
     @property
     def shapes(self) -> list[MemoryShape]:
-        return sorted({shape for _, shape in self.memories}, key=lambda s: (s.kind, s.depth, s.width))
+        return sorted({shape for _, shape in self.memories}, key=lambda s: (s.kind, s.depth, s.width, s.ports))
 
 
-def memory(m, platform, name: str, *, shape, depth: int, init=(), attrs=None) -> SimpleNamespace:
+def memory(m, platform, name: str, *, shape, depth: int, init=(), attrs=None,
+           single_port: bool = False) -> SimpleNamespace:
     """A memory of ``depth`` words of ``shape`` with one registered read port and one
     write port, added to ``m`` as submodule ``name``; returns ``SimpleNamespace(r=, w=)``.
 
@@ -137,6 +148,12 @@ def memory(m, platform, name: str, *, shape, depth: int, init=(), attrs=None) ->
     :func:`read_port`, without them by ``Memory.read_port()``. On an
     :class:`ASICTarget` ``platform`` the memory is an instance of its wrapper
     module, which cannot hold initial contents: ``init`` must be all zero there.
+
+    ``single_port``: the block drives ``r.addr`` and ``w.addr`` with the same address
+    and never has ``r.en`` and ``w.en`` high together. For an FPGA nothing changes
+    (Yosys may pick a single-port RAM by itself); on an ASIC target ``r.addr`` and
+    ``w.addr`` are one signal and an SRAM-sized memory is a one-port macro, whose
+    model stops the simulation on a cycle with both enables high.
     """
     if not isinstance(platform, ASICTarget):
         mem = m.submodules[name] = Memory(shape=shape, depth=depth, init=init, attrs=attrs)
@@ -146,14 +163,15 @@ def memory(m, platform, name: str, *, shape, depth: int, init=(), attrs=None) ->
         raise ValueError(f"memory {name!r}: an ASIC target has no initial memory contents (SRAM macros power up "
                          f"undefined); load the network through the host protocol instead of baking it in")
     shape = Shape.cast(shape)
-    wrapper = platform.shape_of(depth, shape.width)
+    wrapper = platform.shape_of(depth, shape.width, single_port)
     platform.memories.append((name, wrapper))
-    r = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_raddr"), en=Signal(name=f"{name}_ren", init=1),
-                        data=Signal(shape, name=f"{name}_rdata"))
-    w = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_waddr"), en=Signal(name=f"{name}_wen"),
-                        data=Signal(shape, name=f"{name}_wdata"))
-    m.submodules[name] = Instance(wrapper.module, i_clk=ClockSignal(), i_re=r.en, i_raddr=r.addr, o_rdata=r.data,
-                                  i_we=w.en, i_waddr=w.addr, i_wdata=w.data)
+    raddr = Signal(range(depth), name=f"{name}_addr" if single_port else f"{name}_raddr")
+    waddr = raddr if single_port else Signal(range(depth), name=f"{name}_waddr")
+    r = SimpleNamespace(addr=raddr, en=Signal(name=f"{name}_ren", init=1), data=Signal(shape, name=f"{name}_rdata"))
+    w = SimpleNamespace(addr=waddr, en=Signal(name=f"{name}_wen"), data=Signal(shape, name=f"{name}_wdata"))
+    ports = {"i_addr": raddr} if wrapper.ports == "1rw" else {"i_raddr": raddr, "i_waddr": waddr}
+    m.submodules[name] = Instance(wrapper.module, i_clk=ClockSignal(), i_re=r.en, o_rdata=r.data, i_we=w.en,
+                                  i_wdata=w.data, **ports)
     return SimpleNamespace(r=r, w=w)
 
 
@@ -172,8 +190,9 @@ def wrapper_verilog(shapes, *, count_accesses: bool = False) -> str:
     The model is the contract of a wrapper: ``rdata`` is registered, updated at
     a rising ``clk`` with ``re`` high to the word at ``raddr`` before that
     edge's write (read-first, like Amaranth's synchronous read port), held
-    while ``re`` is low; ``we`` writes ``wdata`` at ``waddr``. Register files
-    are synthesised from it; for SRAM macros it is the simulation model, and
+    while ``re`` is low; ``we`` writes ``wdata`` at ``waddr``. A one-port macro
+    (``ports`` ``1rw``) has one ``addr`` for both and stops the simulation when
+    ``re`` and ``we`` are high in the same cycle. Register files are synthesised from it; for SRAM macros it is the simulation model, and
     synthesis sees a black box with the macro's views (:mod:`eie.asic`).
 
     ``count_accesses`` (simulation only) counts the cycles with ``re`` and with
@@ -185,6 +204,27 @@ def wrapper_verilog(shapes, *, count_accesses: bool = False) -> str:
            "// rdata: registered, read-first, held while re is low."]
     for s in shapes:
         a, w = s.addr_bits, s.width
+        if s.ports == "1rw":
+            out.append(f"""
+module {s.module} (
+  input wire clk,
+  input wire re,
+  input wire we,
+  input wire [{a - 1}:0] addr,
+  output reg [{w - 1}:0] rdata,
+  input wire [{w - 1}:0] wdata
+);
+  reg [{w - 1}:0] mem [0:{s.depth - 1}];
+  always @(posedge clk) begin
+    if (we) mem[addr] <= wdata;
+    if (re) rdata <= mem[addr];
+  end
+`ifndef SYNTHESIS
+  always @(posedge clk)
+    if (re && we) $fatal(1, "EIE_MEMORY_CONFLICT %m: read and write in one cycle on a one-port macro");
+`endif{_COUNTER if count_accesses else ""}
+endmodule""")
+            continue
         out.append(f"""
 module {s.module} (
   input wire clk,

@@ -360,7 +360,7 @@ class ProcessingElement(wiring.Component):
 
         # -- Spmat read: one entry per cycle ---------------------------------------
         spmat = memory(m, platform, "spmat", shape=unsigned(cfg.spmat_word_bits), depth=cfg.spmat_depth,
-                       init=init["spmat"])
+                       init=init["spmat"], single_port=True)      # one address, never read while written
         spmat_r, spmat_w = spmat.r, spmat.w
         head = column_buffer.r.payload
         m_in_col = Signal()                       # the head column has been started

@@ -109,8 +109,9 @@ def test_area_by_component_and_macros(report):
     for name, comp in (("spmat", "Spmat"), ("ptr_even", "pointers"), ("bias", "bias"), ("act_rf", "activation RFs"),
                        ("accumulators", "accumulators"), ("codebooks", "codebook")):
         depth, width = expected[name]
-        module = f"eie_sram_{depth}x{width}"
+        module = f"eie_sram{'1rw' if name == 'spmat' else ''}_{depth}x{width}"   # the Spmat: one port
         assert module in report["macros"], module
+        assert report["macros"][module]["ports"] == ("1rw" if name == "spmat" else "1r1w")
         assert comps[comp]["macros"] == cfg.pes * (2 if comp == "pointers" else 1)
     for comp, info in comps.items():
         want = sum(m["area_um2"] * m["instances"] for k, m in report["macros"].items()

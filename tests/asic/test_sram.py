@@ -94,7 +94,7 @@ def test_bad_shapes_and_ports_are_refused_before_cacti():
 def test_16k_x_64_at_45nm_matches_the_hand_run():
     """shared/ASIC-RECIPES.md: 16K x 64 bits, 1 rw port, 45 nm: 0.430 mm2, 32.3 pJ per read, 2.11 ns."""
     f = sram.macro_figures(16384, 64, "nm45", ports="1rw")
-    assert f.source == "CACTI 45 nm" and f.node_nm == 45 and f.name == "eie_sram_16384x64"
+    assert f.source == "CACTI 45 nm" and f.node_nm == 45 and f.name == "eie_sram1rw_16384x64"
     assert rel(f.area_um2, 0.43e6, 0.15)
     assert rel(f.read_energy_pj, 32.0, 0.15)
     assert rel(f.clk_to_q_ns, 2.1, 0.15)
@@ -265,6 +265,33 @@ def test_liberty_and_stub_read_in_yosys(tmp_path):
     assert ports["read_liberty -lib macros.lib"] == want
     assert ports["read_verilog -lib stub.v"] == want
     assert "(* blackbox *)\nmodule eie_sram_2048x64 (input clk, input re, input [10:0] raddr" in sram.verilog_stub([g])
+
+
+@needs_yosys
+@needs_osu018
+def test_one_port_views_match_the_wrapper(tmp_path):
+    """A one-port macro's liberty cell and black box have the ports of the wrapper's
+    behavioural model (eie.hw.memory), one address bus, and its name."""
+    import json
+
+    from eie.hw.memory import MemoryShape, wrapper_verilog
+    f = figures(words=64, width=8, ports="1rw")
+    assert f.name == MemoryShape("sram", 64, 8, "1rw").module == "eie_sram1rw_64x8"
+    (tmp_path / "macros.lib").write_text(sram.liberty_text([f], "osu018"))
+    (tmp_path / "stub.v").write_text(sram.verilog_stub([f]))
+    (tmp_path / "model.v").write_text(wrapper_verilog([MemoryShape("sram", 64, 8, "1rw")]))
+    ports = {}
+    for source in ("read_liberty -lib macros.lib", "read_verilog -lib stub.v", "read_verilog model.v"):
+        (tmp_path / "y.ys").write_text(f"{source}\nproc\nwrite_json y.json\n")
+        proc = subprocess.run([_yosys(), "-q", "-s", "y.ys"], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        module = json.loads((tmp_path / "y.json").read_text())["modules"]["eie_sram1rw_64x8"]
+        ports[source] = {name: (p["direction"], len(p["bits"])) for name, p in module["ports"].items()}
+    want = {"clk": ("input", 1), "re": ("input", 1), "we": ("input", 1), "addr": ("input", 6),
+            "rdata": ("output", 8), "wdata": ("input", 8)}
+    assert all(p == want for p in ports.values()), ports
+    assert "PIN addr[5]" in sram.lef_text([f], "osu018") and "raddr" not in sram.lef_text([f], "osu018")
 
 
 def lef_macros(text):

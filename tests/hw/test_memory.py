@@ -36,6 +36,12 @@ def test_macro_rule():
     assert t.shape_of(2048, 64) == MemoryShape("sram", 2048, 64)
     assert MemoryShape("sram", 2048, 64).module == "eie_sram_2048x64"
     assert MemoryShape("rf", 8, 49).addr_bits == 3 and MemoryShape("rf", 1, 4).addr_bits == 1
+    # a memory used single-ported: a one-port macro when it is a macro, else the same flip-flops
+    assert t.shape_of(2048, 64, single_port=True) == MemoryShape("sram", 2048, 64, "1rw")
+    assert MemoryShape("sram", 2048, 64, "1rw").module == "eie_sram1rw_2048x64"
+    assert t.shape_of(16, 8, single_port=True) == MemoryShape("rf", 16, 8)
+    with pytest.raises(ValueError, match="1rw for an SRAM macro"):
+        MemoryShape("rf", 16, 8, "1rw")
     with pytest.raises(ValueError, match="macro_min_bits must be a positive integer, not 0"):
         ASICTarget(macro_min_bits=0)
 
@@ -54,7 +60,7 @@ def test_asic_target_instantiates_every_memory(name, changes):
     assert len(per_pe) == cfg.pes * len(expected)
     for name_, shape in per_pe:
         assert (shape.depth, shape.width) == expected[name_], name_
-        assert shape == target.shape_of(*expected[name_])
+        assert shape == target.shape_of(*expected[name_], single_port=name_ == "spmat")
     assert ("layer_table", target.shape_of(cfg.max_layers, cfg.layer_entry_bits)) in memories
     # one instance per memory in eie.v, one model per shape in memories.v
     for shape in target.shapes:
@@ -79,6 +85,41 @@ def test_wrapper_model_text():
     assert "module eie_sram_512x15 (" in text and "input wire [8:0] raddr" in text
     assert "output reg [14:0] rdata" in text and "reg [14:0] mem [0:511]" in text
     assert "EIE_MEMORY_ACCESSES" in text and "EIE_MEMORY_ACCESSES" not in wrapper_verilog([MemoryShape("rf", 8, 4)])
+
+
+def test_one_port_wrapper(tmp_path):
+    """The Spmat is a one-port macro with one address (the PE's single address drives it);
+    its model stops the simulation on a cycle that reads and writes."""
+    import shutil
+    import subprocess
+    cfg = PRESETS["tiny"]
+    text, models, memories = verilog.asic_verilog(cfg, ASICTarget())
+    spmat = dict(memories)["spmat"]
+    assert spmat.ports == "1rw" and spmat.module.startswith("eie_sram1rw_")
+    inst = text[text.index(f"{spmat.module} spmat ("):]
+    inst = inst[:inst.index(");")]
+    assert ".addr(" in inst and ".raddr(" not in inst and ".waddr(" not in inst
+    model = wrapper_verilog([spmat])
+    assert "input wire [10:0] addr" in model and "raddr" not in model
+    if shutil.which("iverilog") is None:
+        pytest.skip("Icarus Verilog missing: apt-get install -y --no-install-recommends iverilog")
+    tb = tmp_path / "tb.v"
+    tb.write_text(model + """
+module tb;
+  reg clk = 0, re = 0, we = 0; reg [10:0] addr = 5; reg [63:0] wdata = 64'h1234; wire [63:0] rdata;
+  eie_sram1rw_2048x64 m (.clk(clk), .re(re), .we(we), .addr(addr), .rdata(rdata), .wdata(wdata));
+  always #5 clk = ~clk;
+  initial begin
+    we = 1; #10 we = 0; re = 1; #10 re = 0;
+    if (rdata !== 64'h1234) $display("BAD READ %h", rdata); else $display("READ OK");
+    re = 1; we = 1; #10 $display("NOT STOPPED"); $finish;
+  end
+endmodule
+""")
+    subprocess.run(["iverilog", "-g2012", "-o", str(tmp_path / "sim"), str(tb)], check=True)
+    run = subprocess.run(["vvp", str(tmp_path / "sim")], capture_output=True, text=True)
+    assert "READ OK" in run.stdout and "EIE_MEMORY_CONFLICT" in run.stdout + run.stderr
+    assert "NOT STOPPED" not in run.stdout
 
 
 @needs_verilator
