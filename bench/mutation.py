@@ -203,7 +203,9 @@ def source_files(only=None) -> list[Path]:
 MORE_TESTS = {"eie/format.py": ("tests/golden/test_encode.py", "tests/test_damaged_input.py"),
               "eie/cli.py": ("tests/golden/test_cli_compress.py",),
               "golden/cli.py": ("tests/golden/test_cli_compress.py",),
-              "eie/config.py": ("tests/golden/test_encode.py",)}
+              "eie/config.py": ("tests/golden/test_encode.py",),
+              "golden/fit.py": ("tests/golden/test_fit.py",),
+              "golden/fidelity.py": ("tests/golden/test_fidelity.py",)}
 
 
 def tests_for(path: Path) -> list[str]:

@@ -96,3 +96,14 @@ def test_area_options_round_trip_and_digest():
             tiny.replace(bias_width=bad)
     with pytest.raises(ValueError, match=r"EIEConfig\.pe_counters .*must be in range 0\.\.1, not 2"):
         tiny.replace(pe_counters=2)
+
+
+def test_index_bits_lower_limit_is_one():
+    """docs: index_bits is the codebook address width, 1..8 bits; 1 (a two-entry codebook) is accepted,
+    0 (a one-entry codebook holding only the pruned weight) is refused."""
+    assert replace(DEFAULT, index_bits=1).codebook_size == 2
+    with pytest.raises(ValueError, match=r"EIEConfig\.index_bits .*must be in range 1\.\.8, not 0"):
+        replace(DEFAULT, index_bits=0)
+    assert replace(DEFAULT, index_bits=8).codebook_size == 256
+    with pytest.raises(ValueError, match=r"EIEConfig\.index_bits .*must be in range 1\.\.8, not 9"):
+        replace(DEFAULT, index_bits=9)

@@ -16,3 +16,15 @@ def test_distribute_gather_round_trip(pes, length):
         for r, value in enumerate(s):
             assert value == v[r * pes + k]
     assert np.array_equal(gather(cfg, slices, length), v)
+
+
+def test_per_pe_counters_refused_when_not_built():
+    from eie.host import Runtime
+
+    class NoLink:
+        def transact(self, words, expect):
+            raise AssertionError("nothing may be sent for a refused request")
+
+    rt = Runtime(PRESETS["tiny"].replace(pe_counters=0), NoLink())
+    with pytest.raises(ValueError, match=r"per-PE counters are not built in this design \(config pe_counters=0\)"):
+        rt.read_counters(per_pe=True)

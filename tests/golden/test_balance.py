@@ -155,3 +155,15 @@ def test_input_order_is_kept_only_when_it_saves_cycles():
         enc = encode_layer(b.layers[0], cfg)
         return layer_cycles(cfg, enc.col_entries, permute_input(x, b.input_perm), layer.out_len).cycles
     assert cycles(kept) <= cycles(rows_only)
+
+
+def test_balance_network_refuses_layers_that_do_not_chain():
+    """Layer 1 takes 5 inputs but layer 0 gives 4 outputs: named, with both lengths."""
+    cfg = preset("tiny")
+    rng = np.random.default_rng(3)
+    a = QuantLayer(codes=rng.integers(0, 16, (4, 6)).astype(np.uint8), codebook=np.arange(16) * 3,
+                   bias=np.zeros(4, np.int64), shift=0, relu=True, name="a")
+    b = QuantLayer(codes=rng.integers(0, 16, (3, 5)).astype(np.uint8), codebook=np.arange(16) * 3,
+                   bias=np.zeros(3, np.int64), shift=0, relu=False, name="b")
+    with pytest.raises(ValueError, match=r"layer 1 \('b'\): in_len=5 does not match the previous layer's out_len=4"):
+        balance_network([a, b], cfg)

@@ -458,3 +458,72 @@ def test_docs_worked_example():
     assert image.ptr[1].tolist() == [0, 1, 1, 3] + list(range(3, 14))
     assert image.bias.tolist() == [[0, 20, 40, 60, 80, 100], [10, 30, 50, 70, 90, -100]]
     assert [(t.ptr_base, t.codebook, t.bias_base) for t in image.layers] == [(0, 0, 0), (4, 1, 5)]
+
+
+def test_bias_range_edges_are_exact():
+    """tiny: acc_bits = 16 + 16 + clog2(512) + 1 = 42, bias_bits = acc_bits - 1 = 41, so a bias word
+    holds -2**40 .. 2**40 - 1: both ends accepted, one beyond either refused."""
+    lo, hi = -(2 ** 40), 2 ** 40 - 1
+    for ok in (lo, hi):
+        with_(good_layer(), bias=np.array([0] * 7 + [ok])).check(TINY)
+    for bad in (lo - 1, hi + 1):
+        with pytest.raises(ValueError, match=rf"bias\[7\]={bad} is out of range {lo}\.\.{hi} \(bias_bits=41"):
+            with_(good_layer(), bias=np.array([0] * 7 + [bad])).check(TINY)
+
+
+def _image(cfg=TINY):
+    return build_image(random_network(np.random.default_rng(4), cfg, [20, 30, 10]), cfg)
+
+
+def test_image_refuses_negative_and_too_wide_spmat_words():
+    import dataclasses
+    image = _image()
+    signed = image.spmat.astype(np.int64)
+    signed[0, 0] = -1
+    with pytest.raises(ValueError, match=r"memory image spmat holds negative words; Spmat words are unsigned"):
+        dataclasses.replace(image, spmat=signed)
+    # entries_per_word=2, index_bits=4, zrun_bits=4: a word is 2 * (4 + 4) = 16 bits.
+    cfg = TINY.replace(entries_per_word=2)
+    image = _image(cfg)
+    wide = image.spmat.copy()
+    wide[0, 0] = 1 << 16
+    with pytest.raises(ValueError, match=r"memory image spmat holds a word wider than spmat_word_bits=16"):
+        dataclasses.replace(image, spmat=wide)
+
+
+def test_image_codebook_shape_and_range_edges():
+    """codebook_bits=16: values -32768..32767 (docs/format.md: signed codebook_bits values)."""
+    import dataclasses
+    image = _image()
+    with pytest.raises(ValueError, match=r"codebook image must have shape \(slots, 16\), not \(2, 8\)"):
+        dataclasses.replace(image, codebook=image.codebook[:, :8])
+    for ok in (-32768, 32767):
+        cb = image.codebook.copy()
+        cb[1, 3] = ok
+        dataclasses.replace(image, codebook=cb)
+    for bad in (-32769, 32768):
+        cb = image.codebook.copy()
+        cb[1, 3] = bad
+        with pytest.raises(ValueError, match=r"codebook values must be in range -32768\.\.32767 \(codebook_bits=16\)"):
+            dataclasses.replace(image, codebook=cb)
+
+
+@pytest.mark.parametrize("field, value", [(0, -1), (5, -1), (6, 2), (6, -1)])
+def test_load_refuses_negative_layer_fields_and_bad_relu_flags(tmp_path, field, value):
+    from eie.format import FormatError
+    image = _image()
+    image.save(tmp_path / "image.npz")
+    with np.load(tmp_path / "image.npz") as z:
+        arrays = dict(z)
+    arrays["layers"][0, field] = value
+    np.savez(tmp_path / "image.npz", **arrays)
+    with pytest.raises(FormatError, match=r"the layer table holds a negative field or a relu flag other than 0 or 1"):
+        NetworkImage.load(tmp_path / "image.npz")
+
+
+def test_read_npy_names_an_npz_given_as_npy(tmp_path):
+    from eie.format import FormatError, read_npy
+    with open(tmp_path / "x.npy", "wb") as f:           # an .npz archive under a .npy name
+        np.savez(f, a=np.zeros(3))
+    with pytest.raises(FormatError, match=r"is an \.npz archive, not a \.npy inputs file"):
+        read_npy(tmp_path / "x.npy", what="inputs file")

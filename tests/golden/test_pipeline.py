@@ -1,5 +1,6 @@
 """The whole compression of a user model: fixed point vs float PyTorch, storage figures, output folder."""
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -149,3 +150,18 @@ def test_digits_mlp_refused_without_retraining_when_config_too_small():
     with pytest.raises(ValueError, match=r"act_depth needs 300 \(limit 128\).*out_len=300 is out of range 1..128 "
                                          r"\(max_len = pes \* act_depth = 1 \* 128\)"):
         compress("digits-mlp", replace(CFG, pes=1), progress=None)
+
+
+def test_inputs_must_be_batch_by_in_len(tmp_path):
+    """--inputs: (batch >= 1, in_len) floats; one vector is a batch of one; anything else names its shape."""
+    from eie.format import FormatError
+    from eie.golden.pipeline import _load_inputs
+    X = np.arange(18, dtype=np.float32).reshape(3, 6)
+    assert _load_inputs(X, 6).shape == (3, 6)
+    assert _load_inputs(X[0], 6).shape == (1, 6)
+    np.save(tmp_path / "x.npy", X)
+    assert np.array_equal(_load_inputs(tmp_path / "x.npy", 6), X)
+    for bad in (X[:, :5], np.zeros((0, 6)), np.zeros((2, 3, 6))):
+        with pytest.raises(FormatError, match=rf"inputs must have shape \(batch >= 1, in_len = 6\), not "
+                                              rf"{re.escape(str(bad.shape))}"):
+            _load_inputs(bad, 6)

@@ -249,3 +249,11 @@ def test_saturated_inputs_are_counted_exactly():
     _, input_frac, calib = quantize_network([layer], X, CFG)
     assert input_frac == 0
     assert calib[0]["input_saturated"] == 4
+
+
+def test_labels_refused_for_digits_test(tmp_path):
+    """digits-test brings its own labels; --labels is only for FILE.npy inputs."""
+    from eie.golden.quantize import load_inputs
+    np.save(tmp_path / "y.npy", np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match=r"--labels is for FILE\.npy inputs; digits-test brings its own labels"):
+        load_inputs("digits-test", CFG, 5, labels=str(tmp_path / "y.npy"))

@@ -100,3 +100,9 @@ def test_fine_tuning_keeps_codes_and_mask():
     np.testing.assert_array_equal(tuned[0].codes, codes_before)
     assert tuned[0].codebook[0] == 0
     assert not np.allclose(tuned[0].codebook, layers[0].codebook)   # the centroids did move
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_kmeans_needs_at_least_one_cluster(k):
+    with pytest.raises(ValueError, match=rf"k-means cluster count must be at least 1, not {k}"):
+        kmeans_1d(np.array([0.5, -0.25, 1.0]), k)
