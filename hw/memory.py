@@ -184,6 +184,14 @@ _COUNTER = """
   final $display("EIE_MEMORY_ACCESSES %m %0d %0d", reads, writes);"""
 
 
+# A one-port macro cannot read and write in one cycle: its model stops the simulation.
+_CONFLICT = """
+`ifndef SYNTHESIS
+  always @(posedge clk)
+    if (re && we) $fatal(1, "EIE_MEMORY_CONFLICT %m: read and write in one cycle on a one-port macro");
+`endif"""
+
+
 def wrapper_verilog(shapes, *, count_accesses: bool = False) -> str:
     """Behavioural Verilog of the wrapper modules ``shapes`` (:class:`MemoryShape`).
 
@@ -204,41 +212,22 @@ def wrapper_verilog(shapes, *, count_accesses: bool = False) -> str:
            "// rdata: registered, read-first, held while re is low."]
     for s in shapes:
         a, w = s.addr_bits, s.width
-        if s.ports == "1rw":
-            out.append(f"""
-module {s.module} (
-  input wire clk,
-  input wire re,
-  input wire we,
-  input wire [{a - 1}:0] addr,
-  output reg [{w - 1}:0] rdata,
-  input wire [{w - 1}:0] wdata
-);
-  reg [{w - 1}:0] mem [0:{s.depth - 1}];
-  always @(posedge clk) begin
-    if (we) mem[addr] <= wdata;
-    if (re) rdata <= mem[addr];
-  end
-`ifndef SYNTHESIS
-  always @(posedge clk)
-    if (re && we) $fatal(1, "EIE_MEMORY_CONFLICT %m: read and write in one cycle on a one-port macro");
-`endif{_COUNTER if count_accesses else ""}
-endmodule""")
-            continue
+        one = s.ports == "1rw"
+        ra, wa = ("addr", "addr") if one else ("raddr", "waddr")
+        ports = ["input wire clk", "input wire re"]
+        ports += ["input wire we", f"input wire [{a - 1}:0] addr"] if one else [f"input wire [{a - 1}:0] raddr"]
+        ports += [f"output reg [{w - 1}:0] rdata"]
+        ports += [] if one else ["input wire we", f"input wire [{a - 1}:0] waddr"]
+        ports += [f"input wire [{w - 1}:0] wdata"]
+        port_list = ",\n  ".join(ports)
         out.append(f"""
 module {s.module} (
-  input wire clk,
-  input wire re,
-  input wire [{a - 1}:0] raddr,
-  output reg [{w - 1}:0] rdata,
-  input wire we,
-  input wire [{a - 1}:0] waddr,
-  input wire [{w - 1}:0] wdata
+  {port_list}
 );
   reg [{w - 1}:0] mem [0:{s.depth - 1}];
   always @(posedge clk) begin
-    if (we) mem[waddr] <= wdata;
-    if (re) rdata <= mem[raddr];
-  end{_COUNTER if count_accesses else ""}
+    if (we) mem[{wa}] <= wdata;
+    if (re) rdata <= mem[{ra}];
+  end{_CONFLICT if one else ""}{_COUNTER if count_accesses else ""}
 endmodule""")
     return "\n".join(out) + "\n"
