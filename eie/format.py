@@ -160,7 +160,7 @@ def expect_keys(path, arrays: dict, required, *, optional=(), fix: str = RECOMPR
                                 f"or a damaged one)", fix)
 
 
-_KINDS = {"uint64": ("u", 8), "int64": ("i", 8), "uint8": ("u", 1)}
+_KINDS = {"uint64": ("u", 8), "int64": ("i", 8), "uint8": ("u", 1), "bool": ("b", 1)}
 
 
 def expect_array(path, name: str, arr, dtype: str, ndim: int, *, fix: str = RECOMPRESS) -> np.ndarray:
@@ -218,6 +218,8 @@ class NetworkImage:
     codebook : (slots, 2**index_bits) int64   signed codebook values, same for every PE
     bias : (pes, words) int64         signed bias words
     layers : list of LayerEntry       the layer table
+    chained : bool                    the layers run in sequence (``RUN n``); False for a program's
+                                      layers (``eie.golden.program``), run a few at a time
     """
     config: EIEConfig
     layers: list
@@ -225,6 +227,7 @@ class NetworkImage:
     ptr: np.ndarray
     codebook: np.ndarray
     bias: np.ndarray
+    chained: bool = True
 
     def __post_init__(self):
         self.check()
@@ -284,7 +287,7 @@ class NetworkImage:
                 if not 1 <= v <= c.max_len:
                     raise ValueError(f"layer {k}: {name}={v} out of range 1..{c.max_len} "
                                      f"(pes * act_depth = {c.pes} * {c.act_depth})")
-            if k and layer.in_len != self.layers[k - 1].out_len:
+            if self.chained and k and layer.in_len != self.layers[k - 1].out_len:
                 raise ValueError(f"layer {k}: in_len={layer.in_len} does not match layer {k - 1}'s "
                                  f"out_len={self.layers[k - 1].out_len} (the layers run in sequence)")
             layer.packed(c)  # every field fits its width
@@ -344,7 +347,8 @@ class NetworkImage:
                             layers=np.array([[l.in_len, l.out_len, l.ptr_base, l.codebook, l.bias_base,
                                               l.shift, int(l.relu)] for l in self.layers],
                                             dtype=np.int64).reshape(-1, 7),
-                            config=np.array(self.config.to_json()))
+                            config=np.array(self.config.to_json()),
+                            **({} if self.chained else {"chained": np.array(False)}))
 
     KEYS = ("config", "spmat", "ptr", "codebook", "bias", "layers")
 
@@ -352,7 +356,11 @@ class NetworkImage:
     def load(cls, path, *, fix: str = RECOMPRESS) -> "NetworkImage":
         """Read ``image.npz``; FormatError (naming ``path``) for anything damaged or out of range."""
         z = read_npz(path, what="memory image (image.npz)", fix=fix)
-        expect_keys(path, z, cls.KEYS, fix=fix)
+        expect_keys(path, z, cls.KEYS, optional=("chained",), fix=fix)
+        chained = True
+        if "chained" in z:
+            chained = expect_array(path, "chained", z["chained"], "bool", 0, fix=fix)
+            chained = bool(chained)
         text = str(expect_array(path, "config", z["config"], "str", 0, fix=fix))
         try:
             cfg = EIEConfig.from_json(text)
@@ -368,7 +376,7 @@ class NetworkImage:
             arrays[name] = expect_array(path, name, z[name], "int64", 2, fix=fix)
         layers = [LayerEntry(*map(int, row[:6]), bool(row[6])) for row in table]
         try:
-            return cls(cfg, layers, **arrays)
+            return cls(cfg, layers, **arrays, chained=chained)
         except ValueError as e:
             raise FormatError(path, _one_line(e), fix) from None
 

@@ -404,7 +404,7 @@ def _overflow_details(layers: list, encs: list, cfg: EIEConfig) -> list:
     return [found[f] for f in ("max_layers", "act_depth", "spmat_depth", "ptr_depth", "bias_depth") if f in found]
 
 
-def build_image(layers: list, cfg: EIEConfig) -> NetworkImage:
+def build_image(layers: list, cfg: EIEConfig, *, chained: bool = True) -> NetworkImage:
     """Lay ``layers`` out in the memories of ``cfg.pes`` PEs (see ``docs/format.md``).
 
     Per PE, the entries of all layers are concatenated (layer after layer) and
@@ -415,6 +415,8 @@ def build_image(layers: list, cfg: EIEConfig) -> NetworkImage:
     that does not fit raises one :class:`eie.golden.fit.ConfigFitError` (a
     ``ValueError``) naming every memory that overflows (the layer, the numbers,
     the config field to raise) and the smallest config that fits.
+    ``chained=False``: the layers of a program (:mod:`.program`), which need
+    not chain (each ``eie`` step runs a few of them).
     """
     from .fit import check, memory_needs
 
@@ -423,7 +425,7 @@ def build_image(layers: list, cfg: EIEConfig) -> NetworkImage:
         raise ValueError("a network needs at least one layer")
     for l, layer in enumerate(layers):
         layer.check(cfg, index=l, lengths=False)
-        if l and layer.in_len != layers[l - 1].out_len:
+        if chained and l and layer.in_len != layers[l - 1].out_len:
             raise ValueError(f"{layer._who(l)}: in_len={layer.in_len} does not match the previous layer's "
                              f"out_len={layers[l - 1].out_len}")
     encs = [encode_layer(layer, cfg) for layer in layers]
@@ -451,7 +453,8 @@ def build_image(layers: list, cfg: EIEConfig) -> NetworkImage:
         spmat[k, :len(packed)] = packed
     ptr = np.concatenate(ptr_parts, axis=1)
     codebook = np.stack([layer.codebook for layer in layers]).astype(np.int64)
-    return NetworkImage(config=cfg, layers=table, spmat=spmat, ptr=ptr, codebook=codebook, bias=bias)
+    return NetworkImage(config=cfg, layers=table, spmat=spmat, ptr=ptr, codebook=codebook, bias=bias,
+                        chained=chained)
 
 
 def decode_image(image: NetworkImage) -> list:
@@ -518,7 +521,7 @@ def save_layers(path, layers: list) -> None:
 _LAYER_META = {"name": str, "shift": int, "relu": bool, "in_frac": int, "out_frac": int, "codebook_frac": int}
 
 
-def load_layers(path, *, fix: str = "re-run `eie compress` to write the folder again") -> list:
+def load_layers(path, *, fix: str = "re-run `eie compress` to write the folder again", chained: bool = True) -> list:
     """Read layers written by :func:`save_layers`.
 
     Everything is validated (:mod:`eie.format` readers): a truncated or corrupt
@@ -557,7 +560,7 @@ def load_layers(path, *, fix: str = "re-run `eie compress` to write the folder a
             layer = QuantLayer(codes=codes, codebook=codebook, bias=bias, **m)
         except ValueError as e:
             raise FormatError(path, f"layer {l}: {e}", fix) from None
-        if layers and layer.in_len != layers[-1].out_len:
+        if chained and layers and layer.in_len != layers[-1].out_len:
             raise FormatError(path, f"layer {l}: in_len={layer.in_len} does not match layer {l - 1}'s "
                                     f"out_len={layers[-1].out_len}", fix)
         if not (codebook.size and codebook[0] == 0):
@@ -601,7 +604,7 @@ def image_for_config(directory, cfg: EIEConfig | None = None, *, who: str = "thi
     if not layers_path.exists():
         raise ValueError(f"{directory} was compressed for another config (digest {image.config.digest}) and has "
                          f"no {layers_path.name} to re-encode; compress it with --config for {who}")
-    layers = load_layers(layers_path)
+    layers = load_layers(layers_path, chained=image.chained)
     fix = "re-run `eie compress` to write the folder again"
     for l, layer in enumerate(layers):
         try:
@@ -623,7 +626,7 @@ def image_for_config(directory, cfg: EIEConfig | None = None, *, who: str = "thi
     if progress:
         progress(f"re-encoding {directory} for {who} ({cfg.pes} PEs, config {cfg.digest})")
     try:
-        image = build_image(layers, cfg)
+        image = build_image(layers, cfg, chained=image.chained)
     except ValueError as e:
         raise ValueError(f"the network in {directory} does not fit {who}: {e}") from None
     return image, manifest, True

@@ -36,6 +36,8 @@ def fidelity(reference, approx, labels=None) -> dict:
     """The measures above of ``approx`` against ``reference`` (arrays of equal shape, (batch, outputs))."""
     r = np.atleast_2d(np.asarray(reference, dtype=np.float64))
     a = np.atleast_2d(np.asarray(approx, dtype=np.float64))
+    if r.ndim > 2 and r.shape == a.shape:         # a sequence's outputs: one vector per input
+        r, a = r.reshape(len(r), -1), a.reshape(len(a), -1)
     if r.shape != a.shape:
         raise ValueError(f"outputs of shape {a.shape} cannot be compared with reference outputs of shape {r.shape}")
     if r.shape[0] == 0:

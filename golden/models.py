@@ -257,7 +257,8 @@ def load_model(spec: str):
             model = torch.load(path, weights_only=False, map_location="cpu")
         except Exception as e:
             raise ValueError(f"cannot load model file {spec}: {e}; save it with torch.save(model, path) "
-                             f"where model is a torch.nn.Sequential") from e
+                             f"where model is a torch.nn.Module whose class is importable here (on "
+                             f"PYTHONPATH)") from e
         if isinstance(model, dict):
             raise ValueError(f"model file {spec} holds a state_dict, not a module; save the whole module with "
                              f"torch.save(model, path)")
@@ -301,11 +302,11 @@ def load_data(path, in_len: int | None = None, *, need_train: bool = True, class
     splits = ("train", "test") if "X_train" in arrays and "y_train" in arrays else ("test",)
     for name in splits:
         X, y = arrays[f"X_{name}"], arrays[f"y_{name}"]
-        if X.ndim != 2 or y.ndim != 1 or len(X) != len(y) or len(X) == 0:
-            raise FormatError(path, f"X_{name} must be (n, in_len) and y_{name} (n,) with n > 0, not {X.shape} "
-                                    f"and {y.shape}", fix)
-        if in_len is not None and X.shape[1] != in_len:
-            raise FormatError(path, f"X_{name} has {X.shape[1]} features but the model's first layer takes "
+        if X.ndim not in (2, 3) or y.ndim != 1 or len(X) != len(y) or len(X) == 0:
+            raise FormatError(path, f"X_{name} must be (n, in_len) (or (n, time, in_len) for a recurrent model) "
+                                    f"and y_{name} (n,) with n > 0, not {X.shape} and {y.shape}", fix)
+        if in_len is not None and X.shape[-1] != in_len:
+            raise FormatError(path, f"X_{name} has {X.shape[-1]} features but the model's first layer takes "
                                     f"{in_len}", fix)
         if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)) or X.dtype == bool:
             raise FormatError(path, f"X_{name} must hold numbers, not {X.dtype}", fix)

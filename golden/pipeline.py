@@ -66,7 +66,7 @@ _NO_DATA_CALIBRATION_SAMPLES = 1024
 _NO_DATA_EVAL_SAMPLES = 256
 
 
-def _load_inputs(inputs, in_len: int) -> np.ndarray:
+def _load_inputs(inputs, in_len: int, seq: bool = False) -> np.ndarray:
     """``--inputs``: float inputs (batch, in_len) from an array or a ``.npy`` file."""
     from eie.format import FormatError, check_finite, read_npy
     fix = "save the float inputs as one array of shape (batch, in_len) with numpy.save"
@@ -79,10 +79,11 @@ def _load_inputs(inputs, in_len: int) -> np.ndarray:
             raise FileNotFoundError(f"--inputs {inputs}: no such file")
         inputs = read_npy(inputs, what="inputs file", fix=fix)
     X = np.asarray(inputs)
-    if X.ndim == 1:
+    if X.ndim == 1 and not seq:
         X = X[None, :]
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != in_len:
-        raise FormatError(what, f"inputs must have shape (batch >= 1, in_len = {in_len}), not {X.shape}", fix)
+    if X.ndim != 2 + seq or X.shape[0] == 0 or X.shape[-1] != in_len:
+        shape = f"(batch >= 1, time, in_len = {in_len})" if seq else f"(batch >= 1, in_len = {in_len})"
+        raise FormatError(what, f"inputs must have shape {shape}, not {X.shape}", fix)
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
         raise FormatError(what, f"inputs must be numbers, not {X.dtype}", fix)
     X = X.astype(np.float64)
@@ -137,6 +138,70 @@ def _dense_sequential(shared_layers):
         if sl.relu:
             modules.append(nn.ReLU())
     return nn.Sequential(*modules).eval()
+
+
+def _is_program(model) -> bool:
+    """A model that is not a plain Sequential of Linear/ReLU goes through :mod:`.graph`."""
+    import torch.nn as nn
+
+    from .graph import is_plain_sequential
+    return isinstance(model, nn.Module) and not is_plain_sequential(model)
+
+
+def _program_specs(program_model) -> list:
+    from .models import LinearSpec
+    return [LinearSpec(k, lin, bool(relu)) for k, (lin, relu) in
+            enumerate(zip(program_model.linears, program_model.relus))]
+
+
+def _class_outputs(model, X) -> bool:
+    """Whether ``model`` gives one score vector per input (so that labels can train it)."""
+    import torch
+    with torch.no_grad():
+        return model(torch.as_tensor(np.asarray(X, dtype=np.float32))).ndim == 2
+
+
+def _random_shape(n: int, specs, program, steps: int = 8) -> tuple:
+    """Seeded random inputs' shape: ``(n, in_len)``, or ``(n, steps, in_len)`` for a recurrent program."""
+    in_len = specs[0].in_len if program is None else program.in_len
+    return (n, steps, in_len) if program is not None and program.sequence else (n, in_len)
+
+
+def _program_share(program, shared_layers, X, y, epochs: int, seed: int, progress):
+    """Fine-tune a program's centroids and biases through the whole program (with labels); return its
+    float model with the shared weights as dense Linears (``model.pt``)."""
+    import torch
+    import torch.nn as nn
+
+    from .graph import ProgramModel
+    from .share import SharedLinear
+    relus = [sl.relu for sl in shared_layers]
+    if X is not None and epochs > 0:
+        from .models import train_classifier
+        tuned = ProgramModel(program, [SharedLinear(sl) for sl in shared_layers], relus)
+        train_classifier(tuned, X, y, epochs=epochs, lr=2e-4, seed=seed, progress=progress,
+                         label="centroid fine-tuning")
+        for sl, mod in zip(shared_layers, tuned.linears):
+            sl.codebook[1:] = mod.centroids.detach().numpy().astype(np.float64)
+            sl.bias = mod.bias.detach().numpy().astype(np.float64)
+    dense = []
+    for sl in shared_layers:
+        lin = nn.Linear(sl.codes.shape[1], sl.codes.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.tensor(sl.weight, dtype=torch.float32))
+            lin.bias.copy_(torch.tensor(sl.bias, dtype=torch.float32))
+        dense.append(lin)
+    return ProgramModel(program, dense, relus).eval()
+
+
+def _fixed_outputs(layers, program, X, cfg, input_frac: int, output_perm) -> np.ndarray:
+    """Float outputs (batch, ...) of the fixed-point network or program (bit-exact reference)."""
+    from . import quantize
+    if program is None:
+        return quantize.fixed_point_outputs(layers, X, cfg, input_frac, output_perm)
+    from .program import run_fixed
+    y = run_fixed(program, layers, cfg, quantize.quantize_input(X, input_frac, cfg))
+    return quantize.dequantize(y, program.fracs[program.output])
 
 
 def _balance(layers, cfg, x_calib, enabled: bool = True):
@@ -215,12 +280,21 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     else:
         name = type(model).__name__
         float_model = model
+    program = None
     try:
-        specs = models.network_layers(float_model, cfg, limits=False)   # sizes: fit.check, below
+        if _is_program(float_model):                  # anything but Linear/ReLU: torch.fx partition
+            from .graph import partition
+            program_model, program = partition(float_model)
+            specs = _program_specs(program_model)
+        else:
+            specs = models.network_layers(float_model, cfg, limits=False)   # sizes: fit.check, below
     except ValueError as e:
         if isinstance(model, str) and model != "digits-mlp":
             raise ValueError(f"--model {model}: {e}") from None     # name the file (or module) in the error
         raise
+    in_len = specs[0].in_len if program is None else program.in_len
+    out_len = specs[-1].out_len if program is None else program.out_len
+    seq = program is not None and program.sequence
     # The memories: sized to the network (fit) or pinned. act_depth and max_layers follow from the shapes
     # and must be known before the fixed point (acc_bits); a pinned config too small for them is worked
     # on with them raised, so that the one error at the end can name every overflow with its exact need.
@@ -232,19 +306,19 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         over = ", ".join(o["field"] for o in fitting.overflows(cfg, shape_fields))
         progress(f"the model does not fit the config ({over}); pruning without retraining to report every memory it needs")
     if isinstance(data, (str, Path)):
-        data = models.load_data(data, specs[0].in_len, classes=specs[-1].out_len)
+        data = models.load_data(data, in_len, classes=out_len)
     X_train = y_train = X_test = y_test = None
     X_eval = X_calib_given = None
     if data is not None:
         if inputs is not None:
             raise ValueError("--inputs and --data both give data; --data brings held-out inputs (X_test)")
         X_train, y_train, X_test, y_test = data
-        if X_train.shape[1] != specs[0].in_len:
-            raise ValueError(f"data has {X_train.shape[1]} features but the model's first layer takes "
-                             f"{specs[0].in_len}")
+        if X_train.shape[-1] != in_len:
+            raise ValueError(f"data has {X_train.shape[-1]} features but the model's first layer takes "
+                             f"{in_len}")
         X_eval, eval_source = X_test, "the test split" if name == "digits-mlp" else "--data X_test"
     elif inputs is not None:
-        X_in = _load_inputs(inputs, specs[0].in_len)
+        X_in = _load_inputs(inputs, in_len, seq)
         order = np.random.default_rng(seed).permutation(len(X_in))
         held = max(1, len(X_in) // 5)
         X_eval = X_in[order[:held]]
@@ -256,7 +330,7 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     else:
         notes.append("no --data given: pruning and weight sharing ran without retraining, calibration used "
                      f"{_NO_DATA_CALIBRATION_SAMPLES} seeded standard-normal inputs, and no accuracy was measured")
-        X_eval = np.random.default_rng([seed, 1]).standard_normal((_NO_DATA_EVAL_SAMPLES, specs[0].in_len))
+        X_eval = np.random.default_rng([seed, 1]).standard_normal(_random_shape(_NO_DATA_EVAL_SAMPLES, specs, program))
         eval_source = (f"{_NO_DATA_EVAL_SAMPLES} seeded standard-normal inputs (no --data or --inputs: "
                        f"not representative of real inputs)")
     X_eval = np.asarray(X_eval, dtype=np.float32)
@@ -269,11 +343,16 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
 
     # 2. pruning (on a copy: the float model stays intact for comparison)
     t = time.perf_counter()
-    work = copy.deepcopy(float_model)
-    specs = models.network_layers(work, cfg, limits=False)
+    work = copy.deepcopy(float_model if program is None else program_model)
+    specs = models.network_layers(work, cfg, limits=False) if program is None else _program_specs(work)
+    if program is not None and X_train is not None and not _class_outputs(work, X_train[:2]):
+        notes.append("the program's output is not one class-score vector per input: no retraining with labels")
+        X_train_fit = None
+    else:
+        X_train_fit = X_train
     densities = prune.default_densities(len(specs), density)
     progress(f"pruning to densities {', '.join(f'{d:.0%}' for d in densities)}")
-    X_fit, y_fit = (None, None) if doomed else (X_train, y_train)
+    X_fit, y_fit = (None, None) if doomed or X_train_fit is None else (X_train, y_train)
     masks = prune.prune_network(work, [s.linear for s in specs], densities, X_fit, y_fit,
                                 steps=schedule.prune_steps, epochs=schedule.prune_epochs, seed=seed,
                                 progress=progress)
@@ -287,9 +366,13 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     t = time.perf_counter()
     progress(f"weight sharing: {cfg.codebook_size - 1} clusters per layer + code 0 for zero")
     shared_layers, shared_model = share.share_network(specs, masks, index_bits=cfg.index_bits,
-                                                      X=X_fit, y=y_fit, epochs=schedule.share_epochs, seed=seed,
-                                                      progress=progress)
-    compressed_model = _dense_sequential(shared_layers)
+                                                      X=X_fit if program is None else None, y=y_fit,
+                                                      epochs=schedule.share_epochs, seed=seed, progress=progress)
+    if program is None:
+        compressed_model = _dense_sequential(shared_layers)
+    else:
+        compressed_model = _program_share(program, shared_layers, X_fit, y_fit, schedule.share_epochs, seed,
+                                          progress)
     fid["shared"] = fidelity(ref_eval, float_outputs(compressed_model, X_eval), y_eval)
     if X_test is not None:
         acc["shared"] = models.accuracy(compressed_model, X_test, y_test)
@@ -303,8 +386,16 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     elif X_calib_given is not None:
         X_calib = X_calib_given
     else:
-        X_calib = np.random.default_rng(seed).standard_normal((_NO_DATA_CALIBRATION_SAMPLES, specs[0].in_len))
-    layers, input_frac, calibration = quantize.quantize_network(shared_layers, X_calib, work_cfg)
+        X_calib = np.random.default_rng(seed).standard_normal(_random_shape(_NO_DATA_CALIBRATION_SAMPLES, specs,
+                                                                            program))
+    if program is None:
+        layers, input_frac, calibration = quantize.quantize_network(shared_layers, X_calib, work_cfg)
+    else:
+        from .program import calibrate
+        program, layers, calibration = calibrate(program, shared_layers, X_calib, work_cfg)
+        input_frac = program.fracs[program.input]
+        for c in calibration[1:]:
+            c["input_saturated"] = 0
     progress(f"fixed point: input_frac {input_frac}, out_frac per layer {[l.out_frac for l in layers]}")
     if calibration[0]["input_saturated"]:
         notes.append(f"{calibration[0]['input_saturated']} calibration input values saturate even with input_frac=0 "
@@ -315,8 +406,13 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
                          f"out_frac=0 (values up to {c['out_max']:g}); scale the model down")
 
     # 5. balance hook, then 6. encoding
-    layers, output_perm, balanced = _balance(layers, work_cfg, quantize.quantize_input(X_calib, input_frac, work_cfg),
-                                             balance)
+    if program is None:
+        layers, output_perm, balanced = _balance(layers, work_cfg,
+                                                 quantize.quantize_input(X_calib, input_frac, work_cfg), balance)
+    else:       # rows stay in order: host steps read EIE outputs in logical order
+        output_perm, balanced = list(range(layers[-1].out_len)), False
+        if balance:
+            notes.append("program: no load-balancing permutation (host steps read every EIE output in order)")
     needs = fitting.memory_needs(layers, work_cfg)
     if not fit:
         from .encode import _encode_codes, _overflow_details
@@ -327,7 +423,7 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         progress("memories sized to the network: " + ", ".join(f"{f} {getattr(cfg, f)} (needs {needs[f]})"
                                                                 for f in fitting.MEMORY_FIELDS))
     encoded = [encode_layer(layer, cfg) for layer in layers]
-    image = build_image(layers, cfg)          # a pinned config too small: one error naming every overflow
+    image = build_image(layers, cfg, chained=program is None)          # a pinned config too small: one error naming every overflow
     progress(f"encoded for {cfg.pes} PEs: {sum(e.entries for e in encoded)} entries "
              f"({sum(e.padding for e in encoded)} padding)" + (", rows load-balanced" if balanced else ""))
     timings["quantize_encode"] = time.perf_counter() - t
@@ -335,8 +431,9 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     # 7. fixed-point accuracy on the test split, storage
     t = time.perf_counter()
     if X_test is not None:
-        acc["fixed_point"] = quantize.fixed_point_accuracy(layers, X_test, y_test, cfg, input_frac, output_perm)
-    fid["fixed_point"] = fidelity(ref_eval, quantize.fixed_point_outputs(layers, X_eval, cfg, input_frac, output_perm),
+        acc["fixed_point"] = float(np.mean(_fixed_outputs(layers, program, X_test, cfg, input_frac, output_perm)
+                                           .argmax(axis=1) == y_test))
+    fid["fixed_point"] = fidelity(ref_eval, _fixed_outputs(layers, program, X_eval, cfg, input_frac, output_perm),
                                   y_eval)
     timings["evaluate"] = time.perf_counter() - t
     compression, layer_rows = storage_report(layers, encoded, cfg)
@@ -345,7 +442,8 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     timings["total"] = time.perf_counter() - t0
     report = {
         "model": name, "seed": seed, "pes": cfg.pes, "config_digest": cfg.digest,
-        "densities": densities, "input_frac": input_frac, "output_frac": layers[-1].out_frac,
+        "densities": densities, "input_frac": input_frac,
+        "output_frac": layers[-1].out_frac if program is None else program.fracs[program.output],
         "output_perm": output_perm, "balanced": balanced,
         "data": None if X_test is None else {"train": int(len(X_train)), "test": int(len(X_test)),
                                              "source": "digits_split" if name == "digits-mlp" else "--data"},
@@ -353,6 +451,10 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         "compression": compression, "layers": layer_rows, "notes": notes,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
+    if program is not None:
+        from .program import partition_report
+        report["program"] = program.to_dict()
+        report["partition"] = partition_report(program, layers)
     return Compressed(config=cfg, layers=layers, output_perm=output_perm, input_frac=input_frac, encoded=encoded,
                       image=image, report=report, float_model=float_model, compressed_model=compressed_model,
                       test_data=None if X_test is None else (X_test, y_test))
@@ -443,7 +545,8 @@ def write_output(result: Compressed, out_dir, *, save_model: bool = True) -> dic
                    output_frac=r["output_frac"], output_perm=r["output_perm"], balanced=r["balanced"],
                    densities=r["densities"], layers=r["layers"],
                    accuracy=r["accuracy"], fidelity=r.get("fidelity"), memories=r.get("memories"),
-                   compression=r["compression"], data=r["data"], notes=r["notes"], files=files)
+                   compression=r["compression"], data=r["data"], notes=r["notes"], files=files,
+                   **({"program": r["program"], "partition": r["partition"]} if "program" in r else {}))
     return {k: str(out / v) for k, v in files.items()}
 
 

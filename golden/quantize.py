@@ -90,11 +90,12 @@ def frac_bits_for(max_abs: float, bits: int, *, headroom: float = 1.0, lo: int =
     return max(lo, min(hi, f))
 
 
-def quantize_network(shared_layers, X_calib, cfg, *, headroom: float = HEADROOM):
+def quantize_network(shared_layers, X_calib, cfg, *, headroom: float = HEADROOM, input_frac: int | None = None):
     """Convert float :class:`~eie.golden.share.SharedLayer` s to :class:`~eie.golden.encode.QuantLayer` s.
 
     ``X_calib`` (n, in_len) float are the calibration inputs (the training
-    data). Returns ``(layers, input_frac, calibration)`` where ``calibration``
+    data). ``input_frac`` fixes the input's fraction bits (a program's EIE call
+    gets its source tensor's). Returns ``(layers, input_frac, calibration)`` where ``calibration``
     is a list of per-layer dicts: the float maxima seen, the chosen fractions and
     the number of saturated outputs on the calibration data (0 unless a layer's
     range exceeds even ``out_frac = 0``; the first layer's dict also counts
@@ -105,7 +106,8 @@ def quantize_network(shared_layers, X_calib, cfg, *, headroom: float = HEADROOM)
 
     X = np.asarray(X_calib, dtype=np.float64)
     in_max = float(np.abs(X).max()) if X.size else 0.0
-    input_frac = frac_bits_for(in_max, cfg.act_bits, headroom=headroom, hi=cfg.act_frac_bits)
+    if input_frac is None:
+        input_frac = frac_bits_for(in_max, cfg.act_bits, headroom=headroom, hi=cfg.act_frac_bits)
     x = quantize_input(X, input_frac, cfg)
     input_saturated = int(np.count_nonzero(to_fixed(X, input_frac) != x))     # clamped by quantize_input
     in_frac = input_frac
@@ -183,7 +185,7 @@ _INPUTS_FIX = "--inputs expects digits-test, FILE.npy of shape (batch, in_len) (
 
 
 def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=None, limit: int | None = None,
-                classes: int | None = None):
+                classes: int | None = None, sequence: bool = False):
     """Network inputs for ``eie simulate`` and ``eie run``: ``(fixed-point inputs, labels or None, description)``.
 
     ``spec`` is ``digits-test`` (the digits test split and its labels), a
@@ -192,7 +194,10 @@ def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=
     with ``X_test`` and ``y_test`` (float inputs and labels, as for ``eie
     compress --data``). ``labels`` (a ``.npy`` of integers) gives labels to a
     ``.npy``'s inputs; ``limit`` keeps the first inputs; ``in_len`` is checked,
-    and so are labels against ``classes`` (the network's outputs). Damaged
+    and so are labels against ``classes`` (the network's outputs). With
+    ``sequence`` (a recurrent program) inputs are ``(batch, T, in_len)``; flat
+    rows of ``T * in_len`` values (``digits-test`` for a row-by-row model) are
+    read as ``T`` steps. Damaged
     files, NaN or infinite inputs raise :class:`eie.format.FormatError`.
     """
     y = None
@@ -217,9 +222,13 @@ def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=
             X = read_npy(path, what="inputs file", fix=_INPUTS_FIX)
         what = str(path)
     X = np.asarray(X)
+    if sequence and X.ndim == 2 and in_len and X.shape[1] % in_len == 0:
+        X = X.reshape(len(X), -1, in_len)
     if X.ndim == 1:
         X = X[None, :]
-    if X.ndim != 2:
+    if sequence and X.ndim != 3:
+        raise FormatError(what, f"a recurrent network takes sequences (batch, T, {in_len}), not {X.shape}", _INPUTS_FIX)
+    if X.ndim != 2 + sequence:
         raise FormatError(what, f"inputs must have shape (batch, in_len) or (in_len,), not {X.shape}", _INPUTS_FIX)
     if X.shape[0] == 0:
         raise FormatError(what, "holds no inputs (batch 0)", _INPUTS_FIX)
@@ -234,8 +243,8 @@ def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=
         Xq = X.astype(np.int64)
     else:
         raise FormatError(what, f"inputs must be floating point or integer, not {X.dtype}", _INPUTS_FIX)
-    if in_len is not None and Xq.shape[1] != in_len:
-        raise FormatError(what, f"inputs have {Xq.shape[1]} values each but the network takes {in_len}",
+    if in_len is not None and Xq.shape[-1] != in_len:
+        raise FormatError(what, f"inputs have {Xq.shape[-1]} values each but the network takes {in_len}",
                           _INPUTS_FIX)
     if labels:
         y = read_npy(labels, what="labels file", fix="save the integer labels with numpy.save")

@@ -112,9 +112,14 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
         from eie.format import FormatError
         raise FormatError(directory / "manifest.json", "has no input_frac",
                           "re-run `eie compress` to write a current manifest")
-    X, y, what = load_inputs(inputs, cfg, int(manifest["input_frac"]), in_len=image.layers[0].in_len,
-                             classes=image.layers[-1].out_len,
-                             labels=labels, limit=limit)
+    program = None
+    if manifest.get("program") is not None:
+        from eie.golden.program import Program
+        program = Program.from_dict(manifest["program"])
+    X, y, what = load_inputs(inputs, cfg, int(manifest["input_frac"]),
+                             in_len=image.layers[0].in_len if program is None else program.in_len,
+                             classes=image.layers[-1].out_len if program is None else program.out_len,
+                             labels=labels, limit=limit, sequence=program is not None and program.sequence)
     X_logical = X
     if manifest.get("input_perm") is not None:
         X = permute_input(X, np.asarray(manifest["input_perm"]))
@@ -125,7 +130,7 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
     sim = runner.build(cfg, waves=bool(waves), opt=opt, log=progress, generator=generator,
                        extra_args=extra_args, simulator=simulator)
     job = runner.build_root() / "jobs" / f"simulate-{cfg.digest}-{int(time.time() * 1000)}"
-    driver.write_job(job, cfg, [("net", image, X)], link=link, seed=seed, idle=idle, backpressure=backpressure)
+    driver.write_job(job, cfg, [("net", image, X) + ((program,) if program is not None else ())], link=link, seed=seed, idle=idle, backpressure=backpressure)
     progress(f"simulating {len(X)} inference(s) of {what} on {cfg.pes} PEs ({link} link, {simulator})")
 
     failure: list = []
@@ -162,8 +167,8 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
     infs = res["networks"][0]["inferences"]
     cycles = [r["cycles"] for r in infs]
     bound = [r["bound"] for r in infs]
-    pred_rtl = rtl.argmax(axis=1)
-    pred_golden = golden.argmax(axis=1)
+    pred_rtl = rtl.argmax(axis=-1)
+    pred_golden = golden.argmax(axis=-1)
     out = {
         "dir": str(directory), "inputs": what, "config": cfg.digest, "pes": cfg.pes,
         "inferences": len(infs), "mismatches": res["mismatches"], "first_mismatch": res["first_mismatch"],
@@ -181,6 +186,9 @@ def simulate(directory, *, inputs: str = "digits-test", labels: str | None = Non
         "waves": str(Path(waves).resolve()) if waves else None, "job": str(job),
         "fidelity": against_float_model(directory, manifest, X_logical, rtl, y),
     }
+    if program is not None:
+        out["program_calls"] = res["networks"][0]["program_calls"]
+        out["eie_calls_per_inference"] = [r["calls"] for r in infs]
     if not res["mismatches"] and not failure and not keep_job:   # keep the job folder to debug a failure
         import shutil
         shutil.rmtree(job, ignore_errors=True)

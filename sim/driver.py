@@ -55,6 +55,7 @@ class NetworkJob:
     name: str
     image: NetworkImage
     inputs: np.ndarray
+    program: dict | None = None      # eie.golden.program.Program.to_dict(): run as a program
 
 
 def write_job(job_dir, cfg: EIEConfig, networks, *, link: str = "fast", seed: int = 0, idle: float = 0.0,
@@ -63,7 +64,10 @@ def write_job(job_dir, cfg: EIEConfig, networks, *, link: str = "fast", seed: in
     """Write a job folder for the testbench.
 
     ``networks`` is a list of ``(name, NetworkImage, inputs)`` with ``inputs``
-    integer activations of shape ``(batch, in_len)`` (or ``(in_len,)``).
+    integer activations of shape ``(batch, in_len)`` (or ``(in_len,)``), or
+    ``(name, NetworkImage, inputs, program)`` with a
+    :class:`eie.golden.program.Program` run with host steps between EIE calls
+    (inputs ``(batch, in_len)`` or, recurrent, ``(batch, T, in_len)``).
     ``idle`` and ``backpressure`` are the probabilities of an idle cycle on
     ``host_in`` and of a not-ready cycle on ``host_out``. ``locate`` re-runs
     layer prefixes after an output mismatch to name the first wrong layer.
@@ -79,7 +83,8 @@ def write_job(job_dir, cfg: EIEConfig, networks, *, link: str = "fast", seed: in
     job_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     names = set()
-    for name, image, inputs in networks:
+    for name, image, inputs, *rest in networks:
+        program = rest[0] if rest else None
         if name in names or not name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"network name {name!r} must be unique and alphanumeric (with - and _)")
         names.add(name)
@@ -89,14 +94,16 @@ def write_job(job_dir, cfg: EIEConfig, networks, *, link: str = "fast", seed: in
         x = np.asarray(inputs)
         if x.ndim == 1:
             x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != image.layers[0].in_len:
-            raise ValueError(f"network {name!r}: inputs must have shape (batch, {image.layers[0].in_len}), "
-                             f"not {np.shape(inputs)}")
+        in_len = image.layers[0].in_len if program is None else program.in_len
+        ndim = 3 if program is not None and program.sequence else 2
+        if x.ndim != ndim or x.shape[-1] != in_len:
+            shape = f"(batch, T, {in_len})" if ndim == 3 else f"(batch, {in_len})"
+            raise ValueError(f"network {name!r}: inputs must have shape {shape}, not {np.shape(inputs)}")
         if not np.issubdtype(x.dtype, np.integer):
             raise ValueError(f"network {name!r}: inputs must be integer activations, not {x.dtype}")
         image.save(job_dir / f"{name}.image.npz")
         np.save(job_dir / f"{name}.inputs.npy", x.astype(np.int64))
-        entries.append({"name": name})
+        entries.append({"name": name, **({} if program is None else {"program": program.to_dict()})})
     (job_dir / JOB_FILE).write_text(json.dumps({
         "config": cfg.to_dict(), "link": link, "seed": int(seed), "idle": float(idle),
         "backpressure": float(backpressure), "per_pe": bool(per_pe), "check_cycles": bool(check_cycles),
@@ -111,7 +118,7 @@ def read_job(job_dir) -> tuple[dict, list[NetworkJob]]:
     job_dir = Path(job_dir)
     spec = json.loads((job_dir / JOB_FILE).read_text())
     nets = [NetworkJob(e["name"], NetworkImage.load(job_dir / f"{e['name']}.image.npz"),
-                       np.load(job_dir / f"{e['name']}.inputs.npy")) for e in spec["networks"]]
+                       np.load(job_dir / f"{e['name']}.inputs.npy"), e.get("program")) for e in spec["networks"]]
     return spec, nets
 
 
@@ -217,9 +224,9 @@ def infer_batch(rt: Runtime, inputs: np.ndarray, layers: list, *, per_pe: bool =
     return results
 
 
-def _batch_size(cfg: EIEConfig, image: NetworkImage, limit: int, per_pe: bool, out_capacity: int) -> int:
+def _batch_size(cfg: EIEConfig, table: list, limit: int, per_pe: bool, out_capacity: int) -> int:
     """Inferences per transaction so that the responses fit the capture memory (half of it)."""
-    in_len, out_len = image.layers[0].in_len, image.layers[-1].out_len
+    in_len, out_len = table[0].in_len, table[-1].out_len
     words = (min(cfg.pes, in_len) + 1 + min(cfg.pes, out_len) + out_len + 1 + 2 * len(Counter)
              + (cfg.pes * (1 + 2 * len(PECounter)) if per_pe else 0))
     return max(1, min(limit, (out_capacity // 2) // words))
@@ -249,6 +256,7 @@ def execute_job(link, job_dir, *, out_capacity: int = 1 << 16, log=print) -> dic
 
     job_dir = Path(job_dir)
     spec, nets = read_job(job_dir)
+    spec["_dir"] = str(job_dir)
     cfg = EIEConfig.from_dict(spec["config"])
     progress_path = job_dir / PROGRESS_FILE
     model = _cycle_model() if spec["check_cycles"] else None
@@ -271,11 +279,24 @@ def execute_job(link, job_dir, *, out_capacity: int = 1 << 16, log=print) -> dic
         _tamper(rt)
         t_load = time.monotonic() - t0
         progress(f"{net.name}: loaded {len(image.layers)} layer(s) in {t_load:.2f} s")
+        if net.program is not None:
+            t1 = time.monotonic()
+            rec = _execute_program(rt, net, spec, cfg, model, out_capacity, progress)
+            rec["load_s"], rec["run_s"] = round(t_load, 3), round(time.monotonic() - t1, 3)
+            result["networks"].append(rec)
+            result["inferences"] += len(rec["inferences"])
+            for inf in rec["inferences"]:
+                if inf["mismatch"] is not None:
+                    result["mismatches"] += 1
+                    if result["first_mismatch"] is None:
+                        result["first_mismatch"] = inf["mismatch"]
+                        progress(f"MISMATCH {inf['mismatch']['message']}")
+            continue
         layers_q = decode_image(image)
         acts = forward_all(layers_q, X, cfg)               # golden, batched: list of (batch, len)
         encs = [encode_layer(l, cfg) for l in layers_q]
         col_entries = [model[1](image, l) for l in range(len(image.layers))] if model else None
-        size = _batch_size(cfg, image, spec.get("batch", 64), spec["per_pe"], out_capacity)
+        size = _batch_size(cfg, image.layers, spec.get("batch", 64), spec["per_pe"], out_capacity)
         rtl_out = np.zeros((len(X), image.layers[-1].out_len), np.int64)
         infs = []
         t1 = time.monotonic()
@@ -332,6 +353,91 @@ def execute_job(link, job_dir, *, out_capacity: int = 1 << 16, log=print) -> dic
     (job_dir / RESULT_FILE).write_text(json.dumps(result, indent=1) + "\n")
     progress(f"done: {result['inferences']} inferences, {result['mismatches']} mismatches")
     return result
+
+
+def _execute_program(rt: Runtime, net: NetworkJob, spec: dict, cfg: EIEConfig, model, out_capacity: int,
+                     progress) -> dict:
+    """Run a program (:mod:`eie.golden.program`) on the design: host steps here, ``eie`` steps on the RTL.
+
+    Each ``eie`` step rewrites the layer table's first entries with the
+    step's layers and runs them for the whole batch (one transaction per
+    batch slice); its outputs are checked bit for bit against the reference
+    on the same inputs and its cycles against the cycle model. The RTL's
+    outputs feed the next host steps, so the final output is the RTL's; it is
+    also checked against the golden program run (reference EIE calls).
+    """
+    from eie.golden.encode import decode_image, encode_layer
+    from eie.golden.program import Program, run_fixed
+    from eie.golden.reference import forward_all, layer_work
+
+    image, X = net.image, net.inputs
+    prog = Program.from_dict(net.program)
+    layers_q = decode_image(image)
+    encs = [encode_layer(l, cfg) for l in layers_q]
+    col_entries = [model[1](image, l) for l in range(len(image.layers))] if model else None
+    n = len(X)
+    recs = [{"index": i, "cycles": 0, "broadcasts": 0, "broadcast_stalls": 0, "layers": 0, "calls": 0,
+             "bound_layers": [], "bound": 0, "cycles_model": 0 if model else None, "mismatch": None}
+            for i in range(n)]
+    calls = [0]
+
+    def eie(first, count, x):
+        table = image.layers[first:first + count]
+        rt.host.write(Mem.LAYER, ALL_PES, 0, [e.packed(cfg) for e in table])
+        for r in rt.flush():
+            r.check()
+        size = _batch_size(cfg, table, spec.get("batch", 64), spec["per_pe"], out_capacity)
+        acts = forward_all(layers_q[first:first + count], x, cfg)
+        y = np.zeros((len(x), table[-1].out_len), np.int64)
+        for b0 in range(0, len(x), size):
+            for i, res in enumerate(infer_batch(rt, x[b0:b0 + size], table, per_pe=spec["per_pe"]), start=b0):
+                y[i] = res["output"]
+                rec = recs[i]
+                work = [layer_work(encs[first + k], a[i], cfg) for k, a in enumerate(acts[:-1])]
+                for what in ("cycles", "broadcasts", "broadcast_stalls", "layers"):
+                    rec[what] += res[what]
+                rec["calls"] += 1
+                rec["bound_layers"] += [w.bound for w in work]
+                rec["bound"] += sum(w.bound for w in work)
+                if rec["mismatch"] is not None:
+                    continue
+                mm = None
+                hit = first_mismatch(acts[-1][i], res["output"], cfg.pes)
+                if hit is not None:
+                    row, exp, got, n_bad = hit
+                    mm = Mismatch(net.name, i, "output", exp, got, None, row, row % cfg.pes, row // cfg.pes, n_bad)
+                if model is not None:
+                    timing = [model[0](cfg, col_entries[first + k], a[i], entry.out_len)
+                              for k, (a, entry) in enumerate(zip(acts[:-1], table))]
+                    expect = {"cycles": sum(t.cycles for t in timing),
+                              "broadcast_stalls": sum(t.broadcast_stalls for t in timing),
+                              "broadcasts": sum(t.broadcasts for t in timing)}
+                    rec["cycles_model"] += expect["cycles"]
+                    for what, value in expect.items():
+                        if mm is None and value != res[what]:
+                            mm = _counter_mismatch(net.name, i, what, value, res[what])
+                if mm is None and res["layers"] != count:
+                    mm = Mismatch(net.name, i, "layers", count, res["layers"])
+                if mm is not None:
+                    d = mm.to_dict()
+                    d["call"], d["layers_of_call"] = calls[0], list(range(first, first + count))
+                    rec["mismatch"] = d
+        calls[0] += 1
+        if calls[0] % 8 == 0:
+            progress(f"{net.name}: {calls[0]} EIE calls")
+        return y
+
+    rtl = run_fixed(prog, layers_q, cfg, X, eie=eie)
+    golden = run_fixed(prog, layers_q, cfg, X)
+    for i in range(n):
+        hit = first_mismatch(golden[i].reshape(-1), rtl[i].reshape(-1), cfg.pes)
+        if hit is not None and recs[i]["mismatch"] is None:
+            row, exp, got, n_bad = hit
+            recs[i]["mismatch"] = Mismatch(net.name, i, "output", exp, got, None, row, None, None, n_bad).to_dict()
+    progress(f"{net.name}: {n} program runs, {calls[0]} EIE calls")
+    np.savez(Path(spec["_dir"]) / f"{net.name}.outputs.npz", rtl=rtl, golden=golden)
+    return {"name": net.name, "layers": len(image.layers), "inferences": recs, "program_calls": calls[0],
+            "mismatches": sum(r["mismatch"] is not None for r in recs)}
 
 
 def _counter_mismatch(name: str, i: int, what: str, expected, got) -> Mismatch:

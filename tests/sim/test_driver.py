@@ -53,6 +53,6 @@ def test_write_job_round_trip_and_checks(tmp_path):
 
 def test_batches_fit_the_capture_memory():
     image = _image()
-    n = driver._batch_size(CFG, image, 64, False, 1 << 16)
+    n = driver._batch_size(CFG, image.layers, 64, False, 1 << 16)
     assert 1 <= n <= 64
-    assert driver._batch_size(CFG, image, 64, True, 64) == 1
+    assert driver._batch_size(CFG, image.layers, 64, True, 64) == 1
