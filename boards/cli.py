@@ -261,6 +261,9 @@ def run_main(args) -> int:
         cfg = board_config(board, pes=args.pes)
     baud = args.baud or design.get("baud") or board.baud
     manifest = read_manifest(args.model)
+    if manifest.get("program") is not None:
+        raise ValueError(f"{args.model} is a program (host steps between EIE calls, docs/programs.md); `eie run` "
+                         f"runs plain Linear/ReLU networks only so far: run it with `eie simulate {args.model}`")
     image, model_info = load_model_image(args.model, cfg, _stderr)
     first, last = image.layers[0], image.layers[-1]
     frac = manifest.get("input_frac", cfg.act_frac_bits)

@@ -595,6 +595,13 @@ def format_report(report: dict) -> str:
     lines.append(f"fixed point: input {report['input_frac']} fraction bits; per layer (in, codebook, out, shift): "
                  + ", ".join(f"{r['name']} ({r['in_frac']}, {r['codebook_frac']}, {r['out_frac']}, {r['shift']})"
                              for r in report["layers"]))
+    part = report.get("partition")
+    if part:
+        lines.append(f"partition ({'per time step, ' if part['sequence'] else ''}EIE {part['eie_share']:.1%} of the "
+                     f"multiply-accumulates; host: {', '.join(part['host_ops']) or 'nothing'}):")
+        for r in part["steps"]:
+            where = (f"EIE layers {r['layers'][0]}..{r['layers'][-1]}" if r["on"] == "eie" else f"host {r['op']}")
+            lines.append(f"  {r['phase']:<4} {r['step']:<28} {where:<22} {r['macs']:>9} MACs ({r['share']:.1%})")
     for note in report["notes"]:
         lines.append(f"note: {note}")
     return "\n".join(lines)
