@@ -225,14 +225,71 @@ def add_run_arguments(parser) -> None:
                         help="seconds to wait for an answer before resending a frame (default 2)")
 
 
+def _run_network(rt, image, Q, perm):
+    """Run a plain network once per input; ``(predictions, cycles, mismatches against the golden model)``."""
+    import numpy as np
+
+    from ..golden.balance import unpermute_output
+    from ..golden.reference import image_forward
+    last = image.layers[-1]
+    # The golden outputs of every input at once (decoding the image once).
+    expected_all = np.asarray(image_forward(image, Q)[-1], dtype=np.int64).reshape(len(Q), -1)[:, :last.out_len]
+    predictions, cycles, mismatches = [], [], 0
+    for i, q in enumerate(Q):
+        res = rt.infer(q, image.layers)
+        out = np.asarray(res.output, dtype=np.int64)
+        if not np.array_equal(out, expected_all[i]):
+            mismatches += 1
+        logical = out if perm is None else unpermute_output(out, perm)
+        predictions.append(int(np.argmax(logical)))
+        cycles.append(int(res.cycles))
+        if (i + 1) % 16 == 0 or i + 1 == len(Q):
+            _stderr(f"  {i + 1}/{len(Q)} inferences")
+    return predictions, cycles, mismatches
+
+
+def _run_program(rt, program, image, Q):
+    """Run a program over the link: host steps here, each ``eie`` step on the board (its layer-table entries
+    written at positions ``0..count-1``, then one ``RUN`` per input). Returns ``(predictions, cycles per
+    input, mismatches against the golden program run, EIE calls)``."""
+    import numpy as np
+
+    from ..golden.encode import decode_image
+    from ..golden.program import run_fixed
+    from ..protocol import ALL_PES, Mem
+    cfg = rt.cfg
+    layers = decode_image(image)
+    cycles = np.zeros(len(Q), np.int64)
+    calls = [0]
+
+    def eie(first, count, x):
+        table = image.layers[first:first + count]
+        rt.host.write(Mem.LAYER, ALL_PES, 0, [e.packed(cfg) for e in table])
+        for r in rt.flush():
+            r.check()
+        out = np.zeros((len(x), table[-1].out_len), np.int64)
+        for i, q in enumerate(x):
+            res = rt.infer(q, table)
+            out[i] = res.output
+            cycles[i] += res.cycles
+        calls[0] += 1
+        _stderr(f"  EIE call {calls[0]} (layers {first}..{first + count - 1}) for {len(x)} input(s)")
+        return out
+
+    got = run_fixed(program, layers, cfg, Q, eie=eie)
+    expected = run_fixed(program, layers, cfg, Q)
+    mismatches = int(sum(not np.array_equal(g, e) for g, e in zip(got, expected)))
+    predictions = [int(v) for v in np.asarray(got).argmax(axis=-1).reshape(len(Q), -1)[:, -1]]
+    return predictions, [int(c) for c in cycles], mismatches, calls[0]
+
+
 def run_main(args) -> int:
     import numpy as np
 
     from ..config import EIEConfig
     from ..format import read_manifest
     from ..golden.quantize import load_inputs
-    from ..golden.reference import image_forward
-    from ..golden.balance import permute_input, unpermute_output
+    from ..golden.balance import permute_input
     from ..host import Runtime
     from ..protocol import Mem, ProtocolError
     from .build import DESIGN_FILE, load_model_image
@@ -261,14 +318,17 @@ def run_main(args) -> int:
         cfg = board_config(board, pes=args.pes)
     baud = args.baud or design.get("baud") or board.baud
     manifest = read_manifest(args.model)
-    if manifest.get("program") is not None:
-        raise ValueError(f"{args.model} is a program (host steps between EIE calls, docs/programs.md); `eie run` "
-                         f"runs plain Linear/ReLU networks only so far: run it with `eie simulate {args.model}`")
+    program = None
+    if manifest.get("program") is not None:        # host steps between EIE calls (docs/programs.md)
+        from ..golden.program import Program
+        program = Program.from_dict(manifest["program"])
     image, model_info = load_model_image(args.model, cfg, _stderr)
     first, last = image.layers[0], image.layers[-1]
     frac = manifest.get("input_frac", cfg.act_frac_bits)
-    Q, y, _ = load_inputs(args.inputs, cfg, frac, in_len=first.in_len, labels=args.labels, limit=args.limit,
-                          classes=last.out_len)
+    Q, y, _ = load_inputs(args.inputs, cfg, frac, in_len=first.in_len if program is None else program.in_len,
+                          labels=args.labels, limit=args.limit,
+                          classes=last.out_len if program is None else program.out_len,
+                          sequence=program is not None and program.sequence)
     if manifest.get("input_perm") is not None:       # hardware input order, as `eie simulate` does
         Q = permute_input(Q, np.asarray(manifest["input_perm"]))
     perm = manifest.get("output_perm")
@@ -302,20 +362,11 @@ def run_main(args) -> int:
             _stderr("loading the network over the UART ...")
             rt.load(image)
             _stderr(f"loaded in {time.monotonic() - t0:.1f} s")
-        predictions, cycles, mismatches = [], [], 0
-        # The golden outputs of every input at once (decoding the image once).
-        expected_all = np.asarray(image_forward(image, Q)[-1], dtype=np.int64).reshape(len(Q), -1)[:, :last.out_len]
         t0 = time.monotonic()
-        for i, q in enumerate(Q):
-            res = rt.infer(q, image.layers)
-            out = np.asarray(res.output, dtype=np.int64)
-            if not np.array_equal(out, expected_all[i]):
-                mismatches += 1
-            logical = out if perm is None else unpermute_output(out, perm)
-            predictions.append(int(np.argmax(logical)))
-            cycles.append(int(res.cycles))
-            if (i + 1) % 16 == 0 or i + 1 == len(Q):
-                _stderr(f"  {i + 1}/{len(Q)} inferences")
+        if program is not None:
+            predictions, cycles, mismatches, calls = _run_program(rt, program, image, Q)
+        else:
+            predictions, cycles, mismatches = _run_network(rt, image, Q, perm)
         seconds = time.monotonic() - t0
     finally:
         port.close()
@@ -325,6 +376,7 @@ def run_main(args) -> int:
         "board": board.name, "port": args.port, "baud": baud, "pes": cfg.pes, "inputs": args.inputs,
         "count": len(predictions), "predictions": predictions, "accuracy": accuracy,
         "golden_mismatches": mismatches, "baked": bool(baked),
+        **({"eie_calls": calls} if program is not None else {}),
         "cycles_mean": float(np.mean(cycles)) if cycles else None,
         "cycles_min": min(cycles) if cycles else None, "cycles_max": max(cycles) if cycles else None,
         "clock_mhz": design.get("pll_mhz"), "seconds": round(seconds, 2),

@@ -185,3 +185,41 @@ def test_eie_run_over_serial(tmp_path):
     assert result["predictions"] == expected
     assert result["baked"] is False and result["link"]["retransmissions"] == 0
     assert all(c > 0 for c in (result["cycles_min"], result["cycles_max"]))
+
+
+@pytest.mark.slow
+def test_eie_run_program_over_serial(tmp_path):
+    """A program (Linear, GELU on the host, Linear: docs/programs.md) through `eie run` on the simulated
+    board: each EIE call rewrites the layer table over the UART; outputs equal the golden program run."""
+    pytest.importorskip("cocotb_tools")
+    import torch
+    import torch.nn as nn
+    from eie.golden.pipeline import compress, write_output
+    from eie.golden.program import run_fixed
+    from eie.golden.quantize import quantize_input
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(24, 20), nn.GELU(), nn.Linear(20, 10)).eval()
+    result = compress(model, CFG, density=0.5, progress=None)
+    assert result.report["partition"]["host_ops"] == ["lut"]
+    model_dir = tmp_path / "model"
+    write_output(result, model_dir)
+    X = np.random.default_rng(4).standard_normal((3, 24)).astype(np.float32)
+    np.save(tmp_path / "inputs.npy", X)
+    design = tmp_path / "design"
+    design.mkdir()
+    (design / "design.json").write_text(json.dumps({"board": "icebreaker", "config": CFG.to_dict(),
+                                                    "baud": 115200, "model": None, "pll_mhz": CLK_HZ / 1e6}))
+    job = {"divisor": CLK_HZ // BAUD, "model": str(model_dir), "design": str(design),
+           "inputs_npy": str(tmp_path / "inputs.npy"), "stdout": str(tmp_path / "run.json"),
+           "stderr": str(tmp_path / "run.err")}
+    _run_cocotb("eie_run_over_pty", job, tmp_path)
+    out = json.loads((tmp_path / "run.json").read_text())
+    # the golden program, computed here from the compressed layers (the board ran its own copy)
+    program = result.report["program"]
+    from eie.golden.program import Program
+    golden = run_fixed(Program.from_dict(program), result.layers, CFG,
+                       quantize_input(X, result.input_frac, CFG))
+    assert out["golden_mismatches"] == 0 and out["eie_calls"] == 2
+    assert out["predictions"] == [int(v) for v in golden.argmax(axis=1)]
+    assert all(c > 0 for c in (out["cycles_min"], out["cycles_max"]))
