@@ -337,8 +337,7 @@ def references(model, X, seed: int = 0) -> dict:
     """Fidelity of trivial stand-ins on the held-out rows eie compress uses (same seeded split)."""
     import torch
     from eie.golden.fidelity import fidelity, float_outputs
-    order = np.random.default_rng(seed).permutation(len(X))
-    X_eval = X[order[:max(1, len(X) // 5)]]
+    X_eval = _held_out(X, seed)
     ref = float_outputs(model, X_eval)
     out = {"zero_output": fidelity(ref, np.zeros_like(ref))["rel_l2"]}
     mods = dict(model.named_modules())
@@ -347,6 +346,44 @@ def references(model, X, seed: int = 0) -> dict:
             xt = torch.as_tensor(X_eval)
             skip = mods["norm"](xt + mods["out"].bias).double().numpy()
         out["skip_branch"] = fidelity(ref, skip)
+    return out
+
+
+def _held_out(X, seed: int):
+    """The rows eie compress --inputs holds out for its fidelity (the same seeded split)."""
+    order = np.random.default_rng(seed).permutation(len(X))
+    return X[order[:max(1, len(X) // 5)]]
+
+
+def outlier_split(model_path: Path, folder: Path, X, seed: int, density) -> dict:
+    """Where the error lies: rel. L2 of the pruned and the shared float models over the outlier output
+    dimension (the row of the 7.9 weight) and over the other 383, on the held-out rows.
+
+    ``pruned`` is one-shot magnitude pruning to eie's densities, which is what ``eie compress --inputs``
+    does without retraining (its overall rel. L2 is given to check that); ``shared`` is ``DIR/model.pt``.
+    """
+    import copy
+
+    import torch
+    from eie.golden.fidelity import fidelity, float_outputs
+    from eie.golden.prune import default_densities, magnitude_mask
+    float_model = torch.load(model_path, weights_only=False)
+    linears = [m for m in float_model.modules() if isinstance(m, torch.nn.Linear)]
+    dim = int(linears[-1].weight.detach().abs().max(dim=1).values.argmax())
+    pruned = copy.deepcopy(float_model)
+    with torch.no_grad():
+        for lin, d in zip([m for m in pruned.modules() if isinstance(m, torch.nn.Linear)],
+                          default_densities(len(linears), density)):
+            lin.weight.mul_(magnitude_mask(lin.weight, d).to(lin.weight.dtype))
+    X_eval = _held_out(X, seed)
+    ref = float_outputs(float_model, X_eval)
+    rest = np.ones(ref.shape[1], bool)
+    rest[dim] = False
+    out = {"outlier_dim": dim, "outlier_dim_energy_share": float(np.sum(ref[:, dim] ** 2) / np.sum(ref ** 2))}
+    for stage, model in (("pruned", pruned), ("shared", torch.load(folder / "model.pt", weights_only=False))):
+        a = float_outputs(model, X_eval)
+        out[stage] = {"rel_l2": fidelity(ref, a)["rel_l2"], "outlier_dim_rel_l2": fidelity(ref[:, [dim]], a[:, [dim]])["rel_l2"],
+                      "other_dims_rel_l2": fidelity(ref[:, rest], a[:, rest])["rel_l2"]}
     return out
 
 
@@ -370,6 +407,7 @@ def run(name: str, model_path: Path, X_path: Path, density, rtl: int, work: Path
            "partition": rep.get("partition"), "input_frac": rep["input_frac"], "notes": rep["notes"],
            "memories": {k: v["chosen"] for k, v in rep["memories"]["fields"].items()},
            "balanced": rep["balanced"]}
+    row["outlier_split"] = outlier_split(model_path, folder, np.load(X_path), seed, density)
     if rtl:
         t = time.perf_counter()
         sim = _eie("simulate", folder, "--inputs", X_path, "--limit", rtl, "--json")
@@ -402,6 +440,14 @@ def table(rows, refs) -> str:
                      f"{_f(f['pruned']['rel_l2'])} / {_f(f['shared']['rel_l2'])} / {_f(f['fixed_point']['rel_l2'])} | "
                      f"{_f(f['fixed_point']['sqnr_db'], '.1f')} | {f['fixed_point']['cosine']:.3f} | {share:.1%} | "
                      f"{rtl_text} |")
+    lines += ["", "Where the error lies (held-out rows; output dimension d = the row of the largest weight):", "",
+              "| model | density | d | d's share of the output energy | rel. L2 pruned: d / other dims | "
+              "rel. L2 shared: d / other dims |", "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        o = r["outlier_split"]
+        lines.append(f"| {r['model']} | {r['density']:.1%} | {o['outlier_dim']} | {o['outlier_dim_energy_share']:.1%} | "
+                     f"{_f(o['pruned']['outlier_dim_rel_l2'])} / {_f(o['pruned']['other_dims_rel_l2'])} | "
+                     f"{_f(o['shared']['outlier_dim_rel_l2'])} / {_f(o['shared']['other_dims_rel_l2'])} |")
     if "skip_branch" in refs.get("bert-ffn", {}):
         sb = refs["bert-ffn"]["skip_branch"]
         lines.append("")
