@@ -382,7 +382,8 @@ def outlier_split(model_path: Path, folder: Path, X, seed: int, density) -> dict
     out = {"outlier_dim": dim, "outlier_dim_energy_share": float(np.sum(ref[:, dim] ** 2) / np.sum(ref ** 2))}
     for stage, model in (("pruned", pruned), ("shared", torch.load(folder / "model.pt", weights_only=False))):
         a = float_outputs(model, X_eval)
-        out[stage] = {"rel_l2": fidelity(ref, a)["rel_l2"], "outlier_dim_rel_l2": fidelity(ref[:, [dim]], a[:, [dim]])["rel_l2"],
+        out[stage] = {"rel_l2": fidelity(ref, a)["rel_l2"],
+                      "outlier_dim_rel_l2": fidelity(ref[:, [dim]], a[:, [dim]])["rel_l2"],
                       "other_dims_rel_l2": fidelity(ref[:, rest], a[:, rest])["rel_l2"]}
     return out
 
@@ -445,7 +446,8 @@ def table(rows, refs) -> str:
               "rel. L2 shared: d / other dims |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         o = r["outlier_split"]
-        lines.append(f"| {r['model']} | {r['density']:.1%} | {o['outlier_dim']} | {o['outlier_dim_energy_share']:.1%} | "
+        lines.append(f"| {r['model']} | {r['density']:.1%} | {o['outlier_dim']} | "
+                     f"{o['outlier_dim_energy_share']:.1%} | "
                      f"{_f(o['pruned']['outlier_dim_rel_l2'])} / {_f(o['pruned']['other_dims_rel_l2'])} | "
                      f"{_f(o['shared']['outlier_dim_rel_l2'])} / {_f(o['shared']['other_dims_rel_l2'])} |")
     if "skip_branch" in refs.get("bert-ffn", {}):
