@@ -43,7 +43,10 @@ The manifest (``manifest.json``, besides ``format``, ``format_version`` and
 ``output_perm`` (``output_perm[h]`` = logical output at hardware output
 ``h``), ``balanced``, ``layers`` (per layer: ``name, shift, relu, in_frac,
 out_frac, codebook_frac, in_len, out_len, weights, nonzeros, density,
-entries, padding, pe_entries, codebook_used, bytes, huffman, calibration``),
+entries, padding, pe_entries, codebook_used, share_init, share_init_mse, bytes, huffman,
+calibration``; ``share_init`` is the k-means initialisation weight sharing
+used, ``share_init_mse`` the weight reconstruction MSE of each one tried),
+``objective`` (what retraining optimised, see :func:`_objective`),
 ``accuracy`` (``float, pruned, shared, fixed_point``; ``null`` without
 data), ``compression`` (above), ``data``, ``notes`` and ``files``.
 """
@@ -164,9 +167,34 @@ def _balance(layers, cfg, x_calib, enabled: bool = True):
     return layers, [int(p) for p in perm], True
 
 
+def _objective(float_model, X_train, y_train, X_inputs, doomed: bool, data_source: str):
+    """What retraining (pruning rounds and centroid fine-tuning) optimises: ``(objective, X_fit, y_fit)``.
+
+    ``objective`` is the report's ``{"loss", "source"}``:
+
+    * labelled data: ``cross_entropy`` on the labels (``y_train``);
+    * ``--inputs`` (unlabelled): ``mse_distillation``, the compressed network's
+      outputs matched to the float model's on the inputs not held out;
+    * no data, or a model refused at the end (a pinned config too small):
+      ``none``, no retraining (``X_fit`` is ``None``).
+    """
+    from .fidelity import float_outputs
+    if doomed:
+        return {"loss": "none", "source": "no retraining: the model does not fit the pinned config"}, None, None
+    if X_train is not None:
+        return ({"loss": "cross_entropy", "source": f"{data_source} labels ({len(X_train)} training inputs)"},
+                X_train, y_train)
+    if X_inputs is not None:
+        X = np.asarray(X_inputs, dtype=np.float32)
+        return ({"loss": "mse_distillation",
+                 "source": f"--inputs: the float model's outputs on {len(X)} inputs (the held-out ones excluded)"},
+                X, float_outputs(float_model, X).astype(np.float32))
+    return {"loss": "none", "source": "no --data or --inputs: no retraining"}, None, None
+
+
 def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=None,
              schedule: Schedule = Schedule(), cache: bool = True, balance: bool = True,
-             progress=_stderr, fit: bool = False, inputs=None) -> Compressed:
+             progress=_stderr, fit: bool = False, inputs=None, share_init: str = "auto") -> Compressed:
     """Compress ``model`` for the EIE of config ``cfg`` (default preset ``tiny``).
 
     ``model`` is ``"digits-mlp"``, a path, ``"module:function"`` or an
@@ -184,9 +212,14 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     that does not fit raises one :class:`eie.golden.fit.ConfigFitError` naming
     every overflow. ``inputs`` (array or ``.npy`` path, unlabelled, without
     ``data``) are real inputs: a seeded fifth of them (at least one) is held
-    out to measure the fidelity, the rest calibrates the fixed point. The
-    report's ``fidelity`` compares the pruned, shared and fixed-point networks
-    with the float model on the held-out inputs (:mod:`.fidelity`).
+    out to measure the fidelity, the rest calibrates the fixed point and is
+    the training set of distillation: pruning retraining and centroid
+    fine-tuning match the float model's outputs by MSE. The report's
+    ``objective`` names the loss retraining optimised and its data
+    (:func:`_objective`). The report's ``fidelity`` compares the pruned, shared
+    and fixed-point networks with the float model on the held-out inputs
+    (:mod:`.fidelity`). ``share_init`` is the k-means initialisation of weight
+    sharing (:data:`eie.golden.share.INITS` or ``"auto"``, chosen per layer).
     """
     import torch
 
@@ -197,6 +230,7 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
 
     progress = progress or (lambda msg: None)
     cfg = cfg or preset("tiny")
+    share.check_init(share_init)
     models.set_threads()
     torch.manual_seed(seed)
     notes, timings = [], {}
@@ -252,7 +286,6 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         eval_source = f"--inputs: {held} held-out inputs (the other {len(X_in) - held} calibrate)"
         if len(X_in) == 1:
             notes.append("--inputs holds one input: it both calibrates and measures the fidelity")
-        notes.append("--inputs without labels: pruning and weight sharing ran without retraining")
     else:
         notes.append("no --data given: pruning and weight sharing ran without retraining, calibration used "
                      f"{_NO_DATA_CALIBRATION_SAMPLES} seeded standard-normal inputs, and no accuracy was measured")
@@ -273,10 +306,13 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     specs = models.network_layers(work, cfg, limits=False)
     densities = prune.default_densities(len(specs), density)
     progress(f"pruning to densities {', '.join(f'{d:.0%}' for d in densities)}")
-    X_fit, y_fit = (None, None) if doomed else (X_train, y_train)
+    objective, X_fit, y_fit = _objective(float_model, X_train, y_train, X_calib_given, doomed,
+                                         "digits_split" if name == "digits-mlp" else "--data")
+    if objective["loss"] != "none":
+        progress(f"retraining objective: {objective['loss']} ({objective['source']})")
     masks = prune.prune_network(work, [s.linear for s in specs], densities, X_fit, y_fit,
                                 steps=schedule.prune_steps, epochs=schedule.prune_epochs, seed=seed,
-                                progress=progress)
+                                progress=progress, loss=objective["loss"])
     fid = {"source": eval_source, "pruned": fidelity(ref_eval, float_outputs(work, X_eval), y_eval)}
     if X_test is not None:
         acc["pruned"] = models.accuracy(work, X_test, y_test)
@@ -288,7 +324,9 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     progress(f"weight sharing: {cfg.codebook_size - 1} clusters per layer + code 0 for zero")
     shared_layers, shared_model = share.share_network(specs, masks, index_bits=cfg.index_bits,
                                                       X=X_fit, y=y_fit, epochs=schedule.share_epochs, seed=seed,
-                                                      progress=progress)
+                                                      progress=progress, init=share_init, loss=objective["loss"])
+    progress("weight sharing init per layer: " + ", ".join(f"{sl.name} {sl.init} ({sl.codes_used} codes)"
+                                                            for sl in shared_layers))
     compressed_model = _dense_sequential(shared_layers)
     fid["shared"] = fidelity(ref_eval, float_outputs(compressed_model, X_eval), y_eval)
     if X_test is not None:
@@ -340,8 +378,10 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
                                   y_eval)
     timings["evaluate"] = time.perf_counter() - t
     compression, layer_rows = storage_report(layers, encoded, cfg)
-    for row, c in zip(layer_rows, calibration):
+    for row, c, sl in zip(layer_rows, calibration, shared_layers):
         row["calibration"] = {k: c[k] for k in ("in_max", "out_max", "codebook_max", "saturated")}
+        row["share_init"] = sl.init
+        row["share_init_mse"] = sl.init_mse
     timings["total"] = time.perf_counter() - t0
     report = {
         "model": name, "seed": seed, "pes": cfg.pes, "config_digest": cfg.digest,
@@ -349,7 +389,7 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         "output_perm": output_perm, "balanced": balanced,
         "data": None if X_test is None else {"train": int(len(X_train)), "test": int(len(X_test)),
                                              "source": "digits_split" if name == "digits-mlp" else "--data"},
-        "accuracy": acc, "fidelity": fid, "memories": fitting.memory_report(cfg, needs, fit),
+        "objective": objective, "share_init": share_init, "accuracy": acc, "fidelity": fid, "memories": fitting.memory_report(cfg, needs, fit),
         "compression": compression, "layers": layer_rows, "notes": notes,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
@@ -442,7 +482,8 @@ def write_output(result: Compressed, out_dir, *, save_model: bool = True) -> dic
     write_manifest(out, result.config, model=r["model"], seed=r["seed"], input_frac=r["input_frac"],
                    output_frac=r["output_frac"], output_perm=r["output_perm"], balanced=r["balanced"],
                    densities=r["densities"], layers=r["layers"],
-                   accuracy=r["accuracy"], fidelity=r.get("fidelity"), memories=r.get("memories"),
+                   accuracy=r["accuracy"], fidelity=r.get("fidelity"), objective=r.get("objective"),
+                   max_error=r.get("max_error"), memories=r.get("memories"),
                    compression=r["compression"], data=r["data"], notes=r["notes"], files=files)
     return {k: str(out / v) for k, v in files.items()}
 
@@ -478,6 +519,12 @@ def format_report(report: dict) -> str:
         lines.append(("memories sized to the network (smallest power of two >= need): " if m["fitted"] else
                       "memories (pinned config): ")
                      + ", ".join(f"{f} {v['chosen']} (needs {v['needed']})" for f, v in m["fields"].items()))
+    obj = report.get("objective")
+    if obj:
+        lines.append(f"retraining objective: {obj['loss']} ({obj['source']})")
+    if report["layers"] and "share_init" in report["layers"][0]:
+        lines.append("weight sharing (k-means init, codes used): "
+                     + ", ".join(f"{r['name']} {r['share_init']} {r['codebook_used']}" for r in report["layers"]))
     fid = report.get("fidelity")
     if fid:
         from .fidelity import summary
