@@ -194,8 +194,36 @@ def _objective(float_model, X_train, y_train, X_inputs, doomed: bool, data_sourc
 
 def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=None,
              schedule: Schedule = Schedule(), cache: bool = True, balance: bool = True,
-             progress=_stderr, fit: bool = False, inputs=None, share_init: str = "auto") -> Compressed:
+             progress=_stderr, fit: bool = False, inputs=None, share_init: str = "auto",
+             max_error=None) -> Compressed:
     """Compress ``model`` for the EIE of config ``cfg`` (default preset ``tiny``).
+
+    ``max_error`` (instead of ``density``) is a fidelity target: the per-layer
+    densities are chosen by sensitivity so that the fixed-point network's error
+    on the held-out inputs stays within it (relative L2 of the outputs without
+    labels; accuracy drop as a fraction with labelled data), verified on the
+    whole pipeline with back-off (:mod:`.sensitivity`); the report's
+    ``max_error`` says what was reached. The other arguments: :func:`_compress`.
+    """
+    if max_error is None:
+        return _compress(model, cfg, density=density, seed=seed, data=data, schedule=schedule, cache=cache,
+                         balance=balance, progress=progress, fit=fit, inputs=inputs, share_init=share_init)
+    from .sensitivity import check_max_error, compress_within
+    check_max_error(max_error)
+    if density is not None:
+        raise ValueError("--max-error chooses every layer's density; give it or --density, not both")
+    return compress_within(
+        lambda choose: _compress(model, cfg, seed=seed, data=data, schedule=schedule, cache=cache, balance=balance,
+                                 progress=progress, fit=fit, inputs=inputs, share_init=share_init,
+                                 choose_densities=choose),
+        max_error, progress=progress)
+
+
+def _compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=None,
+              schedule: Schedule = Schedule(), cache: bool = True, balance: bool = True,
+              progress=_stderr, fit: bool = False, inputs=None, share_init: str = "auto",
+              choose_densities=None) -> Compressed:
+    """One run of the pipeline (:func:`compress` without a fidelity target).
 
     ``model`` is ``"digits-mlp"``, a path, ``"module:function"`` or an
     ``nn.Sequential``. ``density`` (0, 1] replaces the default per-layer target
@@ -220,6 +248,9 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     and fixed-point networks with the float model on the held-out inputs
     (:mod:`.fidelity`). ``share_init`` is the k-means initialisation of weight
     sharing (:data:`eie.golden.share.INITS` or ``"auto"``, chosen per layer).
+    ``choose_densities`` (the hook of :func:`eie.golden.sensitivity.compress_within`)
+    replaces the default densities: it gets the float model and the data and
+    returns one density per layer.
     """
     import torch
 
@@ -302,9 +333,13 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
 
     # 2. pruning (on a copy: the float model stays intact for comparison)
     t = time.perf_counter()
+    if choose_densities is not None:
+        densities = [prune.check_density(d) for d in choose_densities(
+            float_model, specs, X_train, y_train, X_calib_given, specs[0].in_len, seed, cfg.index_bits, share_init)]
+    else:
+        densities = prune.default_densities(len(specs), density)
     work = copy.deepcopy(float_model)
     specs = models.network_layers(work, cfg, limits=False)
-    densities = prune.default_densities(len(specs), density)
     progress(f"pruning to densities {', '.join(f'{d:.0%}' for d in densities)}")
     objective, X_fit, y_fit = _objective(float_model, X_train, y_train, X_calib_given, doomed,
                                          "digits_split" if name == "digits-mlp" else "--data")
@@ -519,6 +554,12 @@ def format_report(report: dict) -> str:
         lines.append(("memories sized to the network (smallest power of two >= need): " if m["fitted"] else
                       "memories (pinned config): ")
                      + ", ".join(f"{f} {v['chosen']} (needs {v['needed']})" for f, v in m["fields"].items()))
+    me = report.get("max_error")
+    if me:
+        lines.append(f"--max-error {me['target']:g} ({me['metric']}): achieved {me['achieved']:.4g} "
+                     f"({'met' if me['met'] else 'NOT met'}) at densities "
+                     f"{', '.join(f'{d:.0%}' for d in me['densities'])}, {me['ratio']:.1f}x, after "
+                     f"{len(me['attempts'])} run(s); sensitivity on {me['sensitivity']['inputs']}")
     obj = report.get("objective")
     if obj:
         lines.append(f"retraining objective: {obj['loss']} ({obj['source']})")
