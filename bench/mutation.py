@@ -205,7 +205,8 @@ MORE_TESTS = {"eie/format.py": ("tests/golden/test_encode.py", "tests/test_damag
               "golden/cli.py": ("tests/golden/test_cli_compress.py",),
               "eie/config.py": ("tests/golden/test_encode.py",),
               "golden/fit.py": ("tests/golden/test_fit.py",),
-              "golden/fidelity.py": ("tests/golden/test_fidelity.py",)}
+              "golden/fidelity.py": ("tests/golden/test_fidelity.py",),
+              "golden/pipeline.py": ("tests/golden/test_sensitivity.py",)}
 
 
 def tests_for(path: Path) -> list[str]:

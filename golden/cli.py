@@ -30,7 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inputs", metavar="X.npy",
                         help="real inputs of a user model, unlabelled (batch, in_len): a fifth is held out to "
                              "measure the fidelity against the float model, the rest calibrates the fixed point "
-                             "(instead of --data; no retraining)")
+                             "(instead of --data) and is the training set of retraining by distillation (MSE "
+                             "between the compressed and the float model's outputs)")
+    parser.add_argument("--max-error", type=float, metavar="E",
+                        help="fidelity target instead of --density: per-layer densities chosen by sensitivity "
+                             "(each layer pruned alone to candidate densities), verified on the whole compressed "
+                             "network and backed off until its error on the held-out inputs is <= E: relative L2 "
+                             "of the outputs vs the float model without labels (--inputs, or random inputs), the "
+                             "accuracy drop as a fraction with labelled data (0.01 = one point)")
+    parser.add_argument("--share-init", default="auto", choices=("auto", "linear", "density", "quantile", "kmeans++"),
+                        help="k-means initialisation of weight sharing: linear (Deep Compression's), density (CDF), "
+                             "quantile, kmeans++, or auto: per layer the one of least weight reconstruction MSE "
+                             "(default: auto)")
     parser.add_argument("--density", type=float, metavar="D",
                         help="fraction of weights kept in every layer, in (0, 1] (default: 8%% hidden, "
                              "25%% output layer)")
@@ -96,7 +107,8 @@ def main(args) -> int:
               "(calibration and fidelity on random inputs)", file=sys.stderr)
     result = compress(args.model, cfg, density=args.density, seed=args.seed, data=args.data,
                       schedule=Schedule.quick() if args.quick else Schedule(), cache=not args.no_cache,
-                      balance=not args.no_balance, fit=fit, inputs=getattr(args, "inputs", None))
+                      balance=not args.no_balance, fit=fit, inputs=getattr(args, "inputs", None),
+                      share_init=getattr(args, "share_init", "auto"), max_error=getattr(args, "max_error", None))
     cfg = result.config
     files = write_output(result, args.out)
     report = {**result.report, "config": cfg.to_dict(), "files": files}

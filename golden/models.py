@@ -33,7 +33,7 @@ import numpy as np
 
 __all__ = [
     "DIGITS_TEST_SIZE", "DIGITS_SPLIT_SEED", "DIGITS_INPUT_SCALE", "DIGITS_SHAPE", "DIGITS_EPOCHS",
-    "LinearSpec", "digits_split", "digits_mlp", "build_digits_mlp", "train_classifier", "accuracy",
+    "LinearSpec", "LOSSES", "digits_split", "digits_mlp", "build_digits_mlp", "train_classifier", "accuracy",
     "network_layers", "load_model", "load_data", "cache_dir", "set_threads",
 ]
 
@@ -84,10 +84,17 @@ def build_digits_mlp():
     return nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Linear(b, c), nn.ReLU(), nn.Linear(c, d))
 
 
-def train_classifier(model, X, y, *, epochs: int, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
-                     params=None, after_step=None, progress=None, label: str = "train") -> None:
-    """Train ``model`` in place with Adam on cross-entropy.
+LOSSES = ("cross_entropy", "mse_distillation")
 
+
+def train_classifier(model, X, y, *, epochs: int, lr: float = 1e-3, batch_size: int = 32, seed: int = 0,
+                     params=None, after_step=None, progress=None, label: str = "train",
+                     loss: str = "cross_entropy") -> None:
+    """Train ``model`` in place with Adam on ``loss``.
+
+    ``loss="cross_entropy"``: ``y`` are integer class labels (n,).
+    ``loss="mse_distillation"``: ``y`` are the float model's outputs on ``X``
+    (n, outputs), matched by mean squared error (no labels needed).
     ``params`` (default: all parameters) are the ones optimised; ``after_step()``
     runs after every optimiser step (pruning uses it to keep pruned weights at
     zero). ``progress(str)`` receives one line per epoch.
@@ -95,9 +102,19 @@ def train_classifier(model, X, y, *, epochs: int, lr: float = 1e-3, batch_size: 
     import torch
     import torch.nn.functional as F
 
+    if loss not in LOSSES:
+        raise ValueError(f"training loss must be one of {', '.join(LOSSES)}, not {loss!r}")
     gen = torch.Generator().manual_seed(seed)
     Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    if loss == "cross_entropy":
+        yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
+        loss_fn = F.cross_entropy
+    else:
+        yt = torch.as_tensor(np.asarray(y, dtype=np.float32))
+        if yt.ndim != 2 or len(yt) != len(Xt):
+            raise ValueError(f"distillation targets must be the float model's outputs, shape (n={len(Xt)}, "
+                             f"outputs), not {tuple(yt.shape)}")
+        loss_fn = F.mse_loss
     opt = torch.optim.Adam(model.parameters() if params is None else params, lr=lr)
     model.train()
     for epoch in range(epochs):
@@ -106,14 +123,14 @@ def train_classifier(model, X, y, *, epochs: int, lr: float = 1e-3, batch_size: 
         for start in range(0, len(Xt), batch_size):
             idx = order[start:start + batch_size]
             opt.zero_grad()
-            loss = F.cross_entropy(model(Xt[idx]), yt[idx])
-            loss.backward()
+            value = loss_fn(model(Xt[idx]), yt[idx])
+            value.backward()
             opt.step()
             if after_step is not None:
                 after_step()
-            total += float(loss.detach()) * len(idx)
+            total += float(value.detach()) * len(idx)
         if progress is not None:
-            progress(f"{label}: epoch {epoch + 1}/{epochs} loss {total / len(Xt):.4f}")
+            progress(f"{label}: epoch {epoch + 1}/{epochs} {loss} loss {total / len(Xt):.4g}")
     model.eval()
 
 
@@ -312,7 +329,11 @@ def load_data(path, in_len: int | None = None, *, need_train: bool = True, class
             raise FormatError(path, f"X_{name} must hold numbers, not {X.dtype}", fix)
         check_finite(path, f"X_{name}", X, "replace NaN and infinite values by numbers")
         if not np.issubdtype(y.dtype, np.integer) or y.dtype == bool:
-            raise FormatError(path, f"y_{name} must hold integer class labels, not {y.dtype}", fix)
+            regression = (" (float targets look like a regression task: eie compress retrains only classifiers on "
+                          "labels, by cross-entropy; for regression give the inputs alone with --inputs X.npy, "
+                          "which retrains by MSE distillation from the float model)"
+                          if np.issubdtype(y.dtype, np.floating) else "")
+            raise FormatError(path, f"y_{name} must hold integer class labels, not {y.dtype}{regression}", fix)
         if classes is not None and y.size and (int(y.min()) < 0 or int(y.max()) >= classes):
             raise FormatError(path, f"y_{name} holds labels {int(y.min())}..{int(y.max())} but the network has "
                                     f"{classes} outputs (labels 0..{classes - 1})", fix)

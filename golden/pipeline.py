@@ -43,7 +43,10 @@ The manifest (``manifest.json``, besides ``format``, ``format_version`` and
 ``output_perm`` (``output_perm[h]`` = logical output at hardware output
 ``h``), ``balanced``, ``layers`` (per layer: ``name, shift, relu, in_frac,
 out_frac, codebook_frac, in_len, out_len, weights, nonzeros, density,
-entries, padding, pe_entries, codebook_used, bytes, huffman, calibration``),
+entries, padding, pe_entries, codebook_used, share_init, share_init_mse, bytes, huffman,
+calibration``; ``share_init`` is the k-means initialisation weight sharing
+used, ``share_init_mse`` the weight reconstruction MSE of each one tried),
+``objective`` (what retraining optimised, see :func:`_objective`),
 ``accuracy`` (``float, pruned, shared, fixed_point``; ``null`` without
 data), ``compression`` (above), ``data``, ``notes`` and ``files``.
 """
@@ -167,7 +170,7 @@ def _random_shape(n: int, specs, program, steps: int = 8) -> tuple:
     return (n, steps, in_len) if program is not None and program.sequence else (n, in_len)
 
 
-def _program_share(program, shared_layers, X, y, epochs: int, seed: int, progress):
+def _program_share(program, shared_layers, X, y, epochs: int, seed: int, progress, loss: str = "cross_entropy"):
     """Fine-tune a program's centroids and biases through the whole program (with labels); return its
     float model with the shared weights as dense Linears (``model.pt``)."""
     import torch
@@ -180,7 +183,7 @@ def _program_share(program, shared_layers, X, y, epochs: int, seed: int, progres
         from .models import train_classifier
         tuned = ProgramModel(program, [SharedLinear(sl) for sl in shared_layers], relus)
         train_classifier(tuned, X, y, epochs=epochs, lr=2e-4, seed=seed, progress=progress,
-                         label="centroid fine-tuning")
+                         label="centroid fine-tuning", loss=loss)
         for sl, mod in zip(shared_layers, tuned.linears):
             sl.codebook[1:] = mod.centroids.detach().numpy().astype(np.float64)
             sl.bias = mod.bias.detach().numpy().astype(np.float64)
@@ -229,10 +232,63 @@ def _balance(layers, cfg, x_calib, enabled: bool = True):
     return layers, [int(p) for p in perm], True
 
 
+def _objective(float_model, X_train, y_train, X_inputs, doomed: bool, data_source: str):
+    """What retraining (pruning rounds and centroid fine-tuning) optimises: ``(objective, X_fit, y_fit)``.
+
+    ``objective`` is the report's ``{"loss", "source"}``:
+
+    * labelled data: ``cross_entropy`` on the labels (``y_train``);
+    * ``--inputs`` (unlabelled): ``mse_distillation``, the compressed network's
+      outputs matched to the float model's on the inputs not held out;
+    * no data, or a model refused at the end (a pinned config too small):
+      ``none``, no retraining (``X_fit`` is ``None``).
+    """
+    from .fidelity import float_outputs
+    if doomed:
+        return {"loss": "none", "source": "no retraining: the model does not fit the pinned config"}, None, None
+    if X_train is not None:
+        return ({"loss": "cross_entropy", "source": f"{data_source} labels ({len(X_train)} training inputs)"},
+                X_train, y_train)
+    if X_inputs is not None:
+        X = np.asarray(X_inputs, dtype=np.float32)
+        return ({"loss": "mse_distillation",
+                 "source": f"--inputs: the float model's outputs on {len(X)} inputs (the held-out ones excluded)"},
+                X, float_outputs(float_model, X).astype(np.float32))
+    return {"loss": "none", "source": "no --data or --inputs: no retraining"}, None, None
+
+
 def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=None,
              schedule: Schedule = Schedule(), cache: bool = True, balance: bool = True,
-             progress=_stderr, fit: bool = False, inputs=None) -> Compressed:
+             progress=_stderr, fit: bool = False, inputs=None, share_init: str = "auto",
+             max_error=None) -> Compressed:
     """Compress ``model`` for the EIE of config ``cfg`` (default preset ``tiny``).
+
+    ``max_error`` (instead of ``density``) is a fidelity target: the per-layer
+    densities are chosen by sensitivity so that the fixed-point network's error
+    on the held-out inputs stays within it (relative L2 of the outputs without
+    labels; accuracy drop as a fraction with labelled data), verified on the
+    whole pipeline with back-off (:mod:`.sensitivity`); the report's
+    ``max_error`` says what was reached. The other arguments: :func:`_compress`.
+    """
+    if max_error is None:
+        return _compress(model, cfg, density=density, seed=seed, data=data, schedule=schedule, cache=cache,
+                         balance=balance, progress=progress, fit=fit, inputs=inputs, share_init=share_init)
+    from .sensitivity import check_max_error, compress_within
+    check_max_error(max_error)
+    if density is not None:
+        raise ValueError("--max-error chooses every layer's density; give it or --density, not both")
+    return compress_within(
+        lambda choose: _compress(model, cfg, seed=seed, data=data, schedule=schedule, cache=cache, balance=balance,
+                                 progress=progress, fit=fit, inputs=inputs, share_init=share_init,
+                                 choose_densities=choose),
+        max_error, progress=progress)
+
+
+def _compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=None,
+              schedule: Schedule = Schedule(), cache: bool = True, balance: bool = True,
+              progress=_stderr, fit: bool = False, inputs=None, share_init: str = "auto",
+              choose_densities=None) -> Compressed:
+    """One run of the pipeline (:func:`compress` without a fidelity target).
 
     ``model`` is ``"digits-mlp"``, a path, ``"module:function"`` or an
     ``nn.Sequential``. ``density`` (0, 1] replaces the default per-layer target
@@ -249,9 +305,17 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     that does not fit raises one :class:`eie.golden.fit.ConfigFitError` naming
     every overflow. ``inputs`` (array or ``.npy`` path, unlabelled, without
     ``data``) are real inputs: a seeded fifth of them (at least one) is held
-    out to measure the fidelity, the rest calibrates the fixed point. The
-    report's ``fidelity`` compares the pruned, shared and fixed-point networks
-    with the float model on the held-out inputs (:mod:`.fidelity`).
+    out to measure the fidelity, the rest calibrates the fixed point and is
+    the training set of distillation: pruning retraining and centroid
+    fine-tuning match the float model's outputs by MSE. The report's
+    ``objective`` names the loss retraining optimised and its data
+    (:func:`_objective`). The report's ``fidelity`` compares the pruned, shared
+    and fixed-point networks with the float model on the held-out inputs
+    (:mod:`.fidelity`). ``share_init`` is the k-means initialisation of weight
+    sharing (:data:`eie.golden.share.INITS` or ``"auto"``, chosen per layer).
+    ``choose_densities`` (the hook of :func:`eie.golden.sensitivity.compress_within`)
+    replaces the default densities: it gets the float model and the data and
+    returns one density per layer.
     """
     import torch
 
@@ -262,6 +326,7 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
 
     progress = progress or (lambda msg: None)
     cfg = cfg or preset("tiny")
+    share.check_init(share_init)
     models.set_threads()
     torch.manual_seed(seed)
     notes, timings = [], {}
@@ -326,7 +391,6 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         eval_source = f"--inputs: {held} held-out inputs (the other {len(X_in) - held} calibrate)"
         if len(X_in) == 1:
             notes.append("--inputs holds one input: it both calibrates and measures the fidelity")
-        notes.append("--inputs without labels: pruning and weight sharing ran without retraining")
     else:
         notes.append("no --data given: pruning and weight sharing ran without retraining, calibration used "
                      f"{_NO_DATA_CALIBRATION_SAMPLES} seeded standard-normal inputs, and no accuracy was measured")
@@ -343,19 +407,28 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
 
     # 2. pruning (on a copy: the float model stays intact for comparison)
     t = time.perf_counter()
-    work = copy.deepcopy(float_model if program is None else program_model)
-    specs = models.network_layers(work, cfg, limits=False) if program is None else _program_specs(work)
-    if program is not None and X_train is not None and not _class_outputs(work, X_train[:2]):
-        notes.append("the program's output is not one class-score vector per input: no retraining with labels")
-        X_train_fit = None
+    base_model = float_model if program is None else program_model
+    if choose_densities is not None:
+        densities = [prune.check_density(d) for d in choose_densities(
+            base_model, specs, X_train, y_train, X_calib_given, _random_shape(1, specs, program)[1:], seed,
+            cfg.index_bits, share_init)]
     else:
-        X_train_fit = X_train
-    densities = prune.default_densities(len(specs), density)
+        densities = prune.default_densities(len(specs), density)
+    work = copy.deepcopy(base_model)
+    specs = models.network_layers(work, cfg, limits=False) if program is None else _program_specs(work)
     progress(f"pruning to densities {', '.join(f'{d:.0%}' for d in densities)}")
-    X_fit, y_fit = (None, None) if doomed or X_train_fit is None else (X_train, y_train)
+    objective, X_fit, y_fit = _objective(float_model, X_train, y_train, X_calib_given, doomed,
+                                         "digits_split" if name == "digits-mlp" else "--data")
+    if (program is not None and objective["loss"] == "cross_entropy"
+            and not _class_outputs(work, X_train[:2])):
+        notes.append("the program's output is not one class-score vector per input: no retraining with labels")
+        objective = {"loss": "none", "source": "labels, but the program gives a vector per time step"}
+        X_fit = y_fit = None
+    if objective["loss"] != "none":
+        progress(f"retraining objective: {objective['loss']} ({objective['source']})")
     masks = prune.prune_network(work, [s.linear for s in specs], densities, X_fit, y_fit,
                                 steps=schedule.prune_steps, epochs=schedule.prune_epochs, seed=seed,
-                                progress=progress)
+                                progress=progress, loss=objective["loss"])
     fid = {"source": eval_source, "pruned": fidelity(ref_eval, float_outputs(work, X_eval), y_eval)}
     if X_test is not None:
         acc["pruned"] = models.accuracy(work, X_test, y_test)
@@ -367,12 +440,15 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
     progress(f"weight sharing: {cfg.codebook_size - 1} clusters per layer + code 0 for zero")
     shared_layers, shared_model = share.share_network(specs, masks, index_bits=cfg.index_bits,
                                                       X=X_fit if program is None else None, y=y_fit,
-                                                      epochs=schedule.share_epochs, seed=seed, progress=progress)
+                                                      epochs=schedule.share_epochs, seed=seed, progress=progress,
+                                                      init=share_init, loss=objective["loss"])
+    progress("weight sharing init per layer: " + ", ".join(f"{sl.name} {sl.init} ({sl.codes_used} codes)"
+                                                            for sl in shared_layers))
     if program is None:
         compressed_model = _dense_sequential(shared_layers)
     else:
         compressed_model = _program_share(program, shared_layers, X_fit, y_fit, schedule.share_epochs, seed,
-                                          progress)
+                                          progress, objective["loss"])
     fid["shared"] = fidelity(ref_eval, float_outputs(compressed_model, X_eval), y_eval)
     if X_test is not None:
         acc["shared"] = models.accuracy(compressed_model, X_test, y_test)
@@ -437,8 +513,10 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
                                   y_eval)
     timings["evaluate"] = time.perf_counter() - t
     compression, layer_rows = storage_report(layers, encoded, cfg)
-    for row, c in zip(layer_rows, calibration):
+    for row, c, sl in zip(layer_rows, calibration, shared_layers):
         row["calibration"] = {k: c[k] for k in ("in_max", "out_max", "codebook_max", "saturated")}
+        row["share_init"] = sl.init
+        row["share_init_mse"] = sl.init_mse
     timings["total"] = time.perf_counter() - t0
     report = {
         "model": name, "seed": seed, "pes": cfg.pes, "config_digest": cfg.digest,
@@ -447,7 +525,7 @@ def compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data=
         "output_perm": output_perm, "balanced": balanced,
         "data": None if X_test is None else {"train": int(len(X_train)), "test": int(len(X_test)),
                                              "source": "digits_split" if name == "digits-mlp" else "--data"},
-        "accuracy": acc, "fidelity": fid, "memories": fitting.memory_report(cfg, needs, fit),
+        "objective": objective, "share_init": share_init, "accuracy": acc, "fidelity": fid, "memories": fitting.memory_report(cfg, needs, fit),
         "compression": compression, "layers": layer_rows, "notes": notes,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
@@ -544,7 +622,8 @@ def write_output(result: Compressed, out_dir, *, save_model: bool = True) -> dic
     write_manifest(out, result.config, model=r["model"], seed=r["seed"], input_frac=r["input_frac"],
                    output_frac=r["output_frac"], output_perm=r["output_perm"], balanced=r["balanced"],
                    densities=r["densities"], layers=r["layers"],
-                   accuracy=r["accuracy"], fidelity=r.get("fidelity"), memories=r.get("memories"),
+                   accuracy=r["accuracy"], fidelity=r.get("fidelity"), objective=r.get("objective"),
+                   max_error=r.get("max_error"), memories=r.get("memories"),
                    compression=r["compression"], data=r["data"], notes=r["notes"], files=files,
                    **({"program": r["program"], "partition": r["partition"]} if "program" in r else {}))
     return {k: str(out / v) for k, v in files.items()}
@@ -581,6 +660,18 @@ def format_report(report: dict) -> str:
         lines.append(("memories sized to the network (smallest power of two >= need): " if m["fitted"] else
                       "memories (pinned config): ")
                      + ", ".join(f"{f} {v['chosen']} (needs {v['needed']})" for f, v in m["fields"].items()))
+    me = report.get("max_error")
+    if me:
+        lines.append(f"--max-error {me['target']:g} ({me['metric']}): achieved {me['achieved']:.4g} "
+                     f"({'met' if me['met'] else 'NOT met'}) at densities "
+                     f"{', '.join(f'{d:.0%}' for d in me['densities'])}, {me['ratio']:.1f}x, after "
+                     f"{len(me['attempts'])} run(s); sensitivity on {me['sensitivity']['inputs']}")
+    obj = report.get("objective")
+    if obj:
+        lines.append(f"retraining objective: {obj['loss']} ({obj['source']})")
+    if report["layers"] and "share_init" in report["layers"][0]:
+        lines.append("weight sharing (k-means init, codes used): "
+                     + ", ".join(f"{r['name']} {r['share_init']} {r['codebook_used']}" for r in report["layers"]))
     fid = report.get("fidelity")
     if fid:
         from .fidelity import summary

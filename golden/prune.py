@@ -58,12 +58,14 @@ def magnitude_mask(weight, density: float):
 
 
 def prune_network(model, linears, densities, X=None, y=None, *, steps: int = 3, epochs: int = 8,
-                  lr: float = 1e-3, seed: int = 0, progress=None) -> list:
+                  lr: float = 1e-3, seed: int = 0, progress=None, loss: str = "cross_entropy") -> list:
     """Prune ``linears`` (``torch.nn.Linear`` modules of ``model``) to ``densities``, in place.
 
     With training data ``(X, y)`` the network is retrained for ``epochs`` after
-    each of ``steps`` pruning rounds; without it the weights are pruned once,
-    by magnitude, with no retraining. Returns the boolean masks (torch tensors,
+    each of ``steps`` pruning rounds on ``loss`` (``"cross_entropy"``: ``y`` are
+    class labels; ``"mse_distillation"``: ``y`` are the float model's outputs on
+    ``X``; see :func:`eie.golden.models.train_classifier`); without it the
+    weights are pruned once, by magnitude, with no retraining. Returns the boolean masks (torch tensors,
     one per layer); the pruned weights in ``model`` are exactly zero.
     """
     import torch
@@ -93,7 +95,7 @@ def prune_network(model, linears, densities, X=None, y=None, *, steps: int = 3, 
             apply()
             if X is not None:
                 train_classifier(model, X, y, epochs=epochs, lr=lr, seed=seed + r, after_step=apply,
-                                 progress=progress, label=f"prune round {r}/{rounds}")
+                                 progress=progress, label=f"prune round {r}/{rounds}", loss=loss)
     finally:
         for h in hooks:
             h.remove()

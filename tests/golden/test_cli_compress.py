@@ -79,7 +79,7 @@ def test_conv2d_model_refused(tmp_path, capsys):
     torch.save(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 10)), path)
     rc, report = run_json(capsys, "--model", str(path), "-o", str(tmp_path / "o"))
     assert rc == 2
-    assert "layer 0 (Conv2d) is not supported" in report["error"]
+    assert "(call_module Conv2d) is not supported on EIE or the host" in report["error"]
 
 
 def test_too_large_layer_refused(tmp_path, capsys):
@@ -127,3 +127,28 @@ def test_console_script_with_user_data(tmp_path):
     assert report["data"] == {"train": 300, "test": 100, "source": "--data"}
     assert report["accuracy"]["fixed_point"] > 0.8      # blobs: easy after retraining, even at 50 %
     assert "prune round" in proc.stderr
+
+
+def test_inputs_max_error_and_share_init(tmp_path, capsys):
+    """--inputs (unlabelled) retrains by distillation, --max-error reports the target reached, --share-init
+    names the init of every layer; the manifest keeps them."""
+    torch.manual_seed(0)
+    torch.save(nn.Sequential(nn.Linear(12, 48), nn.ReLU(), nn.Linear(48, 12)), tmp_path / "ffn.pt")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((200, 12)).astype(np.float32))
+    rc, report = run_json(capsys, "--model", str(tmp_path / "ffn.pt"), "--inputs", str(tmp_path / "x.npy"),
+                          "--max-error", "0.3", "--share-init", "linear", "-o", str(tmp_path / "o"), "--quick")
+    assert rc == 0
+    assert report["objective"]["loss"] == "mse_distillation"
+    me = report["max_error"]
+    assert me["target"] == 0.3 and me["metric"] == "rel_l2" and me["met"]
+    assert me["achieved"] == report["fidelity"]["fixed_point"]["rel_l2"] <= 0.3
+    assert [l["share_init"] for l in report["layers"]] == ["linear", "linear"]
+    manifest = read_manifest(tmp_path / "o")
+    assert manifest["max_error"]["densities"] == report["densities"] == me["densities"]
+    assert manifest["objective"] == report["objective"]
+    assert manifest["layers"][0]["share_init"] == "linear"
+    rc, report = run_json(capsys, "--model", str(tmp_path / "ffn.pt"), "--max-error", "0.3", "--density", "0.5",
+                          "-o", str(tmp_path / "p"))
+    assert rc == 2 and "give it or --density, not both" in report["error"]
+    rc, report = run_json(capsys, "--model", str(tmp_path / "ffn.pt"), "--max-error", "0", "-o", str(tmp_path / "q"))
+    assert rc == 2 and "--max-error must be a number > 0" in report["error"]

@@ -114,7 +114,8 @@ def test_load_data(tmp_path):
     with pytest.raises(ValueError, match="lacks array"):
         load_data(tmp_path / "bad.npz")
     np.savez(tmp_path / "float_labels.npz", **{**good, "y_train": good["y_train"] * 0.5})
-    with pytest.raises(ValueError, match="integer class labels"):
+    with pytest.raises(ValueError, match="integer class labels, not float64 .float targets look like a regression "
+                                         "task.*--inputs X.npy, which retrains by MSE distillation"):
         load_data(tmp_path / "float_labels.npz")
     with pytest.raises(FileNotFoundError):
         load_data(tmp_path / "none.npz")

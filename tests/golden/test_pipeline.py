@@ -74,6 +74,7 @@ def test_fixed_point_matches_float_pytorch_within_bound(result, data):
     assert acc["fixed_point"] == pytest.approx(np.mean(fixed.argmax(1) == data[3]))
     assert abs(acc["fixed_point"] - acc["shared"]) <= 0.02
     assert acc["float"] > 0.9
+    assert result.report["objective"] == {"loss": "cross_entropy", "source": "--data labels (480 training inputs)"}
 
 
 def test_balancing_keeps_the_function(result, data):
@@ -142,6 +143,7 @@ def test_without_data_still_compresses():
     r = compress(model, CFG, density=0.3, progress=None)
     assert r.report["accuracy"] == {"float": None, "pruned": None, "shared": None, "fixed_point": None}
     assert any("no --data" in note for note in r.report["notes"])
+    assert r.report["objective"]["loss"] == "none"
     assert [l.nnz for l in r.layers] == [round(0.3 * 320), round(0.3 * 60)]
     assert "note: no --data" in format_report(r.report)
 
@@ -165,3 +167,41 @@ def test_inputs_must_be_batch_by_in_len(tmp_path):
         with pytest.raises(FormatError, match=rf"inputs must have shape \(batch >= 1, in_len = 6\), not "
                                               rf"{re.escape(str(bad.shape))}"):
             _load_inputs(bad, 6)
+
+
+def _ffn(seed=0):
+    """A regression network (a transformer-like feed-forward block): its outputs are values, not classes."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 16))
+
+
+def test_unlabelled_inputs_retrain_by_distillation():
+    """--inputs without labels: pruning retraining and centroid fine-tuning match the float model's outputs
+    (MSE) on the inputs not held out, and so bring the held-out outputs much closer than no retraining."""
+    X = np.random.default_rng(3).standard_normal((400, 16)).astype(np.float32)
+    no_training = Schedule(float_epochs=0, prune_steps=1, prune_epochs=0, share_epochs=0)
+    distil = Schedule(float_epochs=0, prune_steps=2, prune_epochs=15, share_epochs=5)
+    kw = dict(density=0.2, inputs=X, progress=None, balance=False, share_init="linear")
+    model = _ffn()
+    before = [p.detach().clone() for p in model.parameters()]
+    r0 = compress(_ffn(), CFG, schedule=no_training, **kw)
+    r1 = compress(model, CFG, schedule=distil, **kw)
+    assert r1.report["objective"]["loss"] == "mse_distillation"
+    assert "320 inputs" in r1.report["objective"]["source"]          # the 80 held out are not trained on
+    assert r1.report["fidelity"]["source"].startswith("--inputs: 80 held-out inputs")
+    for stage in ("pruned", "shared", "fixed_point"):
+        assert r1.report["fidelity"][stage]["rel_l2"] < 0.75 * r0.report["fidelity"][stage]["rel_l2"], stage
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # the float model is untouched
+    assert not any("without retraining" in note for note in r1.report["notes"])
+    assert "retraining objective: mse_distillation" in format_report(r1.report)
+
+
+def test_distillation_targets_and_losses_checked():
+    from eie.golden.models import train_classifier
+    model = _ffn()
+    X = np.zeros((8, 16), np.float32)
+    with pytest.raises(ValueError, match="training loss must be one of cross_entropy, mse_distillation, not 'mse'"):
+        train_classifier(model, X, np.zeros((8, 16)), epochs=1, loss="mse")
+    with pytest.raises(ValueError, match=r"distillation targets must be the float model's outputs, shape "
+                                         r"\(n=8, outputs\), not \(8,\)"):
+        train_classifier(model, X, np.zeros(8), epochs=1, loss="mse_distillation")

@@ -106,3 +106,72 @@ def test_fine_tuning_keeps_codes_and_mask():
 def test_kmeans_needs_at_least_one_cluster(k):
     with pytest.raises(ValueError, match=rf"k-means cluster count must be at least 1, not {k}"):
         kmeans_1d(np.array([0.5, -0.25, 1.0]), k)
+
+
+# ---- initialisations (issue 15): linear, density, quantile, kmeans++, auto ----------------------------------
+
+def _outlier_layer(seed=0, shape=(96, 384)):
+    """A transformer-FFN-like layer: weights ~N(0, 0.06), one outlier 7.9 (the issue's case)."""
+    rng = np.random.default_rng(seed)
+    w = 0.06 * rng.standard_normal(shape)
+    w[3, 5] = 7.9
+    return w
+
+
+def test_outlier_layer_auto_uses_the_codes_linear_does_not():
+    """One outlier stretches linear's range: few codes in use, every negative weight on one code. auto must
+    use (nearly) all 15 codes, spread the negative weights, and reconstruct the weights far better."""
+    w = _outlier_layer()
+    mask = np.ones(w.shape, dtype=bool)
+    linear = share_layer(w, mask, np.zeros(w.shape[0]), index_bits=4, relu=True, init="linear")
+    auto = share_layer(w, mask, np.zeros(w.shape[0]), index_bits=4, relu=True, init="auto")
+    used = lambda layer: len(np.unique(layer.codes[mask]))                   # noqa: E731
+    negative_codes = lambda layer: len(np.unique(layer.codes[w < 0]))       # noqa: E731
+    assert used(linear) <= 5 and negative_codes(linear) == 1
+    assert used(auto) >= 14 and negative_codes(auto) >= 5
+    assert auto.codes_used == used(auto) and linear.codes_used == used(linear)
+    mse = lambda layer: np.mean((layer.weight - w) ** 2)                    # noqa: E731
+    assert mse(auto) < mse(linear) / 10
+    assert auto.init != "linear" and linear.init == "linear"
+    # The outlier keeps a code of its own (its value is represented).
+    assert auto.weight[3, 5] == pytest.approx(7.9)
+
+
+@pytest.mark.parametrize("init", ["density", "quantile", "kmeans++"])
+def test_every_other_init_survives_the_outlier(init):
+    w = _outlier_layer(1)
+    layer = share_layer(w, np.ones(w.shape, bool), np.zeros(w.shape[0]), index_bits=4, relu=False, init=init)
+    assert layer.codes_used >= 14 and layer.init == init
+
+
+def test_initial_centroids_of_each_init():
+    """iters=0: the initial centroids themselves, from their definitions."""
+    values = np.random.default_rng(6).laplace(size=1001)
+    s = np.sort(values)
+    c, _ = kmeans_1d(values, 5, iters=0, init="density")        # CDF levels 0, 1/4, .., 1
+    np.testing.assert_allclose(c, [s[0], s[250], s[500], s[750], s[1000]])
+    c, _ = kmeans_1d(values, 5, iters=0, init="quantile")       # mid-quantiles (i + 1/2) / k
+    np.testing.assert_allclose(c, np.quantile(values, [0.1, 0.3, 0.5, 0.7, 0.9]))
+    c, _ = kmeans_1d(values, 5, iters=0, init="kmeans++", seed=3)
+    assert set(c) <= set(values) and len(set(c)) == 5 and np.all(np.diff(c) > 0)
+    np.testing.assert_array_equal(c, kmeans_1d(values, 5, iters=0, init="kmeans++", seed=3)[0])  # seeded
+
+
+def test_auto_keeps_the_init_of_least_weight_error():
+    rng = np.random.default_rng(7)
+    w = np.concatenate([0.05 * rng.standard_t(2, 3000), [4.0, -3.0]]).reshape(-1, 2)
+    mask = np.ones(w.shape, bool)
+    errors = {}
+    for init in ("linear", "density", "quantile", "kmeans++"):
+        layer = share_layer(w, mask, np.zeros(len(w)), index_bits=3, relu=False, init=init)
+        errors[init] = float(np.mean((layer.weight - w) ** 2))
+    auto = share_layer(w, mask, np.zeros(len(w)), index_bits=3, relu=False, init="auto")
+    assert auto.init == min(errors, key=errors.get)
+    assert np.mean((auto.weight - w) ** 2) == pytest.approx(min(errors.values()))
+    assert auto.init_mse == pytest.approx(errors)
+
+
+def test_unknown_init_refused():
+    with pytest.raises(ValueError, match=r"--share-init must be one of linear, density, quantile, kmeans\+\+, "
+                                         r"auto, not 'cdf'"):
+        share_layer(np.ones((2, 2)), np.ones((2, 2), bool), np.zeros(2), index_bits=2, relu=False, init="cdf")
