@@ -181,3 +181,21 @@ def test_program_json_round_trip_and_checks():
     bad["steps"][1]["srcs"] = ["nowhere"]
     with pytest.raises(ValueError, match="'nowhere' is not defined"):
         Program.from_dict(bad)
+
+
+def test_a_program_distils_from_inputs_and_meets_a_fidelity_target():
+    """--inputs (no labels) retrains a program by distillation; --max-error picks its densities."""
+    from eie.golden.pipeline import Schedule, compress
+    model, _ = _model("residual")
+    X = np.random.default_rng(1).standard_normal((200, 24)).astype(np.float32)
+    lines = []
+    result = compress(model, preset("tiny"), inputs=X, schedule=Schedule.quick(), fit=True, max_error=0.3,
+                      progress=lines.append)
+    rep = result.report
+    # the program itself was trained: pruning rounds and centroid fine-tuning on the distillation loss
+    assert any(l.startswith("prune round") and "mse_distillation loss" in l for l in lines)
+    assert any(l.startswith("centroid fine-tuning") and "mse_distillation loss" in l for l in lines)
+    assert rep["objective"]["loss"] == "mse_distillation"
+    assert rep["max_error"]["met"] and rep["fidelity"]["fixed_point"]["rel_l2"] <= 0.3
+    assert rep["max_error"]["achieved"] == rep["fidelity"]["fixed_point"]["rel_l2"]
+    assert len(rep["max_error"]["densities"]) == 4 and rep["partition"]["eie_share"] > 0.9
