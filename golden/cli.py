@@ -21,7 +21,8 @@ __all__ = ["add_arguments", "main"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="digits-mlp",
-                        help="'digits-mlp' (built in), a file saved with torch.save(nn.Sequential) of Linear/ReLU "
+                        help="'digits-mlp' or 'lenet-300-100' (built in: trained here on the 8x8 digits or on "
+                             "MNIST, with their data), a file saved with torch.save(nn.Sequential) of Linear/ReLU "
                              "(loaded with weights_only=False: trusted files only), or module:function returning "
                              "one (default: digits-mlp)")
     parser.add_argument("--data", metavar="FILE.npz",
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(instead of --data; no retraining)")
     parser.add_argument("--density", type=float, metavar="D",
                         help="fraction of weights kept in every layer, in (0, 1] (default: 8%% hidden, "
-                             "25%% output layer)")
+                             "25%% output layer; lenet-300-100: Deep Compression's 8%%, 9%%, 26%%)")
     parser.add_argument("--pes", type=int, metavar="N",
                         help="number of PEs (overrides the config); without --config/--board every memory is "
                              "sized to the network, as with --preset")
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-balance", action="store_true",
                         help="keep the plain row interleave (row i in PE i mod N): no load-balancing permutation")
     parser.add_argument("--no-cache", action="store_true",
-                        help="retrain digits-mlp instead of using build/cache ($EIE_CACHE)")
+                        help="retrain a built-in model instead of using build/cache ($EIE_CACHE)")
     # For tests: far fewer epochs (lower accuracy).
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
 
@@ -91,7 +92,8 @@ def main(args) -> int:
     # --pes or --preset without a pinned config (--config, --board): every memory sized to the network.
     fit = (args.config is None and args.board is None
            and (args.pes is not None or getattr(args, "preset", None) is not None))
-    if args.model != "digits-mlp" and args.data is None and getattr(args, "inputs", None) is None:
+    from .models import BUILTIN
+    if args.model not in BUILTIN and args.data is None and getattr(args, "inputs", None) is None:
         print("eie compress: no --data given (nor --inputs): compressing without retraining and without accuracy "
               "(calibration and fidelity on random inputs)", file=sys.stderr)
     result = compress(args.model, cfg, density=args.density, seed=args.seed, data=args.data,
