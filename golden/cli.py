@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="real inputs of a user model, unlabelled (batch, in_len): a fifth is held out to "
                              "measure the fidelity against the float model, the rest calibrates the fixed point "
                              "(instead of --data; no retraining)")
-    parser.add_argument("--density", type=float, metavar="D",
-                        help="fraction of weights kept in every layer, in (0, 1] (default: 8%% hidden, "
+    parser.add_argument("--density", type=_densities, metavar="D[,D...]",
+                        help="fraction of weights kept in every layer, in (0, 1], or one per layer separated by "
+                             "commas (default: 8%% hidden, "
                              "25%% output layer; lenet-300-100: Deep Compression's 8%%, 9%%, 26%%)")
     parser.add_argument("--pes", type=int, metavar="N",
                         help="number of PEs (overrides the config); without --config/--board every memory is "
@@ -58,6 +59,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retrain a built-in model instead of using build/cache ($EIE_CACHE)")
     # For tests: far fewer epochs (lower accuracy).
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+
+
+def _densities(text: str):
+    """``--density D`` (every layer) or ``D1,D2,...`` (one per layer): a float or a list of floats."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--density must be a number or numbers separated by commas, not {text!r}")
+    return values[0] if len(values) == 1 else values
 
 
 def _config(args):
@@ -86,8 +96,9 @@ def _config(args):
 def main(args) -> int:
     from .pipeline import Schedule, compress, format_report, write_output
 
-    if args.density is not None and not 0.0 < args.density <= 1.0:
-        raise ValueError(f"--density must be in range (0, 1] (fraction of weights kept), not {args.density!r}")
+    for d in args.density if isinstance(args.density, list) else [args.density]:
+        if d is not None and not 0.0 < d <= 1.0:
+            raise ValueError(f"--density must be in range (0, 1] (fraction of weights kept), not {d!r}")
     cfg = _config(args)
     # --pes or --preset without a pinned config (--config, --board): every memory sized to the network.
     fit = (args.config is None and args.board is None
