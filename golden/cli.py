@@ -104,11 +104,13 @@ def main(args) -> int:
     fit = (args.config is None and args.board is None
            and (args.pes is not None or getattr(args, "preset", None) is not None))
     from .models import BUILTIN
+    builtin_schedule = (BUILTIN[args.model].schedule if args.model in BUILTIN else None) or {}
     if args.model not in BUILTIN and args.data is None and getattr(args, "inputs", None) is None:
         print("eie compress: no --data given (nor --inputs): compressing without retraining and without accuracy "
               "(calibration and fidelity on random inputs)", file=sys.stderr)
     result = compress(args.model, cfg, density=args.density, seed=args.seed, data=args.data,
-                      schedule=Schedule.quick() if args.quick else Schedule(), cache=not args.no_cache,
+                      schedule=Schedule.quick() if args.quick else Schedule(**builtin_schedule),
+                      cache=not args.no_cache,
                       balance=not args.no_balance, fit=fit, inputs=getattr(args, "inputs", None))
     cfg = result.config
     files = write_output(result, args.out)

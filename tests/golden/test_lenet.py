@@ -110,3 +110,23 @@ def test_lenet_quick_compression(tmp_path, monkeypatch):
     assert c["dense_bytes"] == 4 * (784 * 300 + 300 * 100 + 100 * 10 + 300 + 100 + 10)
     assert 25 < c["ratio"] < 60 and c["huffman_ratio"] > c["ratio"]
     assert r["fidelity"]["source"] == "the test split"
+
+
+def test_compress_cli_uses_the_builtin_schedule(monkeypatch, tmp_path):
+    """`eie compress --model lenet-300-100` trains with lenet's own epochs (LENET_SCHEDULE); digits-mlp with
+    Schedule(); --quick with Schedule.quick(). The compressor itself is replaced: only its arguments matter."""
+    from eie.cli import main
+    from eie.golden import pipeline
+
+    seen = []
+
+    def fake_compress(model, cfg, **kw):
+        seen.append((model, kw["schedule"]))
+        raise ValueError("stopped by the test")        # before any training: eie exits with status 2
+
+    monkeypatch.setattr(pipeline, "compress", fake_compress)
+    for argv in (["--model", "lenet-300-100"], ["--model", "digits-mlp"], ["--model", "lenet-300-100", "--quick"]):
+        assert main(["compress", *argv, "--pes", "4", "-o", str(tmp_path / "o")]) == 2
+    assert seen == [("lenet-300-100", pipeline.Schedule(prune_epochs=3, share_epochs=3)),
+                    ("digits-mlp", pipeline.Schedule()), ("lenet-300-100", pipeline.Schedule.quick())]
+    assert models.LENET_SCHEDULE == {"prune_epochs": 3, "share_epochs": 3}
