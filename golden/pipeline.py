@@ -2,7 +2,8 @@
 
 :func:`compress` runs, in order:
 
-1. load the model (``digits-mlp`` trained or cached, a user file or
+1. load the model (a built-in one of :data:`.models.BUILTIN`, such as
+   ``digits-mlp`` or ``lenet-300-100``, trained or cached; a user file or
    ``module:function``) and check it fits the config (:mod:`.models`);
 2. prune to the target densities with retraining (:mod:`.prune`);
 3. share weights per layer by k-means and fine-tune the centroids (:mod:`.share`);
@@ -97,7 +98,7 @@ def _load_inputs(inputs, in_len: int, seq: bool = False) -> np.ndarray:
 @dataclass(frozen=True)
 class Schedule:
     """Training effort of each stage (epochs over the training data)."""
-    float_epochs: int = 40       # digits-mlp only; user models come trained
+    float_epochs: int = 40       # built-in models only; user models come trained
     prune_steps: int = 4         # pruning rounds, density falling geometrically to the target
     prune_epochs: int = 12       # retraining after each round
     share_epochs: int = 10       # centroid fine-tuning
@@ -290,10 +291,12 @@ def _compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data
               choose_densities=None) -> Compressed:
     """One run of the pipeline (:func:`compress` without a fidelity target).
 
-    ``model`` is ``"digits-mlp"``, a path, ``"module:function"`` or an
+    ``model`` is a built-in name (``"digits-mlp"``, ``"lenet-300-100"``: see
+    :data:`.models.BUILTIN`), a path, ``"module:function"`` or an
     ``nn.Sequential``. ``density`` (0, 1] replaces the default per-layer target
-    densities. ``data`` is a ``.npz`` path or a tuple ``(X_train, y_train,
-    X_test, y_test)``; for ``digits-mlp`` it defaults to :func:`digits_split`.
+    densities (a built-in model's own, else :func:`.prune.default_densities`).
+    ``data`` is a ``.npz`` path or a tuple ``(X_train, y_train, X_test,
+    y_test)``; for a built-in model it defaults to its own split.
     Without data the model is pruned and shared without retraining, calibrated
     on seeded standard-normal inputs, and no accuracy is measured (the report's
     ``notes`` say so). ``balance=False`` keeps the plain row interleave (no
@@ -333,12 +336,13 @@ def _compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data
     t0 = time.perf_counter()
 
     # 1. model and data
-    if isinstance(model, str) and model == "digits-mlp":
-        name = "digits-mlp"
-        models.network_layers(models.build_digits_mlp(), cfg, limits=False)  # refuse a bad model before training
+    builtin = models.BUILTIN.get(model) if isinstance(model, str) else None
+    if builtin is not None:
+        name = model
+        models.network_layers(builtin.build(), cfg, limits=False)  # refuse a bad model before training
         if data is None:
-            data = models.digits_split()
-        float_model = models.digits_mlp(seed, epochs=schedule.float_epochs, cache=cache, progress=progress)
+            data = builtin.data()
+        float_model = builtin.train(seed, epochs=schedule.float_epochs, cache=cache, progress=progress)
     elif isinstance(model, str):
         name = model
         float_model = models.load_model(model)
@@ -354,7 +358,7 @@ def _compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data
         else:
             specs = models.network_layers(float_model, cfg, limits=False)   # sizes: fit.check, below
     except ValueError as e:
-        if isinstance(model, str) and model != "digits-mlp":
+        if isinstance(model, str) and builtin is None:
             raise ValueError(f"--model {model}: {e}") from None     # name the file (or module) in the error
         raise
     in_len = specs[0].in_len if program is None else program.in_len
@@ -381,7 +385,7 @@ def _compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data
         if X_train.shape[-1] != in_len:
             raise ValueError(f"data has {X_train.shape[-1]} features but the model's first layer takes "
                              f"{in_len}")
-        X_eval, eval_source = X_test, "the test split" if name == "digits-mlp" else "--data X_test"
+        X_eval, eval_source = X_test, "the test split" if builtin is not None else "--data X_test"
     elif inputs is not None:
         X_in = _load_inputs(inputs, in_len, seq)
         order = np.random.default_rng(seed).permutation(len(X_in))
@@ -413,12 +417,13 @@ def _compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data
             base_model, specs, X_train, y_train, X_calib_given, _random_shape(1, specs, program)[1:], seed,
             cfg.index_bits, share_init)]
     else:
-        densities = prune.default_densities(len(specs), density)
+        densities = (list(builtin.densities) if builtin is not None and builtin.densities and density is None
+                     else prune.default_densities(len(specs), density))
     work = copy.deepcopy(base_model)
     specs = models.network_layers(work, cfg, limits=False) if program is None else _program_specs(work)
     progress(f"pruning to densities {', '.join(f'{d:.0%}' for d in densities)}")
     objective, X_fit, y_fit = _objective(float_model, X_train, y_train, X_calib_given, doomed,
-                                         "digits_split" if name == "digits-mlp" else "--data")
+                                         builtin.data.__name__ if builtin is not None else "--data")
     if (program is not None and objective["loss"] == "cross_entropy"
             and not _class_outputs(work, X_train[:2])):
         notes.append("the program's output is not one class-score vector per input: no retraining with labels")
@@ -524,7 +529,7 @@ def _compress(model="digits-mlp", cfg=None, *, density=None, seed: int = 0, data
         "output_frac": layers[-1].out_frac if program is None else program.fracs[program.output],
         "output_perm": output_perm, "balanced": balanced,
         "data": None if X_test is None else {"train": int(len(X_train)), "test": int(len(X_test)),
-                                             "source": "digits_split" if name == "digits-mlp" else "--data"},
+                                             "source": builtin.data.__name__ if builtin is not None else "--data"},
         "objective": objective, "share_init": share_init, "accuracy": acc, "fidelity": fid, "memories": fitting.memory_report(cfg, needs, fit),
         "compression": compression, "layers": layer_rows, "notes": notes,
         "seconds": {k: round(v, 3) for k, v in timings.items()},

@@ -28,9 +28,15 @@ def check_density(density, what: str = "density") -> float:
     return float(density)
 
 
-def default_densities(n_layers: int, density: float | None = None) -> list:
-    """Target density per layer: ``density`` for every layer when given, else
-    :data:`HIDDEN_DENSITY` for hidden layers and :data:`OUTPUT_DENSITY` for the last."""
+def default_densities(n_layers: int, density=None) -> list:
+    """Target density per layer: ``density`` for every layer when it is a number, its own value per layer
+    when it is a sequence of ``n_layers`` numbers, else :data:`HIDDEN_DENSITY` for hidden layers and
+    :data:`OUTPUT_DENSITY` for the last."""
+    if isinstance(density, (list, tuple)):
+        if len(density) != n_layers:
+            raise ValueError(f"--density gives {len(density)} densities but the model has {n_layers} layers; "
+                             f"give one density, or one per layer separated by commas")
+        return [check_density(d, "--density") for d in density]
     if density is not None:
         return [check_density(density, "--density")] * n_layers
     return [HIDDEN_DENSITY] * (n_layers - 1) + [OUTPUT_DENSITY]

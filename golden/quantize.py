@@ -180,7 +180,7 @@ def fixed_point_accuracy(layers, X, y, cfg, input_frac: int, output_perm=None) -
     return float(np.mean(out.argmax(axis=1) == np.asarray(y)))
 
 
-_INPUTS_FIX = "--inputs expects digits-test, FILE.npy of shape (batch, in_len) (floats, or integers in fixed point) " \
+_INPUTS_FIX = "--inputs expects digits-test, mnist-test, FILE.npy of shape (batch, in_len) (floats, or integers in fixed point) " \
               "or FILE.npz with X_test and y_test"
 
 
@@ -188,7 +188,8 @@ def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=
                 classes: int | None = None, sequence: bool = False):
     """Network inputs for ``eie simulate`` and ``eie run``: ``(fixed-point inputs, labels or None, description)``.
 
-    ``spec`` is ``digits-test`` (the digits test split and its labels), a
+    ``spec`` is ``digits-test`` or ``mnist-test`` (the test split of a built-in
+    model's data and its labels: :data:`.models.TEST_INPUTS`), a
     ``.npy`` file of float inputs (quantised with ``frac`` fraction bits) or of
     integers (already ``act_bits`` fixed point, range-checked), or an ``.npz``
     with ``X_test`` and ``y_test`` (float inputs and labels, as for ``eie
@@ -201,18 +202,18 @@ def load_inputs(spec: str, cfg, frac: int, *, in_len: int | None = None, labels=
     files, NaN or infinite inputs raise :class:`eie.format.FormatError`.
     """
     y = None
-    if spec == "digits-test":
-        from .models import digits_split
+    from .models import TEST_INPUTS
+    if spec in TEST_INPUTS:
         if labels:
-            raise ValueError("--labels is for FILE.npy inputs; digits-test brings its own labels")
-        _, _, X, y = digits_split()
-        what = "digits-test"
+            raise ValueError(f"--labels is for FILE.npy inputs; {spec} brings its own labels")
+        _, _, X, y = TEST_INPUTS[spec]()
+        what = spec
     else:
         path = Path(spec)
         if path.suffix not in (".npy", ".npz"):
-            raise ValueError(f"--inputs must be digits-test, a .npy or a .npz file, not {spec!r}")
+            raise ValueError(f"--inputs must be {', '.join(TEST_INPUTS)}, a .npy or a .npz file, not {spec!r}")
         if not path.exists():
-            raise FileNotFoundError(f"--inputs {path}: no such file (or use digits-test)")
+            raise FileNotFoundError(f"--inputs {path}: no such file (or use {' or '.join(TEST_INPUTS)})")
         if path.suffix == ".npz":
             from .models import load_data
             if labels:

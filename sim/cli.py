@@ -2,7 +2,7 @@
 
 ::
 
-    eie simulate DIR [--inputs digits-test|FILE.npy|FILE.npz] [--labels FILE.npy] [--limit K]
+    eie simulate DIR [--inputs digits-test|mnist-test|FILE.npy|FILE.npz] [--labels FILE.npy] [--limit K]
                      [--config FILE] [--waves FILE.fst] [--link fast|python]
                      [--idle P] [--backpressure P] [--seed S] [--opt O0|O1|O2]
                      [--simulator verilator|icarus] [--json]
@@ -18,6 +18,8 @@ model. See ``docs/verification.md``.
 Inputs
     ``digits-test`` (default): the 360-image test split of ``digits_split()``,
     quantised with the manifest's ``input_frac`` (labels known).
+    ``mnist-test``: the 10000-image MNIST test split of ``mnist_split()`` (for
+    ``lenet-300-100``), likewise.
     ``FILE.npy``: a ``(batch, in_len)`` (or ``(in_len,)``) array. Floating-point
     arrays are quantised like the digits (round half up with ``input_frac``
     fraction bits, saturated to ``act_bits``); integer arrays are taken as
@@ -44,8 +46,9 @@ __all__ = ["add_arguments", "main", "simulate"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", metavar="DIR", help="compressed network folder (output of `eie compress`)")
-    parser.add_argument("--inputs", default="digits-test", metavar="digits-test|FILE.npy|FILE.npz",
-                        help="inputs to run: digits-test (the default, the digits test split), FILE.npy (float "
+    parser.add_argument("--inputs", default="digits-test", metavar="digits-test|mnist-test|FILE.npy|FILE.npz",
+                        help="inputs to run: digits-test (the default, the digits test split), mnist-test (the "
+                             "MNIST test split, for lenet-300-100), FILE.npy (float "
                              "inputs, or integers already in fixed point) or FILE.npz (X_test, y_test)")
     parser.add_argument("--labels", metavar="FILE.npy", help="integer labels of FILE.npy inputs (for accuracy)")
     parser.add_argument("--limit", type=int, metavar="K", help="run only the first K inputs")

@@ -92,10 +92,21 @@ def test_too_large_layer_refused(tmp_path, capsys):
     assert report["fitting_changes"] == {"act_depth": 512}
 
 
-@pytest.mark.parametrize("density", ["0", "1.5"])
+@pytest.mark.parametrize("density", ["0", "1.5", "0.1,0,0.2"])
 def test_bad_density_refused(tmp_path, capsys, density):
     rc, report = run_json(capsys, "--density", density, "-o", str(tmp_path / "o"))
     assert rc == 2 and "--density must be in range (0, 1]" in report["error"]
+
+
+def test_density_per_layer_parsed():
+    """--density D (every layer) or D1,D2,... (one per layer); anything else names the form."""
+    import argparse
+
+    from eie.golden.cli import _densities
+    assert _densities("0.1") == 0.1
+    assert _densities("0.06,0.06,0.2") == [0.06, 0.06, 0.2]
+    with pytest.raises(argparse.ArgumentTypeError, match="numbers separated by commas"):
+        _densities("0.1;0.2")
 
 
 def test_user_model_without_data_says_so(tmp_path, capsys):

@@ -42,6 +42,11 @@ def test_default_densities():
     assert default_densities(2, 0.3) == [0.3, 0.3]
     with pytest.raises(ValueError, match="--density"):
         default_densities(2, 2.0)
+    assert default_densities(3, [0.06, 0.06, 0.2]) == [0.06, 0.06, 0.2]      # one per layer
+    with pytest.raises(ValueError, match="--density gives 2 densities but the model has 3 layers"):
+        default_densities(3, [0.1, 0.2])
+    with pytest.raises(ValueError, match="--density"):
+        default_densities(2, (0.1, 0.0))
 
 
 def _net(seed=0):

@@ -176,7 +176,7 @@ def test_load_inputs_accepts_every_form_and_names_bad_input(tmp_path):
         load_inputs(str(tmp_path / "x.npy"), CFG, 5, in_len=13)
     with pytest.raises(ValueError, match="labels must be integers of shape"):
         load_inputs(str(tmp_path / "x.npy"), CFG, 5, labels=str(tmp_path / "x.npy"))
-    with pytest.raises(ValueError, match="digits-test, a .npy or a .npz"):
+    with pytest.raises(ValueError, match="digits-test, mnist-test, a .npy or a .npz"):
         load_inputs(str(tmp_path / "x.txt"), CFG, 5)
     with pytest.raises(ValueError, match="--limit"):
         load_inputs(str(tmp_path / "x.npy"), CFG, 5, limit=0)
