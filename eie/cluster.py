@@ -183,7 +183,8 @@ def run_tasks(tasks: list[Task], root, *, jobs: int = 1, ray: str | None = None,
     address of a Ray cluster (``"auto"``: the one started on this machine),
     which overrides ``jobs``. ``progress`` receives the progress lines.
     ``on_poll`` (Ray only; for tests) receives ``{task name: [node ids it
-    started on]}`` each time the driver polls the cluster."""
+    started on]}`` and the set of finished task names each time the driver
+    polls the cluster (about twice a second)."""
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise ValueError("task names must be unique in a run (each is its folder's name)")
@@ -288,16 +289,18 @@ def _ray_task(task: dict, root: str, tracker) -> dict:
     """The body of a Ray task: say where it started, then :func:`run_task`."""
     import ray
     node = ray.get_runtime_context().get_node_id()
-    ray.get(tracker.started.remote(task["name"], node))
+    with _suppress():              # progress is best effort: it never fails a task
+        ray.get(tracker.started.remote(task["name"], node), timeout=30)
     return run_task(task, root, node=node)
 
 
 def _run_ray(tasks, root, address, max_retries, bar, on_poll) -> tuple[list[dict], RunStats]:
     ray = connect_ray(address)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    # The tracker lives on the driver's node (it needs no CPU), never on a worker node that may die.
     here = ray.get_runtime_context().get_node_id()
     tracker = ray.remote(num_cpus=0)(_Tracker).options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=True)).remote()
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False)).remote()
     remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_task)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     stats = RunStats("ray", int(ray.cluster_resources().get("CPU", 0)), nodes=len(nodes), address=address)
@@ -318,9 +321,9 @@ def _run_ray(tasks, root, address, max_retries, bar, on_poll) -> tuple[list[dict
                 msg = " ".join(str(e).split())[:300]
                 results[k] = _lost(tasks[k], f"lost after {attempts} attempt(s) ({type(e).__name__}): {msg}",
                                    attempts)
-        if on_poll is not None:
-            on_poll(starts)
         finished = {tasks[k].name for k in results}
+        if on_poll is not None:
+            on_poll(starts, finished)
         running = sum(1 for name in starts if name not in finished)
         failed = sum(not e["ok"] for e in results.values())
         stats.retries = sum(max(0, len(v) - 1) for v in starts.values())
@@ -358,7 +361,8 @@ def add_arguments(parser) -> None:
 
 def executor_from_args(args) -> dict:
     """``{"jobs", "ray"}`` from parsed ``--jobs``/``--ray``, checked (a bad value names the fix)."""
-    jobs = getattr(args, "jobs", 1) or 1
+    jobs = getattr(args, "jobs", 1)
+    jobs = 1 if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, not {jobs}")
     address = getattr(args, "ray", None)
@@ -455,7 +459,7 @@ class LoopbackCluster:
         """End every process this cluster started (its process groups) and remove its folder."""
         import signal
         global _connected
-        if _connected == self.address:
+        if _connected is not None:           # this process is connected (to this cluster, or via "auto")
             import ray
             ray.shutdown()
             _connected = None
