@@ -261,6 +261,7 @@ def connect_ray(address: str):
         if _connected == address:
             return ray
         ray.shutdown()
+    _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="warning")
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -269,6 +270,20 @@ def connect_ray(address: str):
                          f"--jobs N") from None
     _connected = address
     return ray
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (Ray itself waits minutes) when ``HOST:PORT`` (or, for ``auto``,
+    ``$RAY_ADDRESS``) does not accept connections."""
+    target = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+    host, sep, port = target.rpartition(":")
+    if not sep or "://" in target or not port.isdigit():
+        return                       # "auto" without RAY_ADDRESS, ray:// client addresses: Ray decides
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ValueError(f"no Ray cluster answers at {target} ({e}); start one with `ray start --head --port "
+                         f"{port}` (see docs/cluster.md), check the address, or run locally with --jobs N") from None
 
 
 class _Tracker:

@@ -92,6 +92,17 @@ def test_ray_asked_for_but_not_installed_names_the_install_command(monkeypatch, 
     assert "--jobs must be at least 1" in json.loads(capsys.readouterr().out)["error"]
 
 
+def test_an_address_where_no_cluster_answers_fails_fast_naming_the_fix(monkeypatch, capsys):
+    """Ray itself would wait minutes for a head that is not there; eie says so in seconds."""
+    pytest.importorskip("ray", reason=f"Ray is not installed ({cluster.RAY_INSTALL})")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    t0 = time.monotonic()
+    assert cli.main(["regress", "--config", "tiny", "--cases", "2", "--ray", "127.0.0.1:1", "--json"]) == 2
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert "no Ray cluster answers at 127.0.0.1:1" in err and "ray start --head" in err and "--jobs" in err
+    assert time.monotonic() - t0 < 30
+
+
 # -- on a loopback Ray cluster ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
