@@ -1,7 +1,7 @@
 """Scale-out of `eie regress`: serial vs `--jobs 2` vs a loopback Ray cluster (issue 17).
 
 Runs the same regression (``--cases N --configs K --seed S --chunk C``) six
-times, through the command line as a user would:
+times (three with ``--cached-only``), through the command line as a user would:
 
 1. with fresh build caches (every config is built): on a loopback Ray
    cluster (a head and two worker nodes, one CPU each, their own
@@ -16,6 +16,7 @@ serial run of its kind, the per-task wall times, builds and retries; and a
 times (labelled as such)::
 
     .venv/bin/python bench/cluster.py [--cases 200] [--configs 4] [--seed 0] [--chunk 25] [--out build/bench/cluster]
+    .venv/bin/python bench/cluster.py --cases 1000 --cached-only    # after one serial run of the same seed
 """
 
 from __future__ import annotations
@@ -71,12 +72,18 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk", type=int, default=25)
     p.add_argument("--out", default=str(REPO / "build" / "bench" / "cluster"))
+    p.add_argument("--cached-only", action="store_true",
+                   help="only the three runs with cached builds, on the checkout's build cache (build/sim, "
+                        "warm it first with one serial run)")
     a = p.parse_args(argv)
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     common = ["--cases", str(a.cases), "--configs", str(a.configs), "--seed", str(a.seed), "--chunk", str(a.chunk)]
     roots = {k: out / f"builds-{k}" for k in ("ray", "serial", "jobs2")}
+    if a.cached_only:
+        from eie.sim.runner import build_root
+        roots["ray"] = build_root()
     base_env = {**os.environ}
     base_env.pop("RAY_ADDRESS", None)
     os.environ["EIE_SIM_BUILD"] = str(roots["ray"])     # the cluster's nodes inherit it from `ray start`
@@ -91,6 +98,8 @@ def main(argv=None) -> int:
                  ("cached-serial", ["--jobs", "1"], ray_env),
                  ("cached-jobs2", ["--jobs", "2"], ray_env),
                  ("cached-ray", ["--ray", "auto"], ray_env)]
+        if a.cached_only:
+            plans = plans[3:]
         for name, extra, env in plans:
             runs[name] = _eie(common + extra, env, out, name)
             print(f"{name}: {runs[name]['_wall_s']} s, digest {runs[name]['digest']}", file=sys.stderr, flush=True)

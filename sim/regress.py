@@ -473,6 +473,15 @@ def _chunks(ids: range, chunk: int | None) -> list[range]:
     return [ids[k:k + chunk] for k in range(0, len(ids), chunk)]
 
 
+def _interleave(tasks: list, owner: list[int]) -> tuple[list, list[int]]:
+    """The tasks in submission order: the first task of every config, then the
+    second of every config, ... So the first wave of parallel tasks builds
+    different configs instead of waiting on one build (the results are merged
+    per config in case order, whatever the order here)."""
+    order = sorted(range(len(tasks)), key=lambda j: (owner[:j].count(owner[j]), owner[j]))
+    return [tasks[j] for j in order], [owner[j] for j in order]
+
+
 def _merge(tasks: list, envelopes: list[dict], index, cfg: EIEConfig, seed: int) -> dict:
     """One config's summary from the results of its tasks (in case order)."""
     parts = []
@@ -599,6 +608,7 @@ def regress(cases: int = 1000, seed: int = 0, configs=4, *, case: int | range | 
             tasks.append(cluster.Task("regress", name, "eie.sim.regress:regress_task", params, seed=int(seed),
                                       config_digest=cfg.digest, command=_task_command(seed, index, cfg, ids)))
             owner.append(k)
+    tasks, owner = _interleave(tasks, owner)
     progress(f"{len(tasks)} tasks ({cases} cases on {len(chosen)} configs), "
              + (f"on the Ray cluster at {ray}" if ray else f"{jobs} local process(es)" if jobs > 1 else "serial"))
     kwargs = {} if max_retries is None else {"max_retries": max_retries}
