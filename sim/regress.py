@@ -559,7 +559,8 @@ def regress(cases: int = 1000, seed: int = 0, configs=4, *, case: int | range | 
     checked), idle, backpressure, link_seed, mismatches,
     cycle_mismatches, failures, build_s, build_cached, sim_s, tasks], "mismatches",
     "cycle_mismatches", "failures": [{config_index, digest, case, what,
-    message, command}], "digest", "builds", "build_s", "wall_s", "work_dir",
+    message, command}], "digest", "case_digests" (``"<config digest>:<case>"``: the
+    digest of that case's counters, outputs and mismatches), "builds", "build_s", "wall_s", "work_dir",
     "executor" (how the tasks ran: tasks, done, failed, retries, nodes,
     tasks_per_s...), "tasks": [per task: task, config_index, cases, node,
     attempts, wall_s, ok, error, command]}``.
@@ -633,6 +634,7 @@ def regress(cases: int = 1000, seed: int = 0, configs=4, *, case: int | range | 
             "mismatches": sum(p["mismatches"] for p in per),
             "cycle_mismatches": sum(p["cycle_mismatches"] for p in per),
             "failures": failures, "digest": digest,
+            "case_digests": {f"{r['digest']}:{r['case']}": cluster.result_digest(r) for r in records},
             "builds": sum(p.pop("builds") for p in per),
             "build_s": round(sum(p["build_s"] for p in per), 2),
             "wall_s": round(time.monotonic() - t0, 2),

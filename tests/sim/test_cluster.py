@@ -83,6 +83,19 @@ def test_regress_digest_does_not_depend_on_chunking_or_processes(tmp_path):
                                                       for j in (0, 2, 4)]
 
 
+def test_a_tasks_command_reruns_its_cases_alone(tmp_path, capsys):
+    """The command of task `cases 2-3` runs cases 2 and 3 alone, and they are the same
+    networks with the same counters and outputs as inside a run of all six."""
+    run = regress.regress(6, SEED, [TINY], work_dir=tmp_path / "all", chunk=2)
+    argv = run["tasks"][1]["command"].split()
+    assert argv[:2] == ["eie", "regress"] and argv[-1] == "2-3"
+    assert cli.main(argv[1:] + ["--json", "--work-dir", str(tmp_path / "alone")]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["cases"] == 2 and alone["case"] == [2, 3] and alone["configs"][0]["first_case"] == 2
+    assert len(run["case_digests"]) == 6 and len(alone["case_digests"]) == 2
+    assert alone["case_digests"] == {k: v for k, v in run["case_digests"].items() if k.endswith((":2", ":3"))}
+
+
 def test_ray_asked_for_but_not_installed_names_the_install_command(monkeypatch, capsys):
     monkeypatch.setattr(cluster, "ray_available", lambda: False)
     assert cli.main(["regress", "--config", "tiny", "--cases", "2", "--ray", "auto", "--json"]) == 2
