@@ -79,6 +79,11 @@ def test_regress_digest_does_not_depend_on_chunking_or_processes(tmp_path):
     assert one["digest"] == three["digest"] == pool["digest"]
     assert regress.deterministic(one) == regress.deterministic(three) == regress.deterministic(pool)
     assert pool["executor"]["executor"] == "jobs"
+    # Each task wrote only inside its own folder (the simulation's job folder is in it).
+    names = sorted(t["task"] for t in pool["tasks"])
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == names
+    for name in names:
+        assert sorted(p.name for p in (tmp_path / "c" / name).iterdir()) == ["job", "result.json", "task.json"]
     assert [t["command"] for t in three["tasks"]] == [f"eie regress --seed {SEED} --config tiny --case {j}-{j + 1}"
                                                       for j in (0, 2, 4)]
 
