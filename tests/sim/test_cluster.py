@@ -7,7 +7,9 @@ small regression on it, with a worker node killed while it runs a task,
 gives the same result (and result digest) as the serial run, and the task
 that was running on the dead node is retried elsewhere; a task that fails on
 its own merits is not retried and is reported with its command; ``--ray
-auto`` from the command line finds the cluster through ``RAY_ADDRESS``.
+auto`` from the command line finds the cluster through ``RAY_ADDRESS``;
+``eie sweep --rtl`` points (tasks) give RTL cycles equal to the model's, the
+same serially, in two processes and on the cluster.
 Start-up of the cluster is about 30 s; the module takes about 1.5 minutes.
 """
 
@@ -182,3 +184,38 @@ def test_cli_ray_auto_finds_the_cluster_and_gives_the_serial_digest(ray_cluster,
     serial = json.loads(capsys.readouterr().out)
     assert on_ray["executor"]["executor"] == "ray" and on_ray["executor"]["address"] == "auto"
     assert on_ray["mismatches"] == 0 and on_ray["digest"] == serial["digest"], time.monotonic() - t0
+
+
+# -- eie sweep --rtl: sweep points as tasks ----------------------------------------------------------
+
+SWEEP = ["sweep", "fig11", "--rtl", "--layers", "Alex-8", "--scale", "64", "--pes-list", "1,2", "--mode", "balanced",
+         "--json"]
+
+
+def _points(res: dict) -> list:
+    return [{k: v for k, v in r.items() if k not in ("node", "rtl_build_s", "rtl_run_s")} for r in res["rtl"]]
+
+
+def test_sweep_rtl_points_are_tasks_with_rtl_cycles_equal_to_the_model(tmp_path, capsys):
+    """fig11 of Alex-8 / 64 at 1 and 2 PEs: one task per point, built and simulated,
+    RTL cycles equal to the cycle model's; in two processes the same points."""
+    assert cli.main(SWEEP + ["-o", str(tmp_path / "serial")]) == 0
+    serial = json.loads(capsys.readouterr().out)
+    assert [(r["pes"], r["fifo_depth"]) for r in serial["rtl"]] == [(1, 8), (2, 8)]
+    for r in serial["rtl"]:
+        assert r["cycles_rtl"] is not None and r["cycles_rtl"] == r["cycles"] and r["rtl_matches_model"]
+        assert r["rtl_mismatches"] == 0
+    assert serial["rtl"][0]["cycles"] > serial["rtl"][1]["cycles"]       # 2 PEs are faster
+    assert (tmp_path / "serial" / "rtl.csv").exists()
+    assert cli.main(SWEEP + ["-o", str(tmp_path / "pool"), "--jobs", "2"]) == 0
+    pool = json.loads(capsys.readouterr().out)
+    assert pool["executor"]["executor"] == "jobs" and _points(pool) == _points(serial)
+
+
+@pytest.mark.xdist_group("ray_cluster")
+def test_sweep_rtl_on_the_cluster_equals_the_serial_points(ray_cluster, tmp_path, capsys):
+    assert cli.main(SWEEP + ["-o", str(tmp_path / "serial")]) == 0
+    serial = json.loads(capsys.readouterr().out)
+    assert cli.main(SWEEP + ["-o", str(tmp_path / "ray"), "--ray", ray_cluster.address]) == 0
+    on_ray = json.loads(capsys.readouterr().out)
+    assert on_ray["executor"]["executor"] == "ray" and _points(on_ray) == _points(serial)
