@@ -375,13 +375,16 @@ def build_task(params: dict, folder: Path) -> dict:
     None), ``model`` (a path or None), ``baud``, ``loopback``, ``seed``) into
     ``folder``, quietly. Returns the build summary plus the bitstream's bytes
     (``bitstream_b64``), so that the driver gets the best one even when the
-    task ran on another machine. A design that does not fit or a failing tool
-    raises (the task fails on its own merits: every seed would)."""
+    task ran on another machine (not with ``params["bitstream"] = False``:
+    sweep points). A design that does not fit or a failing tool raises (the
+    task fails on its own merits: every seed would)."""
     import base64
     cfg = EIEConfig.from_dict(params["config"]) if params.get("config") else None
     summary = build(params["board"], folder, pes=params.get("pes"), clock_mhz=params.get("clock_mhz"), config=cfg,
                     model=params.get("model"), baud=params.get("baud"), loopback=bool(params.get("loopback")),
                     seed=int(params["seed"]), quiet=True)
+    if params.get("bitstream") is False:        # a sweep point: the figures only
+        return summary
     data = Path(summary["bitstream"]).read_bytes()
     return {**summary, "bitstream_b64": base64.b64encode(data).decode()}
 

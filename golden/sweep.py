@@ -74,6 +74,12 @@ def add_arguments(parser) -> None:
                              "counts) is a task that builds the config (memories sized to the layers) and runs "
                              "the layers in the Verilator simulation: RTL cycles beside the model's "
                              "(use --scale; with --jobs N or --ray, docs/cluster.md)")
+    parser.add_argument("--fpga", metavar="BOARD",
+                        help="instead of the cycle model: each PE count of fig11 is a task that builds a bitstream "
+                             "for BOARD (eie build): Fmax and utilisation per point (minutes each; --jobs N or "
+                             "--ray)")
+    parser.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                        help="with --fpga: the design clock (default: the board's)")
     from eie.cluster import add_arguments as add_cluster_arguments
     add_cluster_arguments(parser)
 
@@ -519,6 +525,45 @@ def run_rtl_points(figures, specs, base, out: Path, *, modes, pes_list, depths, 
     return result
 
 
+def run_fpga_points(board: str, pes_list, out: Path, *, clock_mhz=None, seed: int = 1, jobs: int = 1, ray=None,
+                    log=None) -> dict:
+    """One bitstream build per PE count on ``board`` (``eie.boards.build.build_task``
+    as tasks): Fmax, timing and utilisation per point; ``fpga.json`` and ``fpga.csv`` in ``out``.
+    A point that does not fit is reported as such (its error names the overflow)."""
+    from eie import cluster
+    from eie.boards.platforms import board_config, get_board
+    b = get_board(board)
+    tasks = []
+    for n in pes_list:
+        cfg = board_config(b, pes=n)
+        clock = f" --clock {clock_mhz:g}" if clock_mhz else ""
+        params = {"board": b.name, "pes": n, "clock_mhz": clock_mhz, "config": None, "model": None, "baud": None,
+                  "loopback": False, "seed": seed, "bitstream": False}
+        tasks.append(cluster.Task("fpga", f"fpga-{b.name.replace(':', '_')}-pes{n}", "eie.boards.build:build_task",
+                                  params, seed=seed, config_digest=cfg.digest,
+                                  command=f"eie build --board {b.name} --pes {n}{clock} --seed {seed} "
+                                          f"-o build/board-{n}pes"))
+    (log or (lambda m: None))(f"{len(tasks)} bitstream builds of {b.name} as tasks")
+    out.mkdir(parents=True, exist_ok=True)
+    envelopes, stats = cluster.run_tasks(tasks, out / "fpga-points", jobs=jobs, ray=ray, progress=log)
+    rows = []
+    for n, e in zip(pes_list, envelopes):
+        if e["ok"]:
+            r = e["result"]
+            rows.append({"pes": n, "ok": True, "fmax_mhz": r["fmax_mhz"], "timing_met": r["timing_met"],
+                         "pll_mhz": r["pll_mhz"], "seconds": r["seconds"], "node": e["node"],
+                         **{f"{k}_used": u["used"] for k, u in r["utilisation"].items()},
+                         **{f"{k}_percent": u["percent"] for k, u in r["utilisation"].items()}})
+        else:
+            rows.append({"pes": n, "ok": False, "fits": "DoesNotFit" not in (e["error"] or ""), "error": e["error"],
+                         "command": e["command"], "node": e["node"]})
+    _write_csv(out / "fpga.csv", rows)
+    result = {"board": b.name, "fpga": rows, "executor": stats.to_dict(), "csv": str(out / "fpga.csv"),
+              "json": str(out / "fpga.json")}
+    (out / "fpga.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def main(args) -> int:
     from eie.config import preset
     from .synthetic import PAPER_LAYERS
@@ -549,6 +594,20 @@ def main(args) -> int:
         base = base.replace(column_buffer_depth=args.column_buffer_depth)
     base = base.replace(fifo_depth=args.fifo_depth)
     modes = MODES if args.mode == "both" else (args.mode,)
+    if args.fpga:
+        from eie.cluster import executor_from_args
+        if args.rtl or figures != ["fig11"]:
+            raise ValueError("--fpga sweeps the PE counts of fig11 on a board: give `eie sweep fig11 --fpga BOARD "
+                             "--pes-list N,N,...` (without --rtl)")
+        res = run_fpga_points(args.fpga, _int_list(args.pes_list, "--pes-list", 1, 4096), Path(args.output),
+                              clock_mhz=args.clock, log=log, **executor_from_args(args))
+        if args.json:
+            print(json.dumps(res))
+        else:
+            for r in res["fpga"]:
+                print(f"{r['pes']:>4} PEs: " + (f"Fmax {r['fmax_mhz']} MHz ({'met' if r['timing_met'] else 'NOT met'})"
+                                                 if r["ok"] else f"FAILED {r['error']}\n    reproduce: {r['command']}"))
+        return 0 if all(r["ok"] or not r["fits"] for r in res["fpga"]) else 1
     if args.rtl:
         from eie.cluster import executor_from_args
         where = executor_from_args(args)

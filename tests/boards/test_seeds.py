@@ -102,3 +102,36 @@ def test_real_seeds_in_two_processes(tmp_path):
     data = Path(res["bitstream"]).read_bytes()
     assert Path(res["bitstream"]).parent == out and len(data) > 10_000
     assert "tasks: 2/2 done, 0 running, 0 failed" in r.stderr
+
+
+# -- eie sweep fig11 --fpga: a bitstream build per PE count, as tasks -----------------------------------
+
+def _fake_point(board_name, out, *, pes=None, seed=1, **kw):
+    """A stand-in flow for sweep points: Fmax falls with the PE count, 3 PEs do not fit."""
+    if pes == 3:
+        raise board_build.DoesNotFit(board_name, {"LUT": {"used": 13000, "available": 12000}},
+                                     {"LUT": {"used": 13000, "available": 12000, "percent": 108.3}})
+    return {"board": board_name, "pes": pes, "fmax_mhz": 80.0 - 10 * pes, "timing_met": True, "pll_mhz": 50.0,
+            "seed": seed, "seconds": 1.0, "bitstream": str(Path(out) / "x.bit"),
+            "utilisation": {"LUT": {"used": 3000 * pes, "available": 12000, "percent": 25.0 * pes}}}
+
+
+def test_sweep_fpga_points_report_fmax_and_utilisation(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(board_build, "build", _fake_point)
+    rc = cli.main(["sweep", "fig11", "--fpga", "ulx3s-12f", "--pes-list", "1,2,3", "-o", str(tmp_path), "--json"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    rows = res["fpga"]
+    assert [(r["pes"], r["ok"]) for r in rows] == [(1, True), (2, True), (3, False)]
+    assert [r.get("fmax_mhz") for r in rows] == [70.0, 60.0, None]
+    assert rows[1]["LUT_used"] == 6000 and rows[1]["LUT_percent"] == 50.0
+    assert rows[2]["fits"] is False and "DoesNotFit" in rows[2]["error"]
+    assert rows[2]["command"].startswith("eie build --board ulx3s-12f --pes 3 --seed 1")
+    assert (tmp_path / "fpga.csv").read_text().splitlines()[0].startswith("pes,ok")
+    assert sorted(p.name for p in (tmp_path / "fpga-points").iterdir()) == [
+        f"fpga-ulx3s-12f-pes{n}" for n in (1, 2, 3)]
+
+
+def test_sweep_fpga_takes_fig11_only(tmp_path, capsys):
+    assert cli.main(["sweep", "fig8", "--fpga", "ulx3s-12f", "-o", str(tmp_path), "--json"]) == 2
+    assert "fig11" in json.loads(capsys.readouterr().out)["error"]
