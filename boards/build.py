@@ -36,7 +36,8 @@ from ..config import EIEConfig
 from ..format import NetworkImage
 
 __all__ = ["DoesNotFit", "ToolError", "tool_env", "load_model_image", "parse_nextpnr_utilisation",
-           "parse_yosys_cells", "summarise", "build", "synth_overrides", "DESIGN_NAME", "DESIGN_FILE"]
+           "parse_yosys_cells", "summarise", "build", "synth_overrides", "DESIGN_NAME", "DESIGN_FILE",
+           "build_task", "best_seed"]
 
 DESIGN_NAME = "eie_board"
 DESIGN_FILE = "design.json"
@@ -364,3 +365,34 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     progress(f"done in {seconds:.0f} s: {util}; Fmax {summary['fmax_mhz']} MHz "
              f"({'meets' if summary['timing_met'] else 'MISSES'} {pll.achieved_mhz:.2f} MHz); {bitstream}")
     return summary
+
+
+# -- place-and-route seeds as tasks (eie build --seeds; eie.cluster) ------------------------------------
+
+def build_task(params: dict, folder: Path) -> dict:
+    """The task of one place-and-route seed (:mod:`eie.cluster`): :func:`build`
+    of ``params`` (``board``, ``pes``, ``clock_mhz``, ``config`` (a dict or
+    None), ``model`` (a path or None), ``baud``, ``loopback``, ``seed``) into
+    ``folder``, quietly. Returns the build summary plus the bitstream's bytes
+    (``bitstream_b64``), so that the driver gets the best one even when the
+    task ran on another machine (not with ``params["bitstream"] = False``:
+    sweep points). A design that does not fit or a failing tool raises (the
+    task fails on its own merits: every seed would)."""
+    import base64
+    cfg = EIEConfig.from_dict(params["config"]) if params.get("config") else None
+    summary = build(params["board"], folder, pes=params.get("pes"), clock_mhz=params.get("clock_mhz"), config=cfg,
+                    model=params.get("model"), baud=params.get("baud"), loopback=bool(params.get("loopback")),
+                    seed=int(params["seed"]), quiet=True)
+    if params.get("bitstream") is False:        # a sweep point: the figures only
+        return summary
+    data = Path(summary["bitstream"]).read_bytes()
+    return {**summary, "bitstream_b64": base64.b64encode(data).decode()}
+
+
+def best_seed(results: list[dict]) -> dict | None:
+    """The best of the seeds' build summaries: timing met first, then the highest
+    Fmax, then the lowest seed (so the choice does not depend on finishing order)."""
+    ok = [r for r in results if r is not None]
+    if not ok:
+        return None
+    return min(ok, key=lambda r: (not r["timing_met"], -(r["fmax_mhz"] or 0.0), r["seed"]))

@@ -44,8 +44,33 @@ def add_build_arguments(parser) -> None:
     parser.add_argument("--baud", type=int, default=None, help="UART baud rate (default: the board's)")
     parser.add_argument("--loopback", action="store_true",
                         help="build a UART link test that echoes every word instead of the accelerator")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    parser.add_argument("--seed", type=int, default=None, help="nextpnr placement seed (default 1)")
+    parser.add_argument("--seeds", default=None, metavar="LIST",
+                        help="place and route with each of these seeds (e.g. 1..8 or 1,4,9) as tasks, keep the "
+                             "best (timing met, then highest Fmax) in OUT, report all; with --jobs N or --ray")
     parser.add_argument("-v", "--verbose", action="store_true", help="stream the full tool logs to stderr")
+    from ..cluster import add_arguments as add_cluster_arguments
+    add_cluster_arguments(parser)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: comma-separated seeds and ranges ``A..B`` (B included), e.g. ``1..4,9``."""
+    seeds = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if ".." in part:
+                a, b = (int(v) for v in part.split("..", 1))
+                if b < a:
+                    raise ValueError
+                seeds.extend(range(a, b + 1))
+            elif part:
+                seeds.append(int(part))
+        except ValueError:
+            raise ValueError(f"--seeds takes seeds and ranges like 1..8 or 1,4,9, not {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds needs distinct non-negative seeds (like 1..8 or 1,4,9), not {text!r}")
+    return seeds
 
 
 def build_main(args) -> int:
@@ -58,9 +83,12 @@ def build_main(args) -> int:
     if args.config:
         config = EIEConfig.load(args.config)     # says what --config expects when the file is missing or wrong
     out = args.out or f"build/board-{board.name.replace(':', '_')}"
+    if args.seeds is not None:
+        return _build_seeds(args, board, config, Path(out))
     try:
         summary = build(board.name, out, pes=args.pes, clock_mhz=args.clock, config=config, model=args.model,
-                        baud=args.baud, loopback=args.loopback, seed=args.seed, verbose=args.verbose)
+                        baud=args.baud, loopback=args.loopback, seed=1 if args.seed is None else args.seed,
+                        verbose=args.verbose)
     except DoesNotFit as e:
         if args.json:
             print(json.dumps({"error": str(e), "board": board.name, "fits": False, "overflow": e.overflow,
@@ -84,6 +112,78 @@ def build_main(args) -> int:
         print(f"model      {summary['model']['path']} baked in (image {summary['model']['image_digest']})")
     print(f"bitstream  {summary['bitstream']}")
     return 0 if summary["timing_met"] else 1
+
+
+def _seed_command(args, board, seed: int, out: Path) -> str:
+    """The ``eie build`` command that builds one seed alone, locally."""
+    words = ["eie", "build", "--board", board.name]
+    for flag, value in (("--pes", args.pes), ("--clock", args.clock), ("--config", args.config),
+                        ("--model", args.model), ("--baud", args.baud)):
+        if value is not None:
+            words += [flag, str(value)]
+    if args.loopback:
+        words.append("--loopback")
+    return shlex.join(words + ["--seed", str(seed), "-o", str(out)])
+
+
+def _build_seeds(args, board, config, out: Path) -> int:
+    """``eie build --seeds``: one task per seed (eie.cluster), the best kept in ``out``."""
+    import base64
+    from .. import cluster
+    from .build import DESIGN_FILE, best_seed
+    from .platforms import board_config
+    if args.seed is not None:
+        raise ValueError("give --seed or --seeds, not both")
+    seeds = parse_seeds(args.seeds)
+    where = cluster.executor_from_args(args)
+    cfg = board_config(board, pes=args.pes, config=config)
+    root = out / "seeds"
+    params = {"board": board.name, "pes": args.pes, "clock_mhz": args.clock,
+              "config": config.to_dict() if config is not None else None,
+              "model": str(Path(args.model).resolve()) if args.model else None, "baud": args.baud,
+              "loopback": bool(args.loopback)}
+    tasks = [cluster.Task("build", f"seed{k}", "eie.boards.build:build_task", {**params, "seed": k}, seed=k,
+                          config_digest=cfg.digest, command=_seed_command(args, board, k, root / f"seed{k}"))
+             for k in seeds]
+    _stderr(f"eie build: {len(seeds)} seeds of {board.name} (config {cfg.digest}) as tasks, "
+            + (f"on the Ray cluster at {where['ray']}" if where["ray"] else
+               f"{where['jobs']} local process(es)" if where["jobs"] > 1 else "serial"))
+    envelopes, stats = cluster.run_tasks(tasks, root, progress=_stderr, **where)
+    rows, results = [], []
+    for k, env in zip(seeds, envelopes):
+        r = env["result"] if env["ok"] else None
+        results.append(r)
+        rows.append({"seed": k, "ok": env["ok"], "error": env["error"], "node": env["node"],
+                     "attempts": env["attempts"], "wall_s": env["wall_s"], "command": env["command"],
+                     **({"fmax_mhz": r["fmax_mhz"], "timing_met": r["timing_met"], "seconds": r["seconds"],
+                         "utilisation": {n: u["used"] for n, u in r["utilisation"].items()}} if r else {})})
+    best = best_seed(results)
+    report = {"board": board.name, "seeds": rows, "executor": stats.to_dict(),
+              "best_seed": best["seed"] if best else None}
+    if best is None:
+        report["error"] = f"no seed built: {rows[0]['error']}; reproduce one with: {rows[0]['command']}"
+        if args.json:
+            print(json.dumps(report))
+        _stderr(f"eie build: error: {report['error']}")
+        return 1
+    bitstream = out / Path(best["bitstream"]).name
+    bitstream.write_bytes(base64.b64decode(best.pop("bitstream_b64")))
+    for r in results:
+        if r is not None:
+            r.pop("bitstream_b64", None)
+    summary = {**best, "bitstream": str(bitstream), **report}
+    (out / DESIGN_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for row in rows:
+            what = (f"Fmax {row['fmax_mhz']} MHz, timing {'met' if row['timing_met'] else 'NOT met'}, "
+                    f"{row['seconds']:.0f} s" if row["ok"] else f"FAILED: {row['error']}\n    reproduce: "
+                    f"{row['command']}")
+            print(f"seed {row['seed']:>4}  {what}{'  <- best' if row['seed'] == best['seed'] else ''}")
+        print(f"best seed  {best['seed']}: Fmax {best['fmax_mhz']} MHz "
+              f"({'met' if best['timing_met'] else 'NOT met'}); bitstream {bitstream}")
+    return 0 if best["timing_met"] else 1
 
 
 # -- flash --------------------------------------------------------------------------

@@ -9,6 +9,13 @@ Figures (numbers as CSV and JSON, plots as PNG, in ``-o DIR``, default ``build/s
 ``zrun``   padding and Spmat bits per weight against PE count for 4- and 5-bit zero runs
 ``cbuf``   load efficiency against the PE's column-buffer depth 1..32 at 64 PEs, queue depth 8
 
+``--rtl`` runs the points of fig8 and fig11 on the RTL instead: each (figure,
+layer, mode, point) is a task (:mod:`eie.cluster`; ``--jobs N`` or ``--ray``)
+that builds the config with memories sized to the layer
+(:func:`rtl_config`; Verilator, cached per node by config digest) and runs
+the layer, reporting RTL cycles beside the cycle model's (``rtl.json``,
+``rtl.csv``). Use ``--scale`` to keep the layers small.
+
 Every figure is computed for the balanced row assignment (:mod:`eie.golden.balance`)
 and for the paper's plain interleave unless ``--mode`` picks one. The sweeps
 use the cycle model's per-layer entry point on the encoded columns
@@ -62,6 +69,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", type=int, default=1,
                         help="divide every layer's rows and columns by this (quick looks and tests; default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic layers (default: 0)")
+    parser.add_argument("--rtl", action="store_true",
+                        help="instead of the cycle model alone: each point of fig8 (queue depths) and fig11 (PE "
+                             "counts) is a task that builds the config (memories sized to the layers) and runs "
+                             "the layers in the Verilator simulation: RTL cycles beside the model's "
+                             "(use --scale; with --jobs N or --ray, docs/cluster.md)")
+    parser.add_argument("--fpga", metavar="BOARD",
+                        help="instead of the cycle model: each PE count of fig11 is a task that builds a bitstream "
+                             "for BOARD (eie build): Fmax and utilisation per point (minutes each; --jobs N or "
+                             "--ray)")
+    parser.add_argument("--clock", type=float, default=None, metavar="MHZ",
+                        help="with --fpga: the design clock (default: the board's)")
+    from eie.cluster import add_arguments as add_cluster_arguments
+    add_cluster_arguments(parser)
 
 
 def _int_list(text: str, what: str, lo: int, hi: int) -> list:
@@ -431,6 +451,119 @@ def run_sweeps(figures, specs, base, out: Path, *, modes=MODES, pes_list=DEFAULT
     return result
 
 
+# -- RTL points as tasks (eie sweep --rtl; eie.cluster) ------------------------------------------------
+
+def rtl_config(base, spec, pes: int, **changes):
+    """``base`` with ``pes`` PEs (and ``changes``) and memories sized to hold ``spec``:
+    register files for its longest vector, Spmat and pointer memories for its
+    entries per PE with room for padding and imbalance."""
+    longest = max(spec.in_len, spec.out_len)
+    act_depth = -(-longest // pes)
+    cfg = replace(base, pes=pes, act_depth=act_depth, bias_depth=act_depth, max_layers=1, **changes)
+    entries = spec.in_len * spec.out_len * spec.weight_density / pes
+    words = int(2 * entries + 2 * spec.in_len) // cfg.entries_per_word + 16
+    return cfg.replace(spmat_depth=1 << max(4, (words - 1).bit_length()),
+                       ptr_depth=1 << max(4, spec.in_len.bit_length()))
+
+
+def rtl_point_task(params: dict, folder: Path) -> dict:
+    """The task of one RTL sweep point: ``eie.sim.bench.bench_layer`` of the layer
+    ``params["spec"]`` on ``params["config"]`` with the RTL run (build cached per node)."""
+    from eie.config import EIEConfig
+    from eie.sim.bench import bench_layer
+    from .synthetic import PaperLayer
+    spec = PaperLayer(**params["spec"])
+    cfg = EIEConfig.from_dict(params["config"])
+    row = bench_layer(spec, cfg, seed=int(params["seed"]), balance=params["mode"] == "balanced", rtl=True,
+                      build_dir=Path(folder))
+    keep = ("layer", "pes", "fifo_depth", "column_buffer_depth", "cycles", "bound", "efficiency", "cycles_rtl",
+            "cycles_model_run", "rtl_matches_model", "rtl_mismatches", "rtl_skipped", "rtl_error", "rtl_build_s",
+            "rtl_run_s")
+    return {"figure": params["figure"], "mode": params["mode"], "config_digest": cfg.digest,
+            **{k: row[k] for k in keep if k in row}}
+
+
+def _point_command(fig: str, spec, mode: str, pes: int, depth: int, seed: int, scale: int) -> str:
+    """The ``eie sweep`` command that runs one RTL point alone."""
+    where = f"--pes-list {pes} --fifo-depth {depth}" if fig == "fig11" else f"--depths {depth} --pes {pes}"
+    return (f"eie sweep {fig} --rtl --layers {spec.name} --scale {scale} --mode {mode} --seed {seed} {where} "
+            f"-o build/sweep-{fig}-{spec.name}-{pes}-{depth}")
+
+
+def run_rtl_points(figures, specs, base, out: Path, *, modes, pes_list, depths, fig8_pes: int, fifo_depth: int,
+                   seed: int, scale: int = 1, jobs: int = 1, ray=None, log=None) -> dict:
+    """fig8 and fig11 points on the RTL, one task per (figure, layer, mode, point);
+    writes ``rtl.json`` and ``rtl.csv`` in ``out``."""
+    log = log or (lambda msg: None)
+    from eie import cluster
+    from dataclasses import asdict
+    points = []
+    if "fig8" in figures:
+        points += [("fig8", fig8_pes, d) for d in depths]
+    if "fig11" in figures:
+        points += [("fig11", n, fifo_depth) for n in pes_list]
+    if not points:
+        raise ValueError("--rtl runs the points of fig8 (queue depths) and fig11 (PE counts): name one of them")
+    tasks = []
+    for fig, pes, depth in points:
+        for spec in specs:
+            for mode in modes:
+                cfg = rtl_config(base, spec, pes, fifo_depth=depth)
+                name = f"{fig}-{spec.name}-{mode}-pes{pes}-depth{depth}"
+                params = {"figure": fig, "spec": asdict(spec), "config": cfg.to_dict(), "seed": seed, "mode": mode}
+                tasks.append(cluster.Task("sweep", name, "eie.golden.sweep:rtl_point_task", params, seed=seed,
+                                          config_digest=cfg.digest,
+                                          command=_point_command(fig, spec, mode, pes, depth, seed, scale)))
+    log(f"{len(tasks)} RTL points as tasks")
+    out.mkdir(parents=True, exist_ok=True)
+    envelopes, stats = cluster.run_tasks(tasks, out / "rtl-points", jobs=jobs, ray=ray, progress=log)
+    rows = [dict(e["result"], task=e["task"], node=e["node"]) if e["ok"] else
+            {"task": e["task"], "error": e["error"], "command": e["command"]} for e in envelopes]
+    _write_csv(out / "rtl.csv", [{k: v for k, v in r.items() if not isinstance(v, (dict, list))} for r in rows])
+    result = {"rtl": rows, "executor": stats.to_dict(), "csv": str(out / "rtl.csv"), "json": str(out / "rtl.json")}
+    (out / "rtl.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def run_fpga_points(board: str, pes_list, out: Path, *, clock_mhz=None, seed: int = 1, jobs: int = 1, ray=None,
+                    log=None) -> dict:
+    """One bitstream build per PE count on ``board`` (``eie.boards.build.build_task``
+    as tasks): Fmax, timing and utilisation per point; ``fpga.json`` and ``fpga.csv`` in ``out``.
+    A point that does not fit is reported as such (its error names the overflow)."""
+    from eie import cluster
+    from eie.boards.platforms import board_config, get_board
+    b = get_board(board)
+    tasks = []
+    for n in pes_list:
+        cfg = board_config(b, pes=n)
+        clock = f" --clock {clock_mhz:g}" if clock_mhz else ""
+        params = {"board": b.name, "pes": n, "clock_mhz": clock_mhz, "config": None, "model": None, "baud": None,
+                  "loopback": False, "seed": seed, "bitstream": False}
+        tasks.append(cluster.Task("fpga", f"fpga-{b.name.replace(':', '_')}-pes{n}", "eie.boards.build:build_task",
+                                  params, seed=seed, config_digest=cfg.digest,
+                                  command=f"eie build --board {b.name} --pes {n}{clock} --seed {seed} "
+                                          f"-o build/board-{n}pes"))
+    (log or (lambda m: None))(f"{len(tasks)} bitstream builds of {b.name} as tasks")
+    out.mkdir(parents=True, exist_ok=True)
+    envelopes, stats = cluster.run_tasks(tasks, out / "fpga-points", jobs=jobs, ray=ray, progress=log)
+    rows = []
+    for n, e in zip(pes_list, envelopes):
+        if e["ok"]:
+            r = e["result"]
+            rows.append({"pes": n, "ok": True, "fmax_mhz": r["fmax_mhz"], "timing_met": r["timing_met"],
+                         "pll_mhz": r["pll_mhz"], "seconds": r["seconds"], "node": e["node"],
+                         **{f"{k}_used": u["used"] for k, u in r["utilisation"].items()},
+                         **{f"{k}_percent": u["percent"] for k, u in r["utilisation"].items()}})
+        else:
+            rows.append({"pes": n, "ok": False, "fits": "DoesNotFit" not in (e["error"] or ""), "error": e["error"],
+                         "command": e["command"], "node": e["node"]})
+    _write_csv(out / "fpga.csv", rows)
+    result = {"board": b.name, "fpga": rows, "executor": stats.to_dict(), "csv": str(out / "fpga.csv"),
+              "json": str(out / "fpga.json")}
+    (out / "fpga.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def main(args) -> int:
     from eie.config import preset
     from .synthetic import PAPER_LAYERS
@@ -461,6 +594,38 @@ def main(args) -> int:
         base = base.replace(column_buffer_depth=args.column_buffer_depth)
     base = base.replace(fifo_depth=args.fifo_depth)
     modes = MODES if args.mode == "both" else (args.mode,)
+    if args.fpga:
+        from eie.cluster import executor_from_args
+        if args.rtl or figures != ["fig11"]:
+            raise ValueError("--fpga sweeps the PE counts of fig11 on a board: give `eie sweep fig11 --fpga BOARD "
+                             "--pes-list N,N,...` (without --rtl)")
+        res = run_fpga_points(args.fpga, _int_list(args.pes_list, "--pes-list", 1, 4096), Path(args.output),
+                              clock_mhz=args.clock, log=log, **executor_from_args(args))
+        if args.json:
+            print(json.dumps(res))
+        else:
+            for r in res["fpga"]:
+                print(f"{r['pes']:>4} PEs: " + (f"Fmax {r['fmax_mhz']} MHz ({'met' if r['timing_met'] else 'NOT met'})"
+                                                 if r["ok"] else f"FAILED {r['error']}\n    reproduce: {r['command']}"))
+        return 0 if all(r["ok"] or not r["fits"] for r in res["fpga"]) else 1
+    if args.rtl:
+        from eie.cluster import executor_from_args
+        where = executor_from_args(args)
+        res = run_rtl_points(list(dict.fromkeys(figures)), specs, base, Path(args.output), modes=modes,
+                             pes_list=_int_list(args.pes_list, "--pes-list", 1, 4096),
+                             depths=_int_list(args.depths, "--depths", 1, 256), fig8_pes=args.pes,
+                             fifo_depth=args.fifo_depth, seed=args.seed, scale=args.scale, log=log, **where)
+        if args.json:
+            print(json.dumps(res))
+        else:
+            for r in res["rtl"]:
+                if "error" in r:
+                    print(f"{r['task']}: FAILED {r['error']}")
+                else:
+                    print(f"{r['task']}: model {r['cycles']} cycles, RTL {r.get('cycles_rtl')} "
+                          f"({'equal' if r.get('rtl_matches_model') else r.get('rtl_skipped') or 'DIFFERENT'})")
+        bad = [r for r in res["rtl"] if "error" in r or not r.get("rtl_matches_model")]
+        return 1 if bad else 0
     result = run_sweeps(list(dict.fromkeys(figures)), specs, base, Path(args.output), modes=modes,
                         pes_list=_int_list(args.pes_list, "--pes-list", 1, 4096),
                         depths=_int_list(args.depths, "--depths", 1, 256), fig8_pes=args.pes,

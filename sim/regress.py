@@ -32,6 +32,7 @@ and :func:`images`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import shutil
@@ -47,7 +48,7 @@ from eie.golden.encode import QuantLayer, build_image
 from eie.golden.synthetic import random_layer
 
 __all__ = ["adversarial_cases", "random_cases", "random_network", "images", "random_config", "case_network",
-           "job_rates", "regress", "reproduce_command", "config_spec", "parse_config", "add_arguments", "main"]
+           "job_rates", "regress", "regress_task", "deterministic", "reproduce_command", "config_spec", "parse_config", "add_arguments", "main"]
 
 
 # -- networks ----------------------------------------------------------------------------------
@@ -370,6 +371,22 @@ def _split(cases: int, parts: int) -> list[range]:
     return [range(p * cases // parts, (p + 1) * cases // parts) for p in range(parts)]
 
 
+def _case_records(cfg: EIEConfig, result: dict | None, job_dir: Path) -> list[dict]:
+    """What each simulated case gave, independent of how the cases were grouped into
+    simulations and where they ran: its inferences' counters, a hash of its RTL
+    outputs and what (if anything) mismatched. The run's result digest covers these."""
+    records = []
+    for net in (result or {}).get("networks", []):
+        out = job_dir / f"{net['name']}.outputs.npz"
+        rtl = hashlib.sha256(np.load(out)["rtl"].astype("<i8").tobytes()).hexdigest()[:16] if out.exists() else None
+        infs = net["inferences"]
+        records.append({"digest": cfg.digest, "case": int(net["name"].split("_")[1]), "inferences": len(infs),
+                        "cycles": [i["cycles"] for i in infs], "broadcasts": [i["broadcasts"] for i in infs],
+                        "outputs": rtl, "mismatches": [i["mismatch"]["what"] if i["mismatch"] else None
+                                                       for i in infs]})
+    return records
+
+
 def _run_one(cfg: EIEConfig, index: int | None, seed: int, case_ids, job_dir: Path, *, max_len: int,
              env: dict | None, opt: str | None, progress: Callable[[str], None]) -> dict:
     from . import driver, runner
@@ -382,7 +399,7 @@ def _run_one(cfg: EIEConfig, index: int | None, seed: int, case_ids, job_dir: Pa
         progress(f"{label}: build failed")
         message = str(e).strip().splitlines()
         return {"config_index": index, "digest": cfg.digest, "config": cfg.to_dict(), "spec": config_spec(cfg),
-                "cases": 0, "first_case": case_ids[0], "inferences": 0, "cycle_model": False,
+                "case_records": [], "cases": 0, "first_case": case_ids[0], "inferences": 0, "cycle_model": False,
                 "mismatches": 0, "cycle_mismatches": 0,
                 "failures": [{"config_index": index, "digest": cfg.digest, "case": case_ids[0], "what": "build",
                               "message": "build failed: " + (message[0] if message else ""),
@@ -423,6 +440,7 @@ def _run_one(cfg: EIEConfig, index: int | None, seed: int, case_ids, job_dir: Pa
     progress(f"{label}: {len(done)} networks, {checked} inferences checked, {mismatches} output and "
              f"{cycle_mismatches} counter mismatches in {t_sim:.1f} s")
     return {"config_index": index, "digest": cfg.digest, "config": cfg.to_dict(), "spec": config_spec(cfg),
+            "case_records": _case_records(cfg, result, job_dir),
             "cases": len(nets), "first_case": case_ids[0] if len(case_ids) else None,
             "inferences": checked, "cycle_model": bool(result and result["cycle_model"]), "idle": idle,
             "backpressure": backpressure, "link_seed": link_seed,
@@ -431,26 +449,123 @@ def _run_one(cfg: EIEConfig, index: int | None, seed: int, case_ids, job_dir: Pa
             "sim_s": round(t_sim, 2)}
 
 
-def regress(cases: int = 1000, seed: int = 0, configs=4, *, case: int | None = None, max_len: int = 96,
+def regress_task(params: dict, folder: Path) -> dict:
+    """The task of a regression (:mod:`eie.cluster`): cases ``params["first"]`` to
+    ``params["last"]`` of one config (``config``, a dict; ``config_index``: its
+    index among the seed's random configs, or None for a given one), built (or
+    taken from this node's build cache) and simulated in one job under ``folder``."""
+    cfg = EIEConfig.from_dict(params["config"])
+    ids = list(range(int(params["first"]), int(params["last"]) + 1))
+    return _run_one(cfg, params["config_index"], int(params["seed"]), ids, Path(folder) / "job",
+                    max_len=int(params["max_len"]), env=params.get("env"), opt=params.get("opt"),
+                    progress=lambda msg: None)
+
+
+def _task_command(seed: int, index: int | None, cfg: EIEConfig, ids) -> str:
+    """The command that reruns a task's cases (one case: ``--case J``, several: ``--case J-K``)."""
+    one = reproduce_command(seed, ids[0], config_index=index, cfg=cfg)
+    return one if len(ids) == 1 else f"{one}-{ids[-1]}"
+
+
+def _chunks(ids: range, chunk: int | None) -> list[range]:
+    if chunk is None or chunk >= len(ids):
+        return [ids]
+    return [ids[k:k + chunk] for k in range(0, len(ids), chunk)]
+
+
+def _interleave(tasks: list, owner: list[int]) -> tuple[list, list[int]]:
+    """The tasks in submission order: the first task of every config, then the
+    second of every config, ... So the first wave of parallel tasks builds
+    different configs instead of waiting on one build (the results are merged
+    per config in case order, whatever the order here)."""
+    order = sorted(range(len(tasks)), key=lambda j: (owner[:j].count(owner[j]), owner[j]))
+    return [tasks[j] for j in order], [owner[j] for j in order]
+
+
+def _merge(tasks: list, envelopes: list[dict], index, cfg: EIEConfig, seed: int) -> dict:
+    """One config's summary from the results of its tasks (in case order)."""
+    parts = []
+    for task, env in zip(tasks, envelopes):
+        if env["ok"]:
+            parts.append(env["result"])
+            continue
+        first = task.params["first"]
+        parts.append({"cases": 0, "first_case": first, "inferences": 0, "cycle_model": False, "mismatches": 0,
+                      "cycle_mismatches": 0, "case_records": [], "build_s": 0.0, "build_cached": False,
+                      "build_wall_s": 0.0, "sim_s": 0.0,
+                      "failures": [{"config_index": index, "digest": cfg.digest, "case": first, "what": "task",
+                                    "message": f"task {task.name} failed: {env['error']}",
+                                    "command": task.command}]})
+    rates = next((p for p in parts if "idle" in p), {})
+    return {"config_index": index, "digest": cfg.digest, "config": cfg.to_dict(), "spec": config_spec(cfg),
+            "cases": sum(p["cases"] for p in parts), "first_case": parts[0]["first_case"],
+            "inferences": sum(p["inferences"] for p in parts),
+            "cycle_model": all(p["cycle_model"] for p in parts),
+            "idle": rates.get("idle"), "backpressure": rates.get("backpressure"), "link_seed": rates.get("link_seed"),
+            "mismatches": sum(p["mismatches"] for p in parts),
+            "cycle_mismatches": sum(p["cycle_mismatches"] for p in parts),
+            "failures": [f for p in parts for f in p["failures"]],
+            "case_records": [r for p in parts for r in p["case_records"]],
+            "build_s": round(sum(p["build_s"] for p in parts), 2),
+            "build_cached": all(p["build_cached"] for p in parts),
+            "build_wall_s": round(sum(p["build_wall_s"] for p in parts), 2),
+            "sim_s": round(sum(p["sim_s"] for p in parts), 2), "tasks": len(parts),
+            "builds": sum(1 for p in parts if not p["build_cached"] and "idle" in p)}
+
+
+# What differs between two runs of the same seeds (timings, places, which node had a build cached).
+VOLATILE = ("build_s", "build_cached", "build_wall_s", "sim_s", "wall_s", "work_dir", "log", "builds",
+            "executor", "tasks")
+
+
+def deterministic(res: dict) -> dict:
+    """``res`` without what may differ between runs of the same seeds (timings, folders,
+    nodes, build-cache hits, the task list): equal for a serial and a scale-out run."""
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in VOLATILE}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+    return strip(res)
+
+
+def regress(cases: int = 1000, seed: int = 0, configs=4, *, case: int | range | None = None, max_len: int = 96,
             work_dir=None, keep: bool = False, env: dict | None = None, opt: str | None = None,
-            progress: Callable[[str], None] | None = None) -> dict:
+            progress: Callable[[str], None] | None = None, jobs: int = 1, ray: str | None = None,
+            chunk: int | None = None, max_retries: int | None = None, on_poll=None) -> dict:
     """Run ``cases`` random networks on the RTL, bit- and cycle-exact.
 
     ``configs`` is a count ``K`` (the random configs ``0 .. K-1`` of ``seed``) or
     a list whose items are config indices (``int``, drawn) or
-    :class:`EIEConfig` (given). Each config is built once and runs its share of
-    the cases (consecutive case numbers) in one simulation. ``case`` runs that
-    one case alone (exactly one config must be named). ``work_dir`` holds the
-    job folders (a temporary folder by default, removed unless ``keep`` or a
-    failure). ``env``: extra environment of the simulations (fault injection).
+    :class:`EIEConfig` (given). Each config runs its share of the cases
+    (consecutive case numbers), in tasks (:mod:`eie.cluster`) of ``chunk``
+    cases each (default: the whole share, one simulation per config), each
+    task one simulation on a build of its config (built once per node, then
+    taken from the node's cache). ``case`` runs that one case (or that
+    ``range`` of cases) alone (exactly one config must be named).
+    ``work_dir`` holds the task folders (a temporary folder by default,
+    removed unless ``keep`` or a failure). ``env``: extra environment of the
+    simulations (fault injection).
+
+    Where the tasks run: ``jobs`` local processes (1: in this process), or
+    the Ray cluster at ``ray`` (``"auto"`` or ``HOST:PORT``), where a task
+    whose worker dies is retried up to ``max_retries`` times. The result is
+    the same wherever they ran (:func:`deterministic`; ``digest`` covers
+    every case's counters, outputs and mismatches).
 
     Returns ``{"seed", "cases", "configs": [per config: config_index, digest,
     config, spec, cases, first_case, inferences, cycle_model (the cycles were
     checked), idle, backpressure, link_seed, mismatches,
-    cycle_mismatches, failures, build_s, build_cached, sim_s], "mismatches",
+    cycle_mismatches, failures, build_s, build_cached, sim_s, tasks], "mismatches",
     "cycle_mismatches", "failures": [{config_index, digest, case, what,
-    message, command}], "builds", "build_s", "wall_s", "work_dir"}``.
+    message, command}], "digest", "case_digests" (``"<config digest>:<case>"``: the
+    digest of that case's counters, outputs and mismatches), "builds", "build_s", "wall_s", "work_dir",
+    "executor" (how the tasks ran: tasks, done, failed, retries, nodes,
+    tasks_per_s...), "tasks": [per task: task, config_index, cases, node,
+    attempts, wall_s, ok, error, command]}``.
     """
+    from eie import cluster
     progress = progress or (lambda msg: None)
     t0 = time.monotonic()
     if isinstance(configs, (int, np.integer)) and not isinstance(configs, bool):
@@ -460,6 +575,8 @@ def regress(cases: int = 1000, seed: int = 0, configs=4, *, case: int | None = N
     configs = list(configs)
     if not configs:
         raise ValueError("no config to run")
+    if chunk is not None and chunk < 1:
+        raise ValueError(f"--chunk must be at least 1 case, not {chunk}")
     chosen = []
     for c in configs:
         if isinstance(c, EIEConfig):
@@ -471,33 +588,58 @@ def regress(cases: int = 1000, seed: int = 0, configs=4, *, case: int | None = N
     if case is not None:
         if len(chosen) != 1:
             raise ValueError("--case reruns one case of one config: name the config with --config-index or --config")
-        if case < 0:
+        block = case if isinstance(case, range) else range(case, case + 1)
+        if len(block) < 1 or block.start < 0:
             raise ValueError(f"case must be non-negative, not {case}")
-        blocks = [range(case, case + 1)]
-        cases = 1
+        blocks = [block]
+        cases = len(block)
     else:
         if cases < len(chosen):
             raise ValueError(f"cases ({cases}) must be at least the number of configs ({len(chosen)})")
         blocks = _split(cases, len(chosen))
     own = work_dir is None
     root = Path(tempfile.mkdtemp(prefix="eie-regress-")) if own else Path(work_dir)
+    tasks, owner = [], []
+    for k, ((index, cfg), block) in enumerate(zip(chosen, blocks)):
+        label = f"config{index}" if index is not None else f"config-{cfg.digest}"
+        for ids in _chunks(block, chunk):
+            params = {"config": cfg.to_dict(), "config_index": index, "seed": int(seed), "first": ids[0],
+                      "last": ids[-1], "max_len": int(max_len), "opt": opt, "env": env}
+            name = label if len(ids) == len(block) and chunk is None else f"{label}-cases{ids[0]}-{ids[-1]}"
+            tasks.append(cluster.Task("regress", name, "eie.sim.regress:regress_task", params, seed=int(seed),
+                                      config_digest=cfg.digest, command=_task_command(seed, index, cfg, ids)))
+            owner.append(k)
+    tasks, owner = _interleave(tasks, owner)
+    progress(f"{len(tasks)} tasks ({cases} cases on {len(chosen)} configs), "
+             + (f"on the Ray cluster at {ray}" if ray else f"{jobs} local process(es)" if jobs > 1 else "serial"))
+    kwargs = {} if max_retries is None else {"max_retries": max_retries}
+    envelopes, stats = cluster.run_tasks(tasks, root, jobs=jobs, ray=ray, progress=progress, on_poll=on_poll,
+                                         **kwargs)
     per = []
-    for (index, cfg), block in zip(chosen, blocks):
-        job = root / (f"config{index}" if index is not None else f"config-{cfg.digest}")
-        per.append(_run_one(cfg, index, seed, list(block), job, max_len=max_len, env=env, opt=opt,
-                            progress=progress))
+    for k, (index, cfg) in enumerate(chosen):
+        mine = [j for j in range(len(tasks)) if owner[j] == k]
+        per.append(_merge([tasks[j] for j in mine], [envelopes[j] for j in mine], index, cfg, seed))
+    records = [r for p in per for r in p.pop("case_records")]
     failures = [f for p in per for f in p["failures"]]
+    digest = cluster.result_digest([records, [{k: v for k, v in f.items() if k != "log"} for f in failures]])
+    task_rows = [{"task": t.name, "config_index": t.params["config_index"], "digest": t.config_digest,
+                  "cases": [t.params["first"], t.params["last"]], "node": e["node"], "attempts": e["attempts"],
+                  "wall_s": e["wall_s"], "ok": e["ok"], "error": e["error"], "command": t.command}
+                 for t, e in zip(tasks, envelopes)]
     if own and not keep and not failures:
         shutil.rmtree(root, ignore_errors=True)
-    return {"seed": seed, "cases": cases, "case": case, "configs": per,
+    return {"seed": seed, "cases": cases, "case": case if not isinstance(case, range) else [case.start, case.stop - 1],
+            "configs": per,
             "inferences": sum(p["inferences"] for p in per),
             "mismatches": sum(p["mismatches"] for p in per),
             "cycle_mismatches": sum(p["cycle_mismatches"] for p in per),
-            "failures": failures,
-            "builds": sum(not p["build_cached"] for p in per),
+            "failures": failures, "digest": digest,
+            "case_digests": {f"{r['digest']}:{r['case']}": cluster.result_digest(r) for r in records},
+            "builds": sum(p.pop("builds") for p in per),
             "build_s": round(sum(p["build_s"] for p in per), 2),
             "wall_s": round(time.monotonic() - t0, 2),
-            "work_dir": str(root) if root.exists() else None}
+            "work_dir": str(root) if root.exists() else None,
+            "executor": stats.to_dict(), "tasks": task_rows}
 
 
 # -- `eie regress` ---------------------------------------------------------------------------------
@@ -512,10 +654,37 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", metavar="SPEC",
                         help="run on this config instead of random ones: a preset name, a JSON object of fields, "
                              "or a config file")
-    parser.add_argument("--case", type=int, metavar="J", help="rerun case J alone (with --config-index or --config)")
+    parser.add_argument("--case", type=_case_arg, metavar="J[-K]",
+                        help="rerun case J alone, or cases J to K (with --config-index or --config)")
     parser.add_argument("--max-len", type=int, default=96, metavar="L", help="longest layer vector (default 96)")
     parser.add_argument("--work-dir", metavar="DIR", help="keep the job folders here")
     parser.add_argument("--opt", choices=("O0", "O1", "O2"), help="C++ optimisation of the Verilator models")
+    parser.add_argument("--chunk", type=int, metavar="C",
+                        help="cases per task (one simulation each; default: a config's whole share when serial, "
+                             f"{PARALLEL_CHUNK} with --jobs or --ray)")
+    parser.add_argument("--retries", type=int, default=None, metavar="R",
+                        help="with --ray: times a task whose worker or node died is retried (default 3)")
+    from eie import cluster
+    cluster.add_arguments(parser)
+
+
+# Cases per task when the tasks run in parallel: enough tasks to keep the workers busy,
+# few enough that a simulation's start-up (a second or two) stays small against its run.
+PARALLEL_CHUNK = 25
+
+
+def _case_arg(text: str):
+    """``--case J`` (an int) or ``--case J-K`` (a range, K included)."""
+    first, sep, last = text.partition("-")
+    try:
+        if not sep:
+            return int(text)
+        j, k = int(first), int(last)
+    except ValueError:
+        raise ValueError(f"--case takes a case number J or a range J-K, not {text!r}") from None
+    if k < j:
+        raise ValueError(f"--case {text}: the range J-K needs K >= J")
+    return range(j, k + 1)
 
 
 def _report(res: dict) -> None:
@@ -531,9 +700,14 @@ def _report(res: dict) -> None:
         print(f"FAIL case {f['case']}: {f['message']}")
         if f["command"]:
             print(f"  reproduce: {f['command']}")
+    ex = res["executor"]
+    where = {"serial": "serial", "jobs": f"{ex['workers']} local processes",
+             "ray": f"Ray cluster {ex['address']} ({ex['nodes']} nodes, {ex['workers']} CPUs)"}[ex["executor"]]
+    print(f"{ex['tasks']} tasks on {where}: {ex['done']} done, {ex['failed']} failed, {ex['retries']} retried, "
+          f"{ex['tasks_per_s']} tasks/s")
     print(f"{res['cases']} networks, {res['inferences']} inferences, {res['mismatches']} output and "
           f"{res['cycle_mismatches']} counter mismatches, {len(res['failures'])} failing, "
-          f"{res['wall_s']:.0f} s")
+          f"result digest {res['digest']}, {res['wall_s']:.0f} s")
 
 
 def main(args) -> int:
@@ -550,8 +724,16 @@ def main(args) -> int:
         configs = [args.config_index]
     else:
         configs = args.configs
+    from eie import cluster
+    where = cluster.executor_from_args(args)
+    chunk = args.chunk
+    if chunk is None and (where["jobs"] > 1 or where["ray"]):
+        chunk = PARALLEL_CHUNK
+    if args.retries is not None and args.retries < 0:
+        raise ValueError(f"--retries must be 0 or more, not {args.retries}")
     res = regress(args.cases, args.seed, configs, case=args.case, max_len=args.max_len, work_dir=args.work_dir,
-                  opt=args.opt, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+                  opt=args.opt, progress=lambda msg: print(msg, file=sys.stderr, flush=True), chunk=chunk,
+                  max_retries=args.retries, **where)
     if args.json:
         print(json.dumps(res))
     else:
