@@ -94,8 +94,14 @@ ECP5_PRESET = replace(DEFAULT, pes=16, fifo_depth=8, column_buffer_depth=4, entr
                       counter_bits=32, io_read_stages=1, wb_read_stages=1)
 
 
-# Gowin GW1NR-9 (Tang Nano 9K): 26 BSRAMs of 18 Kbit, 20 18x18 multipliers, 8640 LUT4s
-# and 6480 flip-flops. PROVISIONAL (sized in docs/boards.md, "Gowin").
+# Gowin GW1NR-9 (Tang Nano 9K): 26 BSRAMs of 18 Kbit (the DP16KD's size and widths),
+# 20 18x18 multipliers, 8640 LUT4s and 6480 flip-flops. The ECP5 preset with 2 PEs:
+# 16-bit numbers (digits-mlp: 97.8 % in fixed point), Spmat 1024 x 32 bit (4096 entries
+# per PE; digits-mlp needs 545 words), 256-entry register files (layers up to 512
+# long). A PE takes 10 BSRAMs and the UART bridge and layer table 4: 24 of 26, so the
+# block RAMs limit it to 2 PEs, as on the ECP5; the logic is 69 % used (LUT4 + ALU).
+# Measured (docs/boards.md, "Gowin"): 5980 / 8640 LUT, 2878 FF, 24 / 26 BSRAM, 2 MULT18,
+# Fmax 93.6 MHz at 54 MHz.
 GOWIN_PRESET = replace(ECP5_PRESET, pes=2, act_depth=256, bias_depth=256)
 
 
@@ -279,7 +285,10 @@ register_board(replace(BOARDS["ulx3s-85f"], name="ulx3s"))
 register_board(Board(
     name="tang-nano-9k", platform="amaranth_boards.tang_nano_9k:TangNano9kPlatform", family="gowin",
     description="Sipeed Tang Nano 9K: Gowin GW1NR-9 (8640 LUT4, 26 BSRAM, 20 MULT18), 27 MHz, BL702 USB UART",
-    preset=GOWIN_PRESET, clock_mhz=27.0, baud=115_200,
+    # 54 MHz: twice the oscillator (rPLL VCO 432 MHz); nextpnr gives the 2-PE preset 93.6.
+    # 115200 baud: what every BL702 firmware does; 1 Mbaud and more work with some hosts
+    # (`--baud`, on both eie build and eie run).
+    preset=GOWIN_PRESET, clock_mhz=54.0, baud=115_200,
     openfpgaloader=("-b", "tangnano9k"), iceprog=False,
     leds=tuple(("led", i) for i in range(5)),
     synth_opts=GOWIN_SYNTH,
