@@ -262,6 +262,7 @@ def connect_ray(address: str):
             return ray
         ray.shutdown()
     _check_reachable(address)
+    _cluster_messages_to_stderr()
     try:
         ray.init(address=address, log_to_driver=False, logging_level="warning")
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -270,6 +271,23 @@ def connect_ray(address: str):
                          f"--jobs N") from None
     _connected = address
     return ray
+
+
+def _cluster_messages_to_stderr() -> None:
+    """Ray's driver prints the cluster's error messages (a node marked dead, a
+    worker killed) on stdout from a background thread, whatever ``log_to_driver``
+    says, at any time after the event. stdout holds the one ``--json`` document:
+    send those messages to stderr, where the progress goes. Idempotent."""
+    from ray._private import worker
+    printer = worker.print_to_stdstream
+    if getattr(printer, "eie_to_stderr", False):
+        return
+
+    def to_stderr(data, ignore_prefix: bool):
+        return printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.eie_to_stderr = True
+    worker.print_to_stdstream = to_stderr
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -165,6 +165,17 @@ def test_regress_on_a_cluster_survives_a_killed_worker_and_equals_the_serial_run
 
 
 @pytest.mark.xdist_group("ray_cluster")
+def test_cluster_messages_never_reach_stdout(ray_cluster, capsys):
+    """Ray's driver prints a node's death (as after the killed worker above) on
+    stdout from a background thread, even with log_to_driver off; stdout holds the
+    one --json document, so a connected eie sends those messages to stderr."""
+    from ray._private import worker
+    worker.print_to_stdstream({"lines": ["eie-test: the node 0xabc has been marked dead"], "pid": "raylet",
+                               "is_err": False}, ignore_prefix=False)
+    out, err = capsys.readouterr()
+    assert out == "" and "eie-test: the node 0xabc has been marked dead" in err
+
+
 def test_a_task_failing_on_its_own_merits_on_the_cluster_is_not_retried(ray_cluster, tmp_path):
     tasks = [_echo(0), _echo(1, fail=True)]
     envs, stats = cluster.run_tasks(tasks, tmp_path, ray=ray_cluster.address)
