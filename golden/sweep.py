@@ -525,10 +525,36 @@ def run_rtl_points(figures, specs, base, out: Path, *, modes, pes_list, depths, 
     return result
 
 
+def plot_fpga(rows, board: str, path) -> None:
+    """Fmax (left) and utilisation in percent per resource (right) against the PE count."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    ok = sorted((r for r in rows if r["ok"]), key=lambda r: r["pes"])
+    xs = [r["pes"] for r in ok]
+    a1.plot(xs, [r["fmax_mhz"] for r in ok], "-o", ms=4, label="Fmax")
+    if ok:
+        a1.axhline(ok[0]["pll_mhz"], ls=":", color="gray", label=f"clock {ok[0]['pll_mhz']:g} MHz")
+    a1.set_xlabel("PEs")
+    a1.set_ylabel("MHz")
+    a1.set_title(f"Fmax vs PE count on {board}")
+    a1.legend(fontsize=8)
+    for res in sorted({k[:-len("_percent")] for r in ok for k in r if k.endswith("_percent")} - {"IO", "PLL"}):
+        a2.plot(*_series(ok, "pes", f"{res}_percent"), "-o", ms=4, label=res)
+    a2.axhline(100, ls=":", color="gray")
+    a2.set_xlabel("PEs")
+    a2.set_ylabel("% of the device")
+    a2.set_title("Utilisation")
+    a2.legend(fontsize=8)
+    for ax in (a1, a2):
+        ax.grid(True, alpha=0.3)
+    _finish(fig, path)
+
+
 def run_fpga_points(board: str, pes_list, out: Path, *, clock_mhz=None, seed: int = 1, jobs: int = 1, ray=None,
                     log=None) -> dict:
     """One bitstream build per PE count on ``board`` (``eie.boards.build.build_task``
-    as tasks): Fmax, timing and utilisation per point; ``fpga.json`` and ``fpga.csv`` in ``out``.
+    as tasks): Fmax, timing and utilisation per point; ``fpga.json``, ``fpga.csv`` and the plot
+    ``fpga.png`` in ``out``.
     A point that does not fit is reported as such (its error names the overflow)."""
     from eie import cluster
     from eie.boards.platforms import board_config, get_board
@@ -558,8 +584,9 @@ def run_fpga_points(board: str, pes_list, out: Path, *, clock_mhz=None, seed: in
             rows.append({"pes": n, "ok": False, "fits": "DoesNotFit" not in (e["error"] or ""), "error": e["error"],
                          "command": e["command"], "node": e["node"]})
     _write_csv(out / "fpga.csv", rows)
+    plot_fpga(rows, b.name, out / "fpga.png")
     result = {"board": b.name, "fpga": rows, "executor": stats.to_dict(), "csv": str(out / "fpga.csv"),
-              "json": str(out / "fpga.json")}
+              "json": str(out / "fpga.json"), "plot": str(out / "fpga.png")}
     (out / "fpga.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 

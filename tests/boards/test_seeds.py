@@ -8,6 +8,7 @@ the iCEBreaker) with two seeds in two local processes.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -88,11 +89,13 @@ def test_seed_and_seeds_exclude_each_other(tmp_path, capsys):
 @pytest.mark.slow
 def test_real_seeds_in_two_processes(tmp_path):
     """The UART loopback design on the iCEBreaker, seeds 1 and 2 in two local
-    processes: both place and route, the best is kept, its bitstream is an iCE40 one."""
+    processes: both place and route, the best is kept, its bitstream is an iCE40 one;
+    Yosys runs once (the netlist cache's lock makes the second seed wait for it)."""
     out = tmp_path / "out"
+    env = {**os.environ, "EIE_FPGA_CACHE": str(tmp_path / "netlists")}
     r = subprocess.run([sys.executable, "-m", "eie.cli", "build", "--board", "icebreaker", "--loopback",
                         "--seeds", "1..2", "--jobs", "2", "-o", str(out), "--json"],
-                       capture_output=True, text=True, timeout=900)
+                       capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout)
     assert [s["seed"] for s in res["seeds"]] == [1, 2] and all(s["ok"] for s in res["seeds"])
@@ -102,6 +105,8 @@ def test_real_seeds_in_two_processes(tmp_path):
     data = Path(res["bitstream"]).read_bytes()
     assert Path(res["bitstream"]).parent == out and len(data) > 10_000
     assert "tasks: 2/2 done, 0 running, 0 failed" in r.stderr
+    # one seed synthesised the design, the other placed and routed its cached netlist
+    assert sorted(s["netlist_cached"] for s in res["seeds"]) == [False, True]
 
 
 # -- eie sweep fig11 --fpga: a bitstream build per PE count, as tasks -----------------------------------
@@ -128,6 +133,7 @@ def test_sweep_fpga_points_report_fmax_and_utilisation(tmp_path, monkeypatch, ca
     assert rows[2]["fits"] is False and "DoesNotFit" in rows[2]["error"]
     assert rows[2]["command"].startswith("eie build --board ulx3s-12f --pes 3 --seed 1")
     assert (tmp_path / "fpga.csv").read_text().splitlines()[0].startswith("pes,ok")
+    assert (tmp_path / "fpga.png").read_bytes()[:4] == b"\x89PNG" and res["plot"] == str(tmp_path / "fpga.png")
     assert sorted(p.name for p in (tmp_path / "fpga-points").iterdir()) == [
         f"fpga-ulx3s-12f-pes{n}" for n in (1, 2, 3)]
 
@@ -135,3 +141,74 @@ def test_sweep_fpga_points_report_fmax_and_utilisation(tmp_path, monkeypatch, ca
 def test_sweep_fpga_takes_fig11_only(tmp_path, capsys):
     assert cli.main(["sweep", "fig8", "--fpga", "ulx3s-12f", "-o", str(tmp_path), "--json"]) == 2
     assert "fig11" in json.loads(capsys.readouterr().out)["error"]
+
+
+# -- the synthesised netlist, cached per node (seeds and repeated builds run nextpnr alone) -------------
+
+@pytest.mark.parametrize("board", ["icebreaker", "ulx3s-85f", "tang-nano-9k"])
+def test_split_script_and_netlist_of_each_family(board):
+    """amaranth's own build script of each family splits into a Yosys-only script and
+    one with every other tool (the preamble in both), and its netlist file is found."""
+    from eie.boards.platforms import board_config, get_board
+    from eie.boards.top import BoardTop, make_core, pll_settings
+    b = get_board(board)
+    cfg = board_config(b, pes=1)
+    pll = pll_settings(b.family, b.input_clock_hz() / 1e6, b.clock_mhz, device=b.pll_device())
+    top = BoardTop(b, make_core(cfg, None, loopback=True), pll=pll, baud=b.baud)
+    plan = b.make_platform().prepare(top, name="top", nextpnr_opts="--seed 7",
+                                     **board_build.synth_overrides(b, cfg, loopback=True))
+    script = plan.files[f"{plan.script}.sh"]
+    synth, pnr = board_build.split_script(script)
+    tools = [line for line in script.splitlines() if line.startswith('"$')]
+    assert len(tools) == 3 and tools[0].startswith('"$YOSYS"')
+    assert [line for line in synth.splitlines() if line.startswith('"$')] == tools[:1]
+    assert [line for line in pnr.splitlines() if line.startswith('"$')] == tools[1:]
+    assert "--seed 7" in pnr and "set -e" in synth and "set -e" in pnr
+    netlist = board_build.netlist_files(plan.files["top.ys"])
+    assert netlist == [{"gowin": "top.syn.json"}.get(b.family, "top.json")]
+    assert f"--json {netlist[0]}" in tools[1]          # what nextpnr reads is what is cached
+
+
+class _Plan:
+    """A build plan whose Yosys is a stand-in that counts its runs."""
+    def __init__(self, rtlil: str):
+        self.script = "build_top"
+        self.files = {"top.il": rtlil, "top.ys": "read_rtlil top.il\nsynth_ice40 -top top\nwrite_json top.json\n",
+                      "build_top.sh": 'set -e\n: ${YOSYS:=yosys}\n"$YOSYS" -q -l top.rpt top.ys\n"$NEXT" x\n'}
+
+
+def _fake_yosys(tmp_path, ok: bool = True) -> dict:
+    runs = tmp_path / "yosys-runs"
+    tool = tmp_path / "fake-yosys"
+    tool.write_text("#!/bin/sh\n" f"echo run >> {runs}\n"
+                    + ("echo netlist > top.json\necho 'Number of cells: 5' > top.rpt\n" if ok else "exit 1\n"))
+    tool.chmod(0o755)
+    return {**os.environ, "YOSYS": str(tool)}
+
+
+def test_netlist_cache_synthesises_a_design_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("EIE_FPGA_CACHE", str(tmp_path / "cache"))
+    env = _fake_yosys(tmp_path)
+    progress = board_build._Progress(quiet=True)
+    results = []
+    for k, rtlil in enumerate(["module a", "module a", "module b"]):
+        d = tmp_path / f"b{k}"
+        d.mkdir()
+        results.append(board_build._synthesise(_Plan(rtlil), d, "top", env, progress)[:2])
+        assert (d / "top.json").read_text() == "netlist\n" and (d / "top.rpt").exists()
+    # the second build of the same design comes from the cache; another design is synthesised
+    assert results == [(True, False), (True, True), (True, False)]
+    assert (tmp_path / "yosys-runs").read_text().count("run") == 2
+    assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2
+
+
+def test_failed_synthesis_is_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("EIE_FPGA_CACHE", str(tmp_path / "cache"))
+    env = _fake_yosys(tmp_path, ok=False)
+    progress = board_build._Progress(quiet=True)
+    for k in range(2):
+        d = tmp_path / f"b{k}"
+        d.mkdir()
+        assert board_build._synthesise(_Plan("module a"), d, "top", env, progress)[:2] == (False, False)
+    assert (tmp_path / "yosys-runs").read_text().count("run") == 2
+    assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
