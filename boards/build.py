@@ -316,10 +316,11 @@ def _netlist_key(files: dict, ys_name: str, il_name: str) -> str:
     return h.hexdigest()[:20]
 
 
-def _synthesise(plan, build_dir: Path, name: str, env: dict, progress: "_Progress") -> tuple[bool, bool, float]:
+def _synthesise(plan, build_dir: Path, name: str, env: dict, progress: "_Progress") -> tuple[int, bool, float]:
     """Run the plan's Yosys step in ``build_dir``, or copy its outputs (the netlist
-    JSON and the ``.rpt`` statistics) from this node's cache. Returns ``(ok, cached, seconds)``;
-    a failed Yosys leaves its log in ``synth.log`` and nothing in the cache."""
+    JSON and the ``.rpt`` statistics) from this node's cache. Returns ``(status, cached, seconds)``,
+    ``status`` being Yosys' exit status (or 1 when it wrote no netlist); a failed Yosys
+    leaves its log in ``synth.log`` and nothing in the cache."""
     from ..sim.runner import _locked
     outputs = [*netlist_files(plan.files[f"{name}.ys"]), f"{name}.rpt"]
     folder = netlist_cache_root() / _netlist_key(plan.files, f"{name}.ys", f"{name}.il")
@@ -329,13 +330,13 @@ def _synthesise(plan, build_dir: Path, name: str, env: dict, progress: "_Progres
             for f in outputs:
                 shutil.copyfile(folder / f, build_dir / f)
             progress(f"yosys: the netlist from this node's cache ({folder})")
-            return True, True, 0.0
+            return 0, True, 0.0
         (build_dir / "synth.sh").write_text(synth)
         t0 = time.monotonic()
         rc = _run_script(build_dir, "synth.sh", env, build_dir / "synth.log", progress)
         seconds = time.monotonic() - t0
         if rc != 0 or not all((build_dir / f).exists() for f in outputs):
-            return False, False, seconds
+            return rc or 1, False, seconds
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -344,7 +345,7 @@ def _synthesise(plan, build_dir: Path, name: str, env: dict, progress: "_Progres
         (tmp / "complete").write_text("")
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
-        return True, False, seconds
+        return 0, False, seconds
 
 
 def _run_script(build_dir: Path, script: str, env: dict, log_path: Path, progress: _Progress) -> int:
@@ -432,13 +433,12 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     pnr = "nextpnr-himbaechel" if board.family == "gowin" else f"nextpnr-{board.family}"
     progress(f"running yosys + {pnr} in {build_dir} (log: {build_dir / 'tool.log'})")
     t0 = time.monotonic()
-    synth_ok, netlist_cached, synth_seconds = _synthesise(plan, build_dir, name, env, progress)
+    rc, netlist_cached, synth_seconds = _synthesise(plan, build_dir, name, env, progress)
     _, pnr_script = split_script(plan.files[f"{plan.script}.sh"])
-    if synth_ok:
+    if rc == 0:
         (build_dir / "pnr.sh").write_text(pnr_script)
         rc = _run_script(build_dir, "pnr.sh", env, build_dir / "tool.log", progress)
     else:                                     # Yosys failed: its log is the tool log
-        rc = 1
         shutil.copyfile(build_dir / "synth.log", build_dir / "tool.log")
     seconds = time.monotonic() - t0
 
