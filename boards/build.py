@@ -273,8 +273,8 @@ def netlist_cache_root() -> Path:
     ``build/fpga-netlists`` of the checkout (or of the working directory)."""
     if os.environ.get("EIE_FPGA_CACHE"):
         return Path(os.environ["EIE_FPGA_CACHE"]).resolve()
-    repo = Path(__file__).resolve().parents[1]
-    return (repo if (repo / "pyproject.toml").exists() else Path.cwd()) / "build" / "fpga-netlists"
+    from ..sim.runner import REPO
+    return (REPO if (REPO / "pyproject.toml").exists() else Path.cwd()) / "build" / "fpga-netlists"
 
 
 def split_script(script: str) -> tuple[str, str]:
@@ -316,22 +316,22 @@ def _netlist_key(files: dict, ys_name: str, il_name: str) -> str:
     return h.hexdigest()[:20]
 
 
-def _synthesise(plan, build_dir: Path, name: str, env: dict, progress: "_Progress") -> tuple[int, bool, float]:
-    """Run the plan's Yosys step in ``build_dir``, or copy its outputs (the netlist
+def _synthesise(plan, synth_script: str, build_dir: Path, name: str, env: dict,
+                progress: "_Progress") -> tuple[int, bool, float]:
+    """Run the plan's Yosys step (``synth_script``, from :func:`split_script`) in ``build_dir``, or copy its outputs (the netlist
     JSON and the ``.rpt`` statistics) from this node's cache. Returns ``(status, cached, seconds)``,
     ``status`` being Yosys' exit status (or 1 when it wrote no netlist); a failed Yosys
     leaves its log in ``synth.log`` and nothing in the cache."""
     from ..sim.runner import _locked
     outputs = [*netlist_files(plan.files[f"{name}.ys"]), f"{name}.rpt"]
     folder = netlist_cache_root() / _netlist_key(plan.files, f"{name}.ys", f"{name}.il")
-    synth, _ = split_script(plan.files[f"{plan.script}.sh"])
     with _locked(folder.with_suffix(".lock")):
         if (folder / "complete").exists():
             for f in outputs:
                 shutil.copyfile(folder / f, build_dir / f)
             progress(f"yosys: the netlist from this node's cache ({folder})")
             return 0, True, 0.0
-        (build_dir / "synth.sh").write_text(synth)
+        (build_dir / "synth.sh").write_text(synth_script)
         t0 = time.monotonic()
         rc = _run_script(build_dir, "synth.sh", env, build_dir / "synth.log", progress)
         seconds = time.monotonic() - t0
@@ -433,8 +433,8 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     pnr = "nextpnr-himbaechel" if board.family == "gowin" else f"nextpnr-{board.family}"
     progress(f"running yosys + {pnr} in {build_dir} (log: {build_dir / 'tool.log'})")
     t0 = time.monotonic()
-    rc, netlist_cached, synth_seconds = _synthesise(plan, build_dir, name, env, progress)
-    _, pnr_script = split_script(plan.files[f"{plan.script}.sh"])
+    synth_script, pnr_script = split_script(plan.files[f"{plan.script}.sh"])
+    rc, netlist_cached, synth_seconds = _synthesise(plan, synth_script, build_dir, name, env, progress)
     if rc == 0:
         (build_dir / "pnr.sh").write_text(pnr_script)
         rc = _run_script(build_dir, "pnr.sh", env, build_dir / "tool.log", progress)

@@ -356,7 +356,6 @@ def _run_program(rt, program, image, Q):
 
     from ..golden.encode import decode_image
     from ..golden.program import run_fixed
-    from ..protocol import ALL_PES, Mem
     cfg = rt.cfg
     layers = decode_image(image)
     cycles = np.zeros(len(Q), np.int64)
@@ -364,9 +363,7 @@ def _run_program(rt, program, image, Q):
 
     def eie(first, count, x):
         table = image.layers[first:first + count]
-        rt.host.write(Mem.LAYER, ALL_PES, 0, [e.packed(cfg) for e in table])
-        for r in rt.flush():
-            r.check()
+        rt.load_layer_table(table)
         out = np.zeros((len(x), table[-1].out_len), np.int64)
         for i, q in enumerate(x):
             res = rt.infer(q, table)

@@ -89,6 +89,13 @@ class Runtime:
             responses += self.host.receive(self.link.transact([], self.host.expected_words()))
         return responses
 
+    def load_layer_table(self, table) -> None:
+        """Write the layer-table entries ``table`` at positions ``0..len-1`` of every PE
+        (one program step's layers) and check the acknowledgements."""
+        self.host.write(Mem.LAYER, ALL_PES, 0, [e.packed(self.cfg) for e in table])
+        for r in self.flush():
+            r.check()
+
     def check_info(self) -> None:
         self.host.info()
         (resp,) = self.flush()

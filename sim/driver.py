@@ -383,9 +383,7 @@ def _execute_program(rt: Runtime, net: NetworkJob, spec: dict, cfg: EIEConfig, m
 
     def eie(first, count, x):
         table = image.layers[first:first + count]
-        rt.host.write(Mem.LAYER, ALL_PES, 0, [e.packed(cfg) for e in table])
-        for r in rt.flush():
-            r.check()
+        rt.load_layer_table(table)
         size = _batch_size(cfg, table, spec.get("batch", 64), spec["per_pe"], out_capacity)
         acts = forward_all(layers_q[first:first + count], x, cfg)
         y = np.zeros((len(x), table[-1].out_len), np.int64)

@@ -186,15 +186,19 @@ def _fake_yosys(tmp_path, ok: bool = True) -> dict:
     return {**os.environ, "YOSYS": str(tool)}
 
 
+def _synthesise(plan, folder, env):
+    synth, _ = board_build.split_script(plan.files[f"{plan.script}.sh"])
+    return board_build._synthesise(plan, synth, folder, "top", env, board_build._Progress(quiet=True))
+
+
 def test_netlist_cache_synthesises_a_design_once(tmp_path, monkeypatch):
     monkeypatch.setenv("EIE_FPGA_CACHE", str(tmp_path / "cache"))
     env = _fake_yosys(tmp_path)
-    progress = board_build._Progress(quiet=True)
     results = []
     for k, rtlil in enumerate(["module a", "module a", "module b"]):
         d = tmp_path / f"b{k}"
         d.mkdir()
-        results.append(board_build._synthesise(_Plan(rtlil), d, "top", env, progress)[:2])
+        results.append(_synthesise(_Plan(rtlil), d, env)[:2])
         assert (d / "top.json").read_text() == "netlist\n" and (d / "top.rpt").exists()
     # the second build of the same design comes from the cache; another design is synthesised
     assert results == [(0, False), (0, True), (0, False)]
@@ -205,10 +209,9 @@ def test_netlist_cache_synthesises_a_design_once(tmp_path, monkeypatch):
 def test_failed_synthesis_is_not_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("EIE_FPGA_CACHE", str(tmp_path / "cache"))
     env = _fake_yosys(tmp_path, ok=False)
-    progress = board_build._Progress(quiet=True)
     for k in range(2):
         d = tmp_path / f"b{k}"
         d.mkdir()
-        assert board_build._synthesise(_Plan("module a"), d, "top", env, progress)[:2] == (1, False)
+        assert _synthesise(_Plan("module a"), d, env)[:2] == (1, False)
     assert (tmp_path / "yosys-runs").read_text().count("run") == 2
     assert not [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
