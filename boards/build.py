@@ -46,7 +46,8 @@ from ..format import NetworkImage
 
 __all__ = ["DoesNotFit", "ToolError", "tool_env", "load_model_image", "parse_nextpnr_utilisation",
            "parse_yosys_cells", "summarise", "build", "synth_overrides", "DESIGN_NAME", "DESIGN_FILE",
-           "build_task", "best_seed", "netlist_cache_root", "netlist_files", "split_script"]
+           "build_task", "best_seed", "netlist_cache_root", "netlist_files", "split_script", "pe_cost",
+           "pe_cost_script", "yosys_resources"]
 
 DESIGN_NAME = "eie_board"
 DESIGN_FILE = "design.json"
@@ -210,6 +211,71 @@ def parse_yosys_cells(log_text: str) -> dict:
     return cells
 
 
+# Yosys cell types -> eie's resource names, for the per-PE cost (one PE synthesised
+# alone) and the whole design's synthesis in the same units. "LUT" counts LUT4
+# sites: a carry cell (CCU2C, SB_CARRY beside its LUT, ALU) and the two LUTs of a
+# LUT RAM cell included, as nextpnr's logic-cell counts do.
+_YOSYS_RESOURCES = {
+    "ice40": {"SB_LUT4": ("LUT", 1), "SB_DFF": ("FF", 1), "SB_RAM40_4K": ("BRAM", 1),
+              "SB_SPRAM256KA": ("SPRAM", 1), "SB_MAC16": ("DSP", 1)},
+    "ecp5": {"LUT4": ("LUT", 1), "CCU2C": ("LUT", 2), "TRELLIS_DPR16X4": ("LUT", 2), "TRELLIS_FF": ("FF", 1),
+             "DP16KD": ("BRAM", 1), "MULT18X18D": ("DSP", 1)},
+    "gowin": {"LUT1": ("LUT", 1), "LUT2": ("LUT", 1), "LUT3": ("LUT", 1), "LUT4": ("LUT", 1), "ALU": ("LUT", 1),
+              "RAM16SDP4": ("LUT", 4), "DFF": ("FF", 1), "SDPB": ("BRAM", 1), "DPB": ("BRAM", 1), "SP": ("BRAM", 1),
+              "DP": ("BRAM", 1), "SDP": ("BRAM", 1), "MULT18X18": ("DSP", 1), "MULT9X9": ("DSP", 1)},
+}
+# LUT RAM cells, counted on their own as well (ECP5: 16 x 4 bit; Gowin: 16 x 4 bit)
+_LUTRAM_CELLS = {"TRELLIS_DPR16X4", "RAM16SDP4"}
+
+
+def yosys_resources(family: str, cells: dict) -> dict:
+    """``{resource: count}`` (LUT, FF, BRAM, DSP, LUTRAM, SPRAM) from Yosys cell counts;
+    parametrised cell names (``$paramod...\\TRELLIS_DPR16X4``) count as their cell."""
+    table = _YOSYS_RESOURCES[family]
+    out = {"LUT": 0, "FF": 0, "BRAM": 0, "DSP": 0, "LUTRAM": 0}
+    for name, n in cells.items():
+        base = name.rsplit("\\", 1)[-1]
+        if base.endswith("$abc9_byp"):
+            continue
+        if family in ("ice40", "gowin") and base.startswith(("SB_DFF", "DFF")):
+            base = "SB_DFF" if family == "ice40" else "DFF"
+        if base in _LUTRAM_CELLS:
+            out["LUTRAM"] += n
+        if base in table:
+            res, weight = table[base]
+            out[res] = out.get(res, 0) + weight * n
+    return out
+
+
+_PE_MODULE = re.compile(r"^module \\(\S+\.array\.pe0)$", re.M)
+PE_COST_RPT = "pe_cost.rpt"
+
+
+def pe_cost_script(ys: str, il: str) -> str | None:
+    """Yosys script that synthesises PE 0 of the design alone (the board's synthesis
+    command with its ``-top`` replaced, no netlist written), or None without PEs."""
+    found = _PE_MODULE.search(il)
+    synth = [line.strip() for line in ys.splitlines() if line.strip().startswith("synth_")]
+    if not found or len(synth) != 1:
+        return None
+    line = re.sub(r"\s-json\s+\S+", "", synth[0])
+    line = re.sub(r"-top\s+\S+", f"-top {found.group(1)}", line)
+    reads = [l for l in ys.splitlines() if l.startswith("read_")]
+    return "\n".join([*reads, line, ""])
+
+
+def pe_cost(family: str, pes: int, pe_cells: dict, design_cells: dict) -> dict:
+    """``{"per_pe", "overhead", "source"}``: one PE's resources (synthesised alone) and what
+    the rest of the design (CCU, layer table, UART bridge, PLL glue) takes, the whole
+    design's synthesis less ``pes`` PEs, both in Yosys' cell counts."""
+    per_pe = yosys_resources(family, pe_cells)
+    total = yosys_resources(family, design_cells)
+    return {"per_pe": per_pe, "total": total,
+            "overhead": {k: total.get(k, 0) - pes * v for k, v in per_pe.items()},
+            "source": "yosys: PE 0 synthesised alone with the board's synthesis command; overhead = the "
+                      "design's synthesis - pes x per_pe"}
+
+
 def summarise(family: str, nextpnr_cells: dict, yosys_cells: dict) -> dict:
     """Utilisation in eie's names: ``{resource: {"used", "available", "percent"}}``."""
     names = _RESOURCES[family]
@@ -324,6 +390,8 @@ def _synthesise(plan, synth_script: str, build_dir: Path, name: str, env: dict,
     leaves its log in ``synth.log`` and nothing in the cache."""
     from ..sim.runner import _locked
     outputs = [*netlist_files(plan.files[f"{name}.ys"]), f"{name}.rpt"]
+    if (build_dir / "pe_cost.ys").exists():
+        outputs.append(PE_COST_RPT)
     folder = netlist_cache_root() / _netlist_key(plan.files, f"{name}.ys", f"{name}.il")
     with _locked(folder.with_suffix(".lock")):
         if (folder / "complete").exists():
@@ -434,6 +502,12 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     progress(f"running yosys + {pnr} in {build_dir} (log: {build_dir / 'tool.log'})")
     t0 = time.monotonic()
     synth_script, pnr_script = split_script(plan.files[f"{plan.script}.sh"])
+    il = plan.files[f"{name}.il"]
+    cost_ys = None if loopback else pe_cost_script(plan.files[f"{name}.ys"], il if isinstance(il, str) else il.decode())
+    if cost_ys is not None:
+        # PE 0 alone, after the design's synthesis (its cell counts give the per-PE cost)
+        (build_dir / "pe_cost.ys").write_text(cost_ys)
+        synth_script += f'"$YOSYS" -q -l {PE_COST_RPT} pe_cost.ys\n'
     rc, netlist_cached, synth_seconds = _synthesise(plan, synth_script, build_dir, name, env, progress)
     if rc == 0:
         (build_dir / "pnr.sh").write_text(pnr_script)
@@ -464,6 +538,9 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
                         f"{build_dir / 'tool.log'}:\n{tail}", log=build_dir / "tool.log")
 
     fmax, met, clocks = _design_clock_fmax(report, pll.achieved_mhz)
+    cost_rpt = build_dir / PE_COST_RPT
+    cost = (pe_cost(board.family, cfg.pes, parse_yosys_cells(cost_rpt.read_text(errors="replace")), yosys_cells)
+            if cost_ys is not None and cost_rpt.exists() else None)
     bitstream = out / f"eie_{board.name.replace(':', '_').replace('.', '_')}{board.bitstream_suffix}"
     shutil.copyfile(bitstream_src, bitstream)
     summary = {
@@ -487,9 +564,13 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
         "seconds": round(seconds, 1),
         "synth_seconds": round(synth_seconds, 1),
         "netlist_cached": netlist_cached,
+        "pe_cost": cost,
     }
     (out / DESIGN_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     util = ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in utilisation.items() if k not in ("IO", "PLL"))
+    if cost is not None:
+        progress("per PE (synthesised alone): " + ", ".join(f"{k} {v}" for k, v in cost["per_pe"].items())
+                 + "; CCU, UART and the rest: " + ", ".join(f"{k} {v}" for k, v in cost["overhead"].items()))
     progress(f"done in {seconds:.0f} s: {util}; Fmax {summary['fmax_mhz']} MHz "
              f"({'meets' if summary['timing_met'] else 'MISSES'} {pll.achieved_mhz:.2f} MHz); {bitstream}")
     return summary

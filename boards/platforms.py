@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from ..config import DEFAULT, EIEConfig
 
-__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_EBR_PRESET", "ECP5_PRESET", "GOWIN_PRESET",
+__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_EBR_PRESET", "ECP5_PRESET", "ECP5_DENSE_BASE", "ecp5_dense_preset", "GOWIN_PRESET",
            "FAMILIES", "get_board", "register_board", "board_names",
            "board_config", "load_platform_class"]
 
@@ -111,6 +112,33 @@ def _ecp5_preset(pes: int) -> EIEConfig:
     return replace(ECP5_PRESET, pes=pes, act_depth=act, bias_depth=act)
 
 
+# ECP5 with many PEs (the ULX3S-85F): a PE in three DP16KDs instead of ten.
+# - Spmat 512 x 32 bit (4 entries per word, 2048 entries per PE): one DP16KD (512 x 36).
+# - Column pointers in one memory with two read ports (pointer_banks = 1): a DP16KD in
+#   true dual-port mode (1024 x 18) reads p[j] and p[j + 1] in one cycle.
+# - Codebooks and biases in one memory (merge_codebook_bias), 36-bit biases (bias_width;
+#   the quantiser gives a layer whose bias would not fit fewer fraction bits): one
+#   DP16KD (512 x 36: up to 448 bias words beside 4 x 16 codebook values).
+# - Accumulators and register files in LUT RAM (lutram_words = 64): with many PEs a PE
+#   holds few rows (act_depth 16-32), which would leave three DP16KDs nearly empty.
+# Register files hold layers up to 1024 long at every PE count (act_depth = 1024 / pes
+# rounded up to a multiple of 16; below 16 PEs they are deeper than 64 words and go
+# back into block RAM).
+ECP5_DENSE_BASE = replace(ECP5_PRESET, spmat_depth=512, entries_per_word=4, ptr_depth=1024, pointer_banks=1,
+                          merge_codebook_bias=1, bias_width=36, lutram_words=64)
+DENSE_MAX_LEN = 1024
+
+
+def ecp5_dense_preset(pes: int) -> EIEConfig:
+    """:data:`ECP5_DENSE_BASE` with ``pes`` PEs, register files for :data:`DENSE_MAX_LEN`-long
+    layers and bias room for four such layers (at most 448 words: one DP16KD with the codebooks)."""
+    if not isinstance(pes, int) or pes < 1:
+        raise ValueError(f"--pes must be a positive integer, not {pes!r}")
+    rows = -(-DENSE_MAX_LEN // pes)                  # ceil(DENSE_MAX_LEN / pes)
+    act = max(16, (rows + 15) // 16 * 16)
+    return replace(ECP5_DENSE_BASE, pes=pes, act_depth=act, bias_depth=max(act, min(448, 4 * act)))
+
+
 @dataclass(frozen=True)
 class Board:
     """One board ``eie`` can build for.
@@ -127,6 +155,10 @@ class Board:
         One line for ``--help`` and docs.
     preset : EIEConfig
         The config that fits the board; ``--pes`` edits its ``pes``.
+    scaled : callable or None
+        ``scaled(pes)``: the board's config for another PE count (``--pes`` without
+        ``--config``), where the memories are sized per PE count; None: ``--pes``
+        edits the preset's ``pes`` alone.
     clock_mhz : float
         Default design clock (a PLL makes it from the board oscillator).
     baud : int
@@ -149,6 +181,7 @@ class Board:
     family: str
     description: str = ""
     preset: EIEConfig = ICE40_PRESET
+    scaled: Callable | None = None
     clock_mhz: float = 24.0
     baud: int = 1_000_000
     openfpgaloader: tuple = ()
@@ -265,15 +298,16 @@ register_board(Board(
 
 _ULX3S_LEDS = tuple(("led", i) for i in range(5))
 for _size, _luts, _brams, _dsps, _pes in (("12f", 12288, 56, 28, 2), ("25f", 24288, 56, 28, 4),
-                                          ("45f", 43848, 108, 72, 8), ("85f", 83640, 208, 156, 16)):
+                                          ("45f", 43848, 108, 72, 8), ("85f", 83640, 208, 156, 48)):
     register_board(Board(
         name=f"ulx3s-{_size}", platform=f"amaranth_boards.ulx3s:ULX3S_{_size.upper()}_Platform", family="ecp5",
         description=f"Radiona ULX3S with ECP5 LFE5U-{_size.upper()} ({_luts} LUTs, {_brams} DP16KD, "
                     f"{_dsps} MULT18), 25 MHz, FTDI UART",
-        preset=_ecp5_preset(_pes),
-        # 16 PEs on the 85F reach 56-65 MHz depending on the placement seed, 4 PEs about
-        # 80 MHz (docs/boards.md); the issue's target is 75.
-        clock_mhz=50.0, baud=1_000_000,
+        # The 85F: the three-DP16KD PE (ecp5_dense_preset), 48 PEs by default; the
+        # smaller parts keep the measured ten-DP16KD preset.
+        preset=ecp5_dense_preset(_pes) if _size == "85f" else _ecp5_preset(_pes),
+        scaled=ecp5_dense_preset if _size == "85f" else None,
+        clock_mhz=75.0 if _size == "85f" else 50.0, baud=1_000_000,
         openfpgaloader=("-b", "ulx3s"), iceprog=False,
         leds=_ULX3S_LEDS,
         synth_opts=ECP5_SYNTH,
@@ -361,5 +395,5 @@ def board_config(board: Board, *, pes: int | None = None, config: EIEConfig | No
     if pes is not None:
         if not isinstance(pes, int) or pes < 1:
             raise ValueError(f"--pes must be a positive integer, not {pes!r}")
-        cfg = replace(cfg, pes=pes)
+        cfg = board.scaled(pes) if config is None and board.scaled is not None else replace(cfg, pes=pes)
     return cfg

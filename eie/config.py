@@ -54,12 +54,14 @@ _LIMITS = {
     "host_readback":        (0, 1, "the host can read back every memory (1) or only ACT, LAYER and COUNTER (0)"),
     "bias_width":           (0, 63, "bias word width in bits (0: acc_bits - 1)"),
     "wb_read_stages":       (0, 1, "registers after the write-back's accumulator and bias reads"),
+    "pointer_banks":        (1, 2, "pointer memories per PE: 2 (even/odd banks) or 1 (one memory, two read ports)"),
+    "lutram_words":         (0, 1 << 16, "PE memories of at most this many words are LUT RAM (0: none)"),
 }
 
 # Fields added later, with their defaults: left out of the digest at the default
 # (EIEConfig.digest), so older designs and images keep theirs.
 _LATE_FIELDS = {"io_read_stages": 0, "pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0,
-                "host_readback": 1, "bias_width": 0, "wb_read_stages": 0}
+                "host_readback": 1, "bias_width": 0, "wb_read_stages": 0, "pointer_banks": 2, "lutram_words": 0}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -165,6 +167,25 @@ class EIEConfig:
         was the 16-PE ECP5 critical path); one cycle more per layer
         (``writeback_latency`` 5, the cycle model follows). The ECP5 presets use
         1; 0 saves ``acc_bits + bias_bits`` flip-flops per PE (iCE40).
+    pointer_banks : int
+        2: a PE's column pointers are split over an even and an odd bank, two
+        memories with one read port each (``p[j]`` and ``p[j + 1]`` are always in
+        different banks): what an iCE40 EBR or a two-port ASIC macro offers. 1:
+        one pointer memory with two read ports, the first shared with the host's
+        writes (one address): an ECP5 DP16KD or a Gowin BSRAM in true dual-port
+        mode holds ``ptr_depth`` pointers of up to 18 bits alone, one block RAM
+        per PE instead of two. Timing is the same. Not for the ASIC target (its
+        memory wrappers have one read port) nor the iCE40 (Yosys would build two
+        full copies).
+    lutram_words : int
+        PE memories of at most this many words (accumulators, register files,
+        codebook, biases; never the Spmat or the pointers) are built in LUT RAM
+        (Yosys ``ram_style = "distributed"``) instead of block RAM; 0 (the
+        default) keeps every one in block RAM. The read stays registered, so
+        timing is the same. An ECP5 with many PEs has short register files
+        (``act_depth`` 16-32) whose block RAMs would be nearly empty: in LUT RAM
+        the accumulators and register files cost about 200 LUTs per PE instead
+        of 3 DP16KDs. FPGA only (the ASIC target has its own rule).
     """
 
     pes: int = 4
@@ -189,6 +210,8 @@ class EIEConfig:
     host_readback: int = 1
     bias_width: int = 0
     wb_read_stages: int = 0
+    pointer_banks: int = 2
+    lutram_words: int = 0
 
     def __post_init__(self):
         for f in fields(self):

@@ -37,7 +37,7 @@ from types import SimpleNamespace
 from amaranth.hdl import ClockSignal, Instance, Shape, Signal
 from amaranth.lib.memory import Memory
 
-__all__ = ["BLOCK_RAM", "RAM", "read_port", "delayed", "memory", "ASICTarget", "MemoryShape", "wrapper_verilog"]
+__all__ = ["BLOCK_RAM", "LUT_RAM", "RAM", "ram_attrs", "read_port", "delayed", "memory", "ASICTarget", "MemoryShape", "wrapper_verilog"]
 
 # Memories that belong in block RAM even when small (on the ECP5 Yosys would
 # otherwise put them into LUT RAM, whose few slices then congest the router:
@@ -46,6 +46,14 @@ __all__ = ["BLOCK_RAM", "RAM", "read_port", "delayed", "memory", "ASICTarget", "
 BLOCK_RAM = {"ram_style": "block", "no_rw_check": 1}
 # Same, for memories Yosys may place wherever it likes (e.g. the iCE40 SPRAM).
 RAM = {"no_rw_check": 1}
+# Small memories in LUT RAM (EIEConfig.lutram_words): ECP5 TRELLIS_DPR16X4, Gowin
+# RAM16SDP4; the read stays registered (read_port), so timing does not change.
+LUT_RAM = {"ram_style": "distributed", "no_rw_check": 1}
+
+
+def ram_attrs(cfg, depth: int) -> dict:
+    """:data:`LUT_RAM` for a memory of at most ``cfg.lutram_words`` words, else :data:`BLOCK_RAM`."""
+    return LUT_RAM if depth <= cfg.lutram_words else BLOCK_RAM
 
 
 def read_port(m, memory, name: str) -> SimpleNamespace:
@@ -137,7 +145,7 @@ class ASICTarget:
 
 
 def memory(m, platform, name: str, *, shape, depth: int, init=(), attrs=None,
-           single_port: bool = False) -> SimpleNamespace:
+           single_port: bool = False, reads: int = 1) -> SimpleNamespace:
     """A memory of ``depth`` words of ``shape`` with one registered read port and one
     write port, added to ``m`` as submodule ``name``; returns ``SimpleNamespace(r=, w=)``.
 
@@ -154,11 +162,25 @@ def memory(m, platform, name: str, *, shape, depth: int, init=(), attrs=None,
     (Yosys may pick a single-port RAM by itself); on an ASIC target ``r.addr`` and
     ``w.addr`` are one signal and an SRAM-sized memory is a one-port macro, whose
     model stops the simulation on a cycle with both enables high.
+
+    ``reads=2`` adds a second registered read port ``r2`` (FPGA only, with
+    ``attrs``): the block drives ``r.addr`` and ``w.addr`` with the same address, so
+    that Yosys maps the memory onto one true dual-port block RAM (ECP5 DP16KD, Gowin
+    BSRAM): port A reads or writes, port B reads.
     """
+    if reads not in (1, 2):
+        raise ValueError(f"memory {name!r}: reads must be 1 or 2, not {reads!r}")
     if not isinstance(platform, ASICTarget):
         mem = m.submodules[name] = Memory(shape=shape, depth=depth, init=init, attrs=attrs)
         r = read_port(m, mem, name) if attrs else mem.read_port(src_loc_at=1)
-        return SimpleNamespace(r=r, w=mem.write_port(src_loc_at=1))
+        if reads == 1:
+            return SimpleNamespace(r=r, w=mem.write_port(src_loc_at=1))
+        if not attrs:
+            raise ValueError(f"memory {name!r}: a second read port needs attrs=BLOCK_RAM or RAM")
+        return SimpleNamespace(r=r, r2=read_port(m, mem, f"{name}_b"), w=mem.write_port(src_loc_at=1))
+    if reads != 1:
+        raise ValueError(f"memory {name!r}: the ASIC target's memory wrappers have one read port, not {reads}; "
+                         f"build the design with EIEConfig.pointer_banks = 2 (two one-read-port pointer banks)")
     if any(init):
         raise ValueError(f"memory {name!r}: an ASIC target has no initial memory contents (SRAM macros power up "
                          f"undefined); load the network through the host protocol instead of baking it in")

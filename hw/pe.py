@@ -48,7 +48,7 @@ from eie.protocol import Mem, memory_readable, memory_width
 
 from .fifo import SyncQueue
 from .layouts import broadcast_layout, column_layout, divide_by_constant
-from .memory import BLOCK_RAM, delayed, memory
+from .memory import BLOCK_RAM, delayed, memory, ram_attrs
 
 __all__ = ["ProcessingElement", "io_width", "pe_rdata_width", "pe_wdata_width"]
 
@@ -95,14 +95,16 @@ def check_image(cfg: EIEConfig, image, who: str) -> None:
 def pe_memory_init(cfg: EIEConfig, image, index: int) -> dict:
     """Initial contents of PE ``index``'s memories from ``image`` (empty lists when None).
 
-    Keys ``spmat``, ``ptr_even``, ``ptr_odd``, ``codebook``, ``bias``: the same
+    Keys ``spmat``, ``ptr`` (every pointer: ``cfg.pointer_banks`` 1), ``ptr_even``,
+    ``ptr_odd`` (banks 2), ``codebook``, ``bias``: the same
     layout as the host's writes (docs/protocol.md, "Memories"), unused tails zero.
     """
     if image is None:
-        return {"spmat": [], "ptr_even": [], "ptr_odd": [], "codebook": [], "bias": []}
+        return {"spmat": [], "ptr": [], "ptr_even": [], "ptr_odd": [], "codebook": [], "bias": []}
     ptr = [int(p) for p in image.ptr[index]]
     return {
         "spmat": [int(w) for w in image.spmat[index]],
+        "ptr": ptr,
         "ptr_even": ptr[0::2],
         "ptr_odd": ptr[1::2],
         "codebook": [int(v) for v in image.codebook.reshape(-1)],
@@ -250,17 +252,43 @@ class ProcessingElement(wiring.Component):
         queue = m.submodules.activation_queue = SyncQueue(broadcast_layout(cfg), cfg.fifo_depth)
         wiring.connect(m, wiring.flipped(self.bcast), queue.w)
 
-        # -- pointer read: p[i] and p[i+1] from the even and odd banks in one cycle ---
-        half = (cfg.ptr_depth + 1) // 2
-        even = memory(m, platform, "ptr_even", shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_even"],
-                      attrs=BLOCK_RAM)
-        odd = memory(m, platform, "ptr_odd", shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_odd"],
-                     attrs=BLOCK_RAM)
-        even_r, even_w = even.r, even.w
-        odd_r, odd_w = odd.r, odd.w
-
+        # -- pointer read: p[i] and p[i+1] in one cycle, from the even and odd banks
+        # (cfg.pointer_banks = 2) or from the two read ports of one memory (1)
         ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
         m.d.comb += ptr_index.eq(queue.r.payload.ptr)
+        if cfg.pointer_banks == 2:
+            half = (cfg.ptr_depth + 1) // 2
+            even = memory(m, platform, "ptr_even", shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_even"],
+                          attrs=BLOCK_RAM)
+            odd = memory(m, platform, "ptr_odd", shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_odd"],
+                         attrs=BLOCK_RAM)
+            even_r, even_w = even.r, even.w
+            odd_r, odd_w = odd.r, odd.w
+            # p[i] is in bank i & 1 at i >> 1; p[i + 1] in the other bank at (i + 1) >> 1.
+            m.d.comb += [
+                even_r.addr.eq(Mux(compute_address(Mem.PTR), (ptr_index + 1) >> 1, io_addr >> 1)),
+                odd_r.addr.eq(Mux(compute_address(Mem.PTR), ptr_index >> 1, io_addr >> 1)),
+                even_w.addr.eq(io_addr >> 1), even_w.data.eq(self.io_wdata),
+                even_w.en.eq(io_write(Mem.PTR) & ~io_addr[0]),
+                odd_w.addr.eq(io_addr >> 1), odd_w.data.eq(self.io_wdata),
+                odd_w.en.eq(io_write(Mem.PTR) & io_addr[0]),
+            ]
+            ptr_odd_bank = ptr_index[0]
+        else:
+            # One memory, two read ports: port A reads p[j] (or is the host's port,
+            # one address for its read and its write: a true dual-port block RAM),
+            # port B reads p[j + 1]. Below, "even" is port A (the start pointer) and
+            # "odd" port B (the end pointer), and a column is never "odd".
+            ptrs = memory(m, platform, "pointers", shape=unsigned(cfg.ptr_bits), depth=cfg.ptr_depth,
+                          init=init["ptr"], attrs=BLOCK_RAM, reads=2)
+            even_r, odd_r, ptr_w = ptrs.r, ptrs.r2, ptrs.w
+            ptr_a = Signal(range(cfg.ptr_depth))
+            m.d.comb += [
+                ptr_a.eq(Mux(self.running, ptr_index, io_addr)),
+                even_r.addr.eq(ptr_a), odd_r.addr.eq(ptr_index + 1),
+                ptr_w.addr.eq(ptr_a), ptr_w.data.eq(self.io_wdata), ptr_w.en.eq(io_write(Mem.PTR)),
+            ]
+            ptr_odd_bank = 0
         # Two stages: P1 holds a popped column; its pointers are on the read ports
         # in the next cycle (the ports read the queue head every cycle: no
         # handshake reaches a block RAM's enable, which on the ECP5 sits far from
@@ -303,7 +331,7 @@ class ProcessingElement(wiring.Component):
         m.d.sync += p1_fresh.eq(pop)
         m.d.comb += self.credit.eq(p1_fresh)             # the CCU's credit comes back
         with m.If(pop):
-            m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_index[0]), p1_value.eq(queue.r.payload.value)]
+            m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_odd_bank), p1_value.eq(queue.r.payload.value)]
         with m.Elif(p1_move):
             m.d.sync += p1_valid.eq(0)
         if cfg.hold_pointer_read:
@@ -327,17 +355,6 @@ class ProcessingElement(wiring.Component):
         with m.Elif(p_leave):
             m.d.sync += p_valid.eq(0)
 
-        # p[i] is in bank i & 1 at i >> 1; p[i + 1] in the other bank at (i + 1) >> 1.
-        m.d.comb += [
-            even_r.addr.eq(Mux(compute_address(Mem.PTR), (ptr_index + 1) >> 1, io_addr >> 1)),
-            odd_r.addr.eq(Mux(compute_address(Mem.PTR), ptr_index >> 1, io_addr >> 1)),
-        ]
-        m.d.comb += [
-            even_w.addr.eq(io_addr >> 1), even_w.data.eq(self.io_wdata),
-            even_w.en.eq(io_write(Mem.PTR) & ~io_addr[0]),
-            odd_w.addr.eq(io_addr >> 1), odd_w.data.eq(self.io_wdata),
-            odd_w.en.eq(io_write(Mem.PTR) & io_addr[0]),
-        ]
 
         # Entry address -> (Spmat word, slot) for the column buffer.
         col_in = column_buffer.w.payload
@@ -443,7 +460,7 @@ class ProcessingElement(wiring.Component):
             cbias = memory(m, platform, "codebook_bias",
                            shape=signed(max(cfg.bias_bits, cfg.codebook_bits)), depth=cfg.bias_depth + cb_depth,
                            init=init["bias"] + [0] * (cfg.bias_depth - len(init["bias"])) + init["codebook"],
-                           attrs=BLOCK_RAM)
+                           attrs=ram_attrs(cfg, cfg.bias_depth + cb_depth))
             cbias_r, cbias_w = cbias.r, cbias.w
             io_cbias = Signal.like(cbias_w.addr)
             m.d.comb += [
@@ -456,15 +473,15 @@ class ProcessingElement(wiring.Component):
             cb_data = cbias_r.data[:cfg.codebook_bits].as_signed()
             bias_data = cbias_r.data[:cfg.bias_bits].as_signed()
         else:
-            codebook = memory(m, platform, "codebooks", shape=signed(cfg.codebook_bits), attrs=BLOCK_RAM,
-                              depth=cb_depth, init=init["codebook"])
+            codebook = memory(m, platform, "codebooks", shape=signed(cfg.codebook_bits),
+                              attrs=ram_attrs(cfg, cb_depth), depth=cb_depth, init=init["codebook"])
             cb_r, cb_w = codebook.r, codebook.w
             m.d.comb += [
                 cb_r.addr.eq(Mux(compute_address(Mem.CODEBOOK), cb_index, io_addr)),
                 cb_w.addr.eq(io_addr), cb_w.data.eq(self.io_wdata), cb_w.en.eq(io_write(Mem.CODEBOOK)),
             ]
             bias = memory(m, platform, "bias", shape=signed(cfg.bias_bits), depth=cfg.bias_depth,
-                          init=init["bias"], attrs=BLOCK_RAM)
+                          init=init["bias"], attrs=ram_attrs(cfg, cfg.bias_depth))
             bias_r, bias_w = bias.r, bias.w
             m.d.comb += [
                 bias_r.addr.eq(Mux(compute_address(Mem.BIAS), bias_index, io_addr)),
@@ -497,7 +514,8 @@ class ProcessingElement(wiring.Component):
         c_value = Signal(signed(cfg.act_bits), reset_less=True)
         m.d.sync += [c_valid.eq(c0_valid), c_row.eq(c0_row), c_value.eq(c0_value)]
 
-        acc = memory(m, platform, "accumulators", shape=signed(cfg.acc_bits), depth=cfg.act_depth, attrs=BLOCK_RAM)
+        acc = memory(m, platform, "accumulators", shape=signed(cfg.acc_bits), depth=cfg.act_depth,
+                     attrs=ram_attrs(cfg, cfg.act_depth))
         acc_r, acc_w = acc.r, acc.w
         m.d.comb += acc_r.addr.eq(Mux(self.wb_issue, self.wb_row, c_row))
 
@@ -620,7 +638,7 @@ class ProcessingElement(wiring.Component):
         # written: the CCU's scan then needs no compare on the read data (its
         # longest path runs from these read ports to the next read).
         rf = memory(m, platform, "act_rf", shape=unsigned(cfg.act_bits + 1), depth=2 * cfg.act_depth,
-                    attrs=BLOCK_RAM)
+                    attrs=ram_attrs(cfg, 2 * cfg.act_depth))
         rf_r, rf_w = rf.r, rf.w
         io_act = self.io_wdata[:cfg.act_bits]
         m.d.comb += [
@@ -680,7 +698,9 @@ class ProcessingElement(wiring.Component):
         items = {Mem.ACT: delayed(m, rf_r.data[:cfg.act_bits], stages, "io_rf")}
         if memory_readable(cfg, Mem.SPMAT):
             items[Mem.SPMAT] = delayed(m, spmat_r.data, stages, "io_spmat")
-        if memory_readable(cfg, Mem.PTR):
+        if memory_readable(cfg, Mem.PTR) and cfg.pointer_banks == 1:
+            items[Mem.PTR] = delayed(m, even_r.data, stages, "io_ptr")       # port A read p[io_addr]
+        elif memory_readable(cfg, Mem.PTR):
             io_odd, io_even = delayed(m, odd_r.data, stages, "io_odd"), delayed(m, even_r.data, stages, "io_even")
             items[Mem.PTR] = Mux(rd_bit0, io_odd, io_even)
         if memory_readable(cfg, Mem.CODEBOOK):

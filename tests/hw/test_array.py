@@ -193,6 +193,13 @@ CASES = [
      (6, 6, 5), 1.0, 1.0, True, False),
     ("pes2-act-depth3-dense", dict(pes=2, entries_per_word=3, fifo_depth=1, column_buffer_depth=1, act_depth=3),
      (6, 6, 5), 0.9, 1.0, True, False),
+    # one pointer memory with two read ports (ECP5/Gowin true dual port), small memories in LUT RAM
+    ("pes3-e3-ptr1-lutram-chain", dict(pes=3, entries_per_word=3, fifo_depth=2, column_buffer_depth=2,
+                                       pointer_banks=1, lutram_words=64, io_read_stages=1, wb_read_stages=1),
+     (14, 17, 10), 0.35, 0.7, True, False),
+    ("pes4-ptr1-hold-merged", dict(pes=4, fifo_depth=1, column_buffer_depth=1, pointer_banks=1, hold_pointer_read=1,
+                                   merge_codebook_bias=1, bias_width=30, act_depth=16),
+     (33, 40, 20), 0.3, 0.6, True, True),
     # the iCE40 presets' area options (eie.boards.platforms.ICE40_PRESET)
     ("pes4-ice40-lean-chain", dict(pes=4, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                                    codebook_bits=8, entries_per_word=2, act_depth=16, **ICE40_OPTIONS),
