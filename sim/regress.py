@@ -270,7 +270,7 @@ def random_config(seed: int, index: int) -> EIEConfig:
     ``max_layers``, ``counter_bits`` and the optional stages
     (``io_read_stages``, ``pe_counters``, ``merge_codebook_bias``,
     ``hold_pointer_read``, ``host_readback``, ``bias_width``,
-    ``wb_read_stages``)."""
+    ``wb_read_stages``, ``pointer_banks``, ``lutram_words``)."""
     rng = np.random.default_rng([int(seed), int(index), 0x7e9])
     pes = int(rng.choice([1, 2, 3, 4, 5, 6, 8]))
     act_bits = int(rng.integers(4, 17))
@@ -302,6 +302,10 @@ def random_config(seed: int, index: int) -> EIEConfig:
         host_readback=int(rng.integers(0, 2)),
         wb_read_stages=int(rng.integers(0, 2)),
     )
+    # The options added later come from a stream of their own, so that the fields above
+    # (and every earlier config of a seed) are drawn as before.
+    late = np.random.default_rng([int(seed), int(index), 0x7ea])
+    fields.update(pointer_banks=int(late.integers(1, 3)), lutram_words=int(late.choice([0, 0, 16, 64])))
     cfg = EIEConfig(**fields)
     if rng.random() < 0.4:                   # a narrow bias word (2 .. acc_bits - 1)
         cfg = cfg.replace(bias_width=int(rng.integers(2, cfg.acc_bits)))
