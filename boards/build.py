@@ -46,7 +46,7 @@ from ..format import NetworkImage
 
 __all__ = ["DoesNotFit", "ToolError", "tool_env", "load_model_image", "parse_nextpnr_utilisation",
            "parse_yosys_cells", "summarise", "build", "synth_overrides", "DESIGN_NAME", "DESIGN_FILE",
-           "build_task", "best_seed", "netlist_cache_root", "netlist_files", "split_script", "pe_cost",
+           "build_task", "best_seed", "netlist_cache_root", "netlist_files", "split_script", "pe_cost", "synth_pe",
            "pe_cost_script", "yosys_resources"]
 
 DESIGN_NAME = "eie_board"
@@ -262,6 +262,28 @@ def pe_cost_script(ys: str, il: str) -> str | None:
     line = re.sub(r"-top\s+\S+", f"-top {found.group(1)}", line)
     reads = [l for l in ys.splitlines() if l.startswith("read_")]
     return "\n".join([*reads, line, ""])
+
+
+def synth_pe(cfg: EIEConfig, board_name: str, folder) -> dict:
+    """Yosys cell counts of PE 0 of ``cfg`` synthesised alone with the board's synthesis
+    command (``synth_<family> <synth_opts>``), in ``folder``; what ``eie build`` reports
+    as ``pe_cost.per_pe`` (there the PE comes from the board design's own RTLIL)."""
+    from amaranth.back import rtlil
+
+    from ..hw.pe import ProcessingElement
+    from .platforms import get_board
+    board = get_board(board_name)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pe.il").write_text(rtlil.convert(ProcessingElement(cfg, 0), name="pe"))
+    (folder / "pe.ys").write_text(f"read_rtlil pe.il\nsynth_{board.family} {' '.join(board.synth_opts)} -top pe\n")
+    env = tool_env(board.family)
+    r = subprocess.run([env["YOSYS"], "-q", "-l", "pe.rpt", "pe.ys"], cwd=folder, env=env, capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        raise ToolError(f"yosys failed on PE 0 alone (exit status {r.returncode}); see {folder / 'pe.rpt'}",
+                        log=folder / "pe.rpt")
+    return parse_yosys_cells((folder / "pe.rpt").read_text(errors="replace"))
 
 
 def pe_cost(family: str, pes: int, pe_cells: dict, design_cells: dict) -> dict:

