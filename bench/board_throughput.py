@@ -10,7 +10,8 @@ count on every digits test image from :mod:`eie.golden.cycle_model` (equal to
 the RTL's ``CYCLES`` counter: ``make test`` checks that on the boards'
 configs), and inferences per second ``= clock / cycles`` at the clock the
 board's build meets (defaults: the figures of ``docs/boards.md``: iCEBreaker
-4 PEs at 24 MHz, ULX3S-85F 16 PEs at 75 MHz, met on placement seed 3). That
+4 PEs at 24 MHz, ULX3S-85F 16 PEs at 75 MHz: met on seed 3 by the ten-DP16KD
+preset, on seed 1 by the board's three-DP16KD preset, which has the same cycle counts). That
 is the accelerator's own rate: the 1 Mbaud UART of ``eie run`` moves the
 input and output words far slower, which the table also gives (payload words
 per inference, 10 bits per byte on the wire, framing not counted: an upper

@@ -287,9 +287,9 @@ def synth_pe(cfg: EIEConfig, board_name: str, folder) -> dict:
 
 
 def pe_cost(family: str, pes: int, pe_cells: dict, design_cells: dict) -> dict:
-    """``{"per_pe", "overhead", "source"}``: one PE's resources (synthesised alone) and what
-    the rest of the design (CCU, layer table, UART bridge, PLL glue) takes, the whole
-    design's synthesis less ``pes`` PEs, both in Yosys' cell counts."""
+    """``{"per_pe", "total", "overhead", "source"}``: one PE's resources (synthesised alone),
+    the whole design's, and what the rest of the design (CCU, layer table, UART bridge,
+    PLL glue) takes: the whole design less ``pes`` PEs, all in Yosys' cell counts."""
     per_pe = yosys_resources(family, pe_cells)
     total = yosys_resources(family, design_cells)
     return {"per_pe": per_pe, "total": total,

@@ -30,8 +30,8 @@ from typing import Callable
 
 from ..config import DEFAULT, EIEConfig
 
-__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_EBR_PRESET", "ECP5_PRESET", "ECP5_DENSE_BASE", "ecp5_dense_preset", "GOWIN_PRESET",
-           "FAMILIES", "get_board", "register_board", "board_names",
+__all__ = ["Board", "BOARDS", "ICE40_PRESET", "ICE40_TARGET", "ICE40_EBR_PRESET", "ECP5_PRESET", "ECP5_DENSE_BASE",
+           "ecp5_dense_preset", "GOWIN_PRESET", "FAMILIES", "get_board", "register_board", "board_names",
            "board_config", "load_platform_class"]
 
 

@@ -184,8 +184,9 @@ class EIEConfig:
         default) keeps every one in block RAM. The read stays registered, so
         timing is the same. An ECP5 with many PEs has short register files
         (``act_depth`` 16-32) whose block RAMs would be nearly empty: in LUT RAM
-        the accumulators and register files cost about 200 LUTs per PE instead
-        of 3 DP16KDs. FPGA only (the ASIC target has its own rule).
+        the accumulators and register files (32 x 44 and 64 x 17 bits at 48
+        PEs) take 42 TRELLIS_DPR16X4 cells (84 LUT sites) and their read
+        multiplexers instead of 3 DP16KDs. FPGA only (the ASIC target has its own rule).
     """
 
     pes: int = 4

@@ -561,15 +561,18 @@ class SpmatReadHarness(Harness):
         E = cfg.entries_per_word
         pe = self.pe_cls(cfg, 0)
         inner, probe = elaborate(pe, platform)
-        # Extra read ports: the harness sees the whole pointer table (observation only).
-        banks = [inner.submodules.ptr_even, inner.submodules.ptr_odd]
-        half = (cfg.ptr_depth + 1) // 2
-        looks = [[bank.read_port(domain="comb") for _ in range(half)] for bank in banks]
+        # Extra read ports: the harness sees the whole pointer table (observation only):
+        # pointer i is in bank i & 1 at i >> 1, or at i of the one pointer memory.
+        if cfg.pointer_banks == 2:
+            places = [(inner.submodules.ptr_odd if i & 1 else inner.submodules.ptr_even, i >> 1)
+                      for i in range(cfg.ptr_depth)]
+        else:
+            places = [(inner.submodules.pointers, i) for i in range(cfg.ptr_depth)]
         m.submodules.pe = inner
         ptrs = []
-        for i in range(cfg.ptr_depth):
-            port = looks[i & 1][i >> 1]
-            m.d.comb += port.addr.eq(i >> 1)
+        for mem, addr in places:
+            port = mem.read_port(domain="comb")
+            m.d.comb += port.addr.eq(addr)
             ptrs.append(port.data)
         # Set-up: the host writes the whole pointer table (any values), then the run starts.
         from eie.protocol import Mem
@@ -1271,6 +1274,10 @@ PROPERTIES: list[Property] = [
     Property("pe", "spmat_read_act_depth2", "bmc", 12, SpmatReadHarness,
              "PE Spmat read with act_depth = 2: as above",
              {"cfg": small_config(entries_per_word=2, act_depth=2, ptr_depth=4, spmat_depth=2)}, cover=True),
+    Property("pe", "spmat_read_one_pointer_memory", "bmc", 12, SpmatReadHarness,
+             "PE Spmat read with one pointer memory of two read ports (pointer_banks = 1): as above",
+             {"cfg": small_config(entries_per_word=2, act_depth=2, ptr_depth=4, spmat_depth=2, pointer_banks=1)},
+             cover=True),
     Property("top", "status", "prove", 4, TopHarness,
              "host-protocol top: the stream stays in step; every status word answers its command, malformed "
              "headers with the error of docs/protocol.md; the array's io contract"),
@@ -1461,6 +1468,20 @@ def _pe_empty_column_issued():
     return PEEmptyColumnIssued
 
 
+def _pe_end_pointer_port():
+    from .pe import ProcessingElement
+
+    class PEEndPointerPort(ProcessingElement):
+        """Planted bug (cfg.pointer_banks = 1): port B of the pointer memory reads
+        p[j + 2], the next column's end, not this column's end p[j + 1]."""
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            p = Probe(m, "ProcessingElement")
+            m.d.comb += m.submodules.pointers.read_ports[1].addr.eq(p["ptr_index"] + 2)
+            return m
+    return PEEndPointerPort
+
+
 def _pe_count_compare_literal():
     from .pe import ProcessingElement
 
@@ -1606,6 +1627,9 @@ MUTANTS: list[Mutant] = [
     Mutant("pe.spmat_read_act_depth2", "count_compare_literal",
            "a 1-bit entry count compared with a literal 2 (the bug this proof found): a 2-entry column never ends",
            lambda: {"pe_cls": _pe_count_compare_literal()}),
+    Mutant("pe.spmat_read_one_pointer_memory", "end_pointer_port",
+           "the pointer memory's second port reads p[j + 2] instead of p[j + 1]: a column runs into the next",
+           lambda: {"pe_cls": _pe_end_pointer_port()}),
     Mutant("top.status", "range_off_by_one", "addr + count == depth rejected",
            lambda: {"top_cls": _top_range_off_by_one()}, mode="bmc", depth=8),
     Mutant("top.progress", "read_wait_sticks", "the READ wait counter sticks at 1",

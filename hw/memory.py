@@ -37,7 +37,8 @@ from types import SimpleNamespace
 from amaranth.hdl import ClockSignal, Instance, Shape, Signal
 from amaranth.lib.memory import Memory
 
-__all__ = ["BLOCK_RAM", "LUT_RAM", "RAM", "ram_attrs", "read_port", "delayed", "memory", "ASICTarget", "MemoryShape", "wrapper_verilog"]
+__all__ = ["BLOCK_RAM", "LUT_RAM", "RAM", "ram_attrs", "read_port", "delayed", "memory", "ASICTarget", "MemoryShape",
+           "wrapper_verilog"]
 
 # Memories that belong in block RAM even when small (on the ECP5 Yosys would
 # otherwise put them into LUT RAM, whose few slices then congest the router:
