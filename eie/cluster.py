@@ -428,6 +428,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _session_pids(sid: int) -> list[int]:
+    """The processes of session ``sid`` (Linux ``/proc``). A node's ``ray start``
+    begins a session; Ray starts each task's worker process in a process group of
+    its own (a signal to the node's group misses the tasks) but in that session."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue                                  # the process has just ended
+        if int(fields[3]) == sid:                     # state, ppid, pgrp, session
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 class LoopbackCluster:
     """A Ray cluster on this machine: a head node and ``workers`` worker nodes,
     each a separate ``ray start`` (own process group, own raylet) with
@@ -482,14 +497,29 @@ class LoopbackCluster:
                     ids[k] = node["NodeID"]
         return ids
 
-    def kill_worker(self, k: int) -> None:
-        """Kill worker node ``k`` at once (SIGKILL to its raylet and workers): a node dying mid-run."""
+    def _signal_node(self, k: int, sig) -> None:
+        for pid in _session_pids(self.groups[f"worker{k}"]):
+            with _suppress():
+                os.kill(pid, sig)
+
+    def pause_worker(self, k: int, pause: bool = True) -> None:
+        """Freeze worker node ``k`` (SIGSTOP to its raylet and the processes running its
+        tasks), or let it go on (``pause=False``: SIGCONT). A frozen node finishes
+        nothing: a test that sees a task still unfinished after freezing its node
+        knows that killing the node kills the task, not a task that has just returned."""
         import signal
+        self._signal_node(k, signal.SIGSTOP if pause else signal.SIGCONT)
+
+    def kill_worker(self, k: int) -> None:
+        """Kill worker node ``k`` at once (SIGKILL to its raylet and the processes running
+        its tasks): a node dying mid-run."""
+        import signal
+        self._signal_node(k, signal.SIGKILL)
         with _suppress():
             os.killpg(self.groups.pop(f"worker{k}"), signal.SIGKILL)
 
     def stop(self) -> None:
-        """End every process this cluster started (its process groups) and remove its folder."""
+        """End every process this cluster started (its process groups and sessions) and remove its folder."""
         import signal
         global _connected
         if _connected is not None:           # this process is connected (to this cluster, or via "auto")
@@ -500,6 +530,9 @@ class LoopbackCluster:
             for pgid in self.groups.values():
                 with _suppress():
                     os.killpg(pgid, sig)
+                for pid in _session_pids(pgid):          # the task workers (groups of their own)
+                    with _suppress():
+                        os.kill(pid, sig)
             if sig == signal.SIGTERM:
                 time.sleep(2)
         self.groups.clear()
