@@ -87,6 +87,8 @@ class EIEConfig:
         in PE ``i mod N`` / ``j mod N``.
     fifo_depth : int
         Depth of each PE's activation queue of broadcast ``(column, value)``.
+        The CCU's credits per PE also count the two pointer stages behind it
+        (``credits`` = ``fifo_depth + 2``).
     column_buffer_depth : int
         Depth of the buffer between a PE's pointer read and its Spmat read /
         multiplier; it lets the pointer read of later columns run ahead.
@@ -334,6 +336,17 @@ class EIEConfig:
         :mod:`eie.timing` (``WRITEBACK_STAGES``).
         """
         return timing.writeback_latency(self.wb_read_stages)
+
+    @property
+    def credits(self) -> int:
+        """Credits the CCU holds per PE after reset: ``fifo_depth`` queue slots plus
+        the PE's pointer stages P1 and P2 (:data:`eie.timing.POINTER_STAGES`). A
+        broadcast takes one from every PE; a PE returns one (a register) in the
+        cycle after a column leaves P2. A broadcast reaching a PE whose queue is
+        empty and whose P1 can take it goes straight into P1 (it is never queued),
+        and a full queue takes a push in a cycle in which it pops, so ``credits``
+        columns in flight always fit (proven: ``eie prove --block pe``)."""
+        return self.fifo_depth + len(timing.POINTER_STAGES)
 
     @property
     def mac_latency(self) -> int:

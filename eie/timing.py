@@ -11,7 +11,15 @@ Nothing else may define or hard-code these numbers.
 
 from __future__ import annotations
 
-__all__ = ["MAC_STAGES", "MAC_LATENCY", "WRITEBACK_STAGES", "writeback_latency", "ROW_QUEUE"]
+__all__ = ["POINTER_STAGES", "MAC_STAGES", "MAC_LATENCY", "WRITEBACK_STAGES", "writeback_latency", "ROW_QUEUE"]
+
+#: The PE's pointer stages between its activation queue and its column
+#: buffer, one column each. The CCU's credits count them with the queue's
+#: slots (``cfg.credits``): a PE returns a credit when a column leaves P2.
+POINTER_STAGES = (
+    "P1: column popped (or taken straight off the broadcast bus); its pointers read",
+    "P2: the pointers registered; an empty column leaves, a non-empty one enters the column buffer",
+)
 
 #: The PE's arithmetic pipeline, one register stage each, from an entry's
 #: Spmat read (the cycle it is issued) to its accumulator write.

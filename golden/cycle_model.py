@@ -9,7 +9,8 @@ PEs with numpy.
 
 Notation for one layer (cycle 0 = the layer's LOAD cycle), broadcast ``b`` of
 column ``j_b`` (non-zero inputs ``j < in_len`` in increasing order), ``n_kb``
-entries (padding included) of PE ``k`` in that column, queue depth ``D``,
+entries (padding included) of PE ``k`` in that column, ``S = cfg.credits``
+(``fifo_depth`` + 2: the queue's slots and the pointer stages P1, P2),
 column-buffer depth ``C``:
 
 CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
@@ -21,11 +22,12 @@ CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
     ``X_r = max(F_r + 1, t_last(previous non-zero row))`` is the cycle row
     ``r`` replaces the row being broadcast.
     ``a_b = X_r + 1`` for the first broadcast of row ``r``, else ``t_{b-1} + 1``.
-    ``t_b = max(a_b, max_k q_k(b - D) + 2)``   (fires when every PE holds a credit:
-    the pop of broadcast ``b - D`` in ``q`` returns its credit in ``q + 1``;
-    the broadcast bus is a register, so the PEs push it in ``t_b + 1``)
+    ``t_b = max(a_b, max_k l_k(b - S) + 2)``   (fires when every PE holds a credit:
+    column ``b - S`` leaving P2 in ``l`` returns its credit in ``l + 1``;
+    the broadcast bus is a register, so the PEs take it in ``t_b + 1``)
 PE ``k`` (``i`` = index among the PE's non-empty columns)
-    ``q_b = max(t_b + 2, m_{b-1})``            (pointer read, stage P1)
+    ``q_b = max(t_b + 1, m_{b-1})``            (into P1: off the bus when the queue is
+    empty and P1 free, else popped from the queue; P1 reads the pointers)
     ``m_b = max(q_b + 1, l_{b-1})``            (pointers into the P2 registers)
     empty column: ``l_b = m_b + 1``
     else ``c_i = max(m_b + 1, f_{i-C})``, ``l_b = c_i``   (into the column buffer)
@@ -66,8 +68,8 @@ class LayerTiming:
     broadcasts : int
         ``B``: non-zero inputs broadcast.
     broadcast_stalls : int
-        Cycles a broadcast waited for credits (some PE's queue full, or its
-        last pop not yet reported).
+        Cycles a broadcast waited for credits (some PE's queue and pointer
+        stages full, or a column's leaving P2 not yet reported).
     work : int
         ``W``: entries (padding included) processed by all PEs.
     bound : int
@@ -145,7 +147,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
     Parameters
     ----------
     cfg : EIEConfig
-        Uses ``pes``, ``fifo_depth`` and ``column_buffer_depth``.
+        Uses ``pes``, ``credits`` (``fifo_depth`` + 2) and ``column_buffer_depth``.
     col_entries : (pes, in_len) array
         Entries (padding included) of each PE's slice of each column, e.g.
         ``EncodedLayer.col_entries`` or differences of the pointers.
@@ -164,7 +166,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         raise ValueError(f"x must have shape ({in_len},) to match col_entries, not {xs.shape}")
     if in_len < 1 or out_len < 1:
         raise ValueError(f"in_len and out_len must be at least 1, not {in_len} and {out_len}")
-    depth = cfg.fifo_depth
+    slots = cfg.credits
     cbuf = cfg.column_buffer_depth
 
     cols = np.flatnonzero(xs)
@@ -181,19 +183,19 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
     last_leave = np.full(n, _NEVER)                     # l of the previous column
     last_move = np.full(n, _NEVER)                      # m of the previous column
     last_finish = np.full(n, _NEVER)                    # f of the previous non-empty column
-    q_hist = np.empty((max(nb, 1), n), np.int64)        # q_k(b)
-    q_max = np.empty(max(nb, 1), np.int64)
+    l_hist = np.empty((max(nb, 1), n), np.int64)        # l_k(b)
+    l_max = np.empty(max(nb, 1), np.int64)
     avail = np.empty(max(nb, 1), np.int64)              # a_b
     work_t = np.ascontiguousarray(work.T)               # (B, n): n_kb
     nonempty_t = work_t > 0
-    # f of every PE's i-th non-empty column lives in finish[k * slots + 2 + i];
+    # f of every PE's i-th non-empty column lives in finish[k * width + 2 + i];
     # slot 0 is "never" (for f_{i-C} with i < C), slot 1 takes the empty columns' writes.
     index = np.cumsum(nonempty_t, axis=0) - nonempty_t  # i of column b in PE k
-    slots = (int(index[-1].max()) + 3) if nb else 3
-    base = np.arange(n, dtype=np.int64) * slots
+    width = (int(index[-1].max()) + 3) if nb else 3
+    base = np.arange(n, dtype=np.int64) * width
     write_at = base + np.where(nonempty_t, index + 2, 1)
     read_at = base + np.where(index >= cbuf, index - cbuf + 2, 0)
-    finish = np.full(n * slots, _NEVER)
+    finish = np.full(n * width, _NEVER)
     broadcast_stalls = 0
 
     row_of = (cols // n).tolist()
@@ -211,14 +213,12 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
             a = t_prev + 1
         avail[b] = a
         t = a
-        if b >= depth:
-            t = max(a, int(q_max[b - depth]) + 2)
+        if b >= slots:
+            t = max(a, int(l_max[b - slots]) + 2)
         broadcast_stalls += t - a
         t_prev = t
 
-        q = np.maximum(last_move, t + 2)
-        q_hist[b] = q
-        q_max[b] = q.max()
+        q = np.maximum(last_move, t + 1)
         last_move = np.maximum(q + 1, last_leave)
         m1 = last_move + 1
         c = np.maximum(m1, finish.take(read_at[b]))     # into the column buffer
@@ -226,12 +226,14 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         f += work_t[b]
         ne = nonempty_t[b]
         last_leave = np.where(ne, c, m1)
+        l_hist[b] = last_leave
+        l_max[b] = last_leave.max()
         np.copyto(last_finish, f, where=ne)
         finish.put(write_at[b], f)
 
     stalls = np.zeros(n, np.int64)
-    if nb > depth:
-        stalls = np.maximum(q_hist[:nb - depth] + 2 - avail[depth:nb, None], 0).sum(axis=0)
+    if nb > slots:
+        stalls = np.maximum(l_hist[:nb - slots] + 2 - avail[slots:nb, None], 0).sum(axis=0)
 
     if nb:
         if prev_row < rows_in - 1:

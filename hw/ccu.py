@@ -18,13 +18,16 @@ pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
     decision in the same cycle.
     The LNZD tree picks the lowest non-zero ``j < in_len`` of ``cur``; it is
     broadcast in a cycle in which every PE holds a credit. The CCU keeps one
-    credit counter per PE (``fifo_depth`` at reset): a broadcast takes one from
-    every PE, and a PE returns one in the cycle after it pops its queue
-    (``pe_credit``, a register in the PE). A credit therefore means "the queue
-    has room" and the decision uses the CCU's own registers only: nothing
-    crosses the die between a PE's queue and the broadcast (and the row-queue
-    enables behind it) in one cycle. The price is one cycle: a slot freed in
-    cycle ``t`` is used from ``t + 2``, not ``t + 1``.
+    credit counter per PE (``cfg.credits`` = ``fifo_depth + 2`` at reset: the
+    queue's slots and the PE's pointer stages P1 and P2): a broadcast takes one
+    from every PE, and a PE returns one in the cycle after a column leaves P2
+    (``pe_credit``, a register in the PE). A credit therefore means "the PE
+    has room for one more column ahead of its column buffer" and the decision
+    uses the CCU's own registers only: nothing crosses the die between a PE
+    and the broadcast (and the row-queue enables behind it) in one cycle. The
+    price is one cycle: a slot freed in cycle ``t`` is used from ``t + 2``,
+    not ``t + 1``; counting P1 and P2 (and the PE taking a broadcast straight
+    into P1 past an empty queue) more than pays for it.
     The phase ends in the first cycle in which nothing is left to scan and
     every PE is idle.
 ``WB`` (``ceil(out_len / N)`` cycles) then ``WBLAST`` (``writeback_latency`` = 4 or 5 cycles)
@@ -105,8 +108,8 @@ class CCU(wiring.Component):
         A broadcast was pending in the previous cycle and PE ``k`` held no
         credit (a register; PE ``k``'s ``stall`` counter counts it).
     pe_credit : In(pes)
-        PE ``k`` popped its activation queue in the previous cycle (a register
-        in the PE): its credit comes back.
+        A column left PE ``k``'s pointer stage P2 in the previous cycle (a
+        register in the PE): its credit comes back.
     pe_idle : In(pes)
     scan_addr : Out
         Register-file read address of every PE (read every cycle while running).
@@ -246,11 +249,12 @@ class CCU(wiring.Component):
         lnzd = m.submodules.lnzd = LNZDTree(n, signed(cfg.act_bits))
         m.d.comb += [lnzd.mask.eq(cur_mask), lnzd.data.eq(cur_vals)]
 
-        # Credits: free slots of each PE's activation queue as the CCU knows them
-        # (a pop reaches the CCU one cycle late, so a credit never overstates the
-        # room). `has_credit` is a register: fire depends on CCU registers only.
-        depth = cfg.fifo_depth
-        credits = [Signal(range(depth + 1), init=depth, name=f"credits{k}") for k in range(n)]
+        # Credits: free slots of each PE's activation queue and pointer stages as the
+        # CCU knows them (a column leaving P2 reaches the CCU one cycle late, so a
+        # credit never overstates the room). `has_credit` is a register: fire
+        # depends on CCU registers only.
+        slots = cfg.credits
+        credits = [Signal(range(slots + 1), init=slots, name=f"credits{k}") for k in range(n)]
         has_credit = Signal(n, init=(1 << n) - 1)
         all_ready = Signal(init=1)                    # has_credit.all(), as a register of its own
         all_idle = self.pe_idle.all()

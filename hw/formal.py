@@ -359,10 +359,12 @@ def small_config(**changes):
 
 
 class _PEQueues:
-    """The PEs' side of the broadcast, as in :class:`eie.hw.pe.ProcessingElement`: a
-    real :class:`eie.hw.fifo.SyncQueue` of ``fifo_depth`` per PE takes every
-    broadcast, its head is popped in any cycle (free), and the credit comes back
-    in the next cycle (a register, the PE's ``credit``)."""
+    """The PEs' side of the broadcast, abstracted: a real :class:`eie.hw.fifo.SyncQueue`
+    of ``cfg.credits`` per PE (the PE's queue and its pointer stages P1, P2, in
+    which a column waits ahead of the column buffer) takes every broadcast, its
+    head leaves in any cycle (free), and the credit comes back in the next cycle
+    (a register, the PE's ``credit``). That the real PE takes every broadcast
+    sent under this discipline is property ``pe.credit``."""
 
     def __init__(self, m, cfg, ccu):
         from .fifo import SyncQueue
@@ -370,7 +372,7 @@ class _PEQueues:
         self.queues = []
         self.credit_regs = []
         for k in range(cfg.pes):
-            q = SyncQueue(broadcast_layout(cfg), cfg.fifo_depth)
+            q = SyncQueue(broadcast_layout(cfg), cfg.credits)
             m.submodules[f"pe{k}_queue"] = q
             credit = Signal(name=f"pe{k}_credit")
             m.d.comb += [q.w.valid.eq(ccu.bcast_valid), q.w.payload.eq(ccu.bcast), q.r.ready.eq(AnySeq(1)),
@@ -390,7 +392,7 @@ class CCUCreditHarness(Harness):
     Asserted: ``bcast_valid`` only while every PE's queue has ``w.ready`` (a
     push into a full queue would lose a column). The induction needs the
     credit bookkeeping as an invariant (asserted, so also proven): for every PE
-    ``credits[k] + level[k] + bcast_valid + credit_in_flight[k] == fifo_depth``,
+    ``credits[k] + level[k] + bcast_valid + credit_in_flight[k] == cfg.credits``,
     ``has_credit[k] == (credits[k] != 0)``, ``all_ready == has_credit.all()``.
     """
 
@@ -414,8 +416,8 @@ class CCUCreditHarness(Harness):
             m.d.comb += Assert(~ccu.bcast_valid | q.w.ready, f"broadcast only while PE {k}'s queue has room")
             credits = probe[f"credits{k}"]
             m.d.comb += [
-                Assert(credits + q.level + ccu.bcast_valid + pes.credit_regs[k] == cfg.fifo_depth,
-                       f"PE {k}: credits + queued + on the bus + returning == fifo_depth"),
+                Assert(credits + q.level + ccu.bcast_valid + pes.credit_regs[k] == cfg.credits,
+                       f"PE {k}: credits + held + on the bus + returning == cfg.credits"),
                 Assert(probe["has_credit"][k] == (credits != 0)),
             ]
         m.d.comb += Assert(probe["all_ready"] == probe["has_credit"].all())
@@ -548,12 +550,13 @@ class SpmatReadHarness(Harness):
     simulation against the golden model).
     """
 
-    def __init__(self, *, cfg=None, pe_cls=None):
+    def __init__(self, *, cfg=None, pe_cls=None, credits=False):
         super().__init__()
         from .pe import ProcessingElement
         self.cfg = cfg or small_config(entries_per_word=2, spmat_depth=2, act_depth=4, ptr_depth=4,
                                        fifo_depth=2, column_buffer_depth=2)
         self.pe_cls = pe_cls or ProcessingElement
+        self.credits = credits
 
     def elaborate(self, platform):
         m = self.module()
@@ -590,8 +593,21 @@ class SpmatReadHarness(Harness):
                     m.d.comb += [Assume(ptrs[i] <= ptrs[i + 1]), Assume(ptrs[i + 1] - ptrs[i] <= cfg.act_depth)]
         table = Array(ptrs)
 
-        m.d.comb += [pe.bcast.valid.eq(running & AnySeq(1)),
-                     pe.bcast.payload.eq(AnySeq(len(pe.bcast.payload.as_value())))]
+        if self.credits:
+            # The CCU's side, written from its contract (docs/hardware.md): cfg.credits
+            # after reset; a broadcast is decided in a cycle with a credit (any such
+            # cycle) and takes one, the bus (a register) carries it in the next cycle,
+            # and the PE's `credit` gives one back. Every broadcast must be taken.
+            credits = Signal(range(cfg.credits + 1), init=cfg.credits)
+            fire = Signal()
+            bus = Signal()
+            m.d.comb += fire.eq(running & AnySeq(1) & (credits != 0))
+            m.d.sync += [bus.eq(fire), credits.eq(credits - fire + pe.credit)]
+            m.d.comb += [pe.bcast.valid.eq(bus), Assert(~pe.bcast.valid | pe.bcast.ready,
+                                                        "a broadcast sent with a credit finds room")]
+        else:
+            m.d.comb += pe.bcast.valid.eq(running & AnySeq(1))
+        m.d.comb += pe.bcast.payload.eq(AnySeq(len(pe.bcast.payload.as_value())))
         with m.If(pe.bcast.valid):
             m.d.comb += Assume(pe.bcast.payload.ptr + 1 < cfg.ptr_depth)
 
@@ -1246,11 +1262,13 @@ def check(prop: Property, *, build_dir="build/formal", harness: Elaboratable | N
 
 PROPERTIES: list[Property] = [
     Property("queue", "fifo_d2", "prove", 4, QueueHarness,
-             "activation queue (depth 2): nothing lost, duplicated or reordered; level; ready rule", {"depth": 2}),
+             "activation queue (depth 2, accepts while popping when full): nothing lost, duplicated or "
+             "reordered; level; ready rule", {"depth": 2, "ready_when_popping": True}),
     Property("queue", "fifo_d3", "prove", 5, QueueHarness,
-             "activation queue (depth 3): nothing lost, duplicated or reordered; level; ready rule", {"depth": 3}),
+             "activation queue (depth 3, accepts while popping when full): nothing lost, duplicated or "
+             "reordered; level; ready rule", {"depth": 3, "ready_when_popping": True}),
     Property("queue", "fifo_d8", "prove", 10, QueueHarness,
-             "activation queue (depth 8, the paper preset): as above", {"depth": 8}),
+             "activation queue (depth 8, the paper preset): as above", {"depth": 8, "ready_when_popping": True}),
     Property("queue", "column_buffer_d2", "prove", 4, QueueHarness,
              "column buffer (depth 2, accepts while popping when full): as above",
              {"depth": 2, "ready_when_popping": True}),
@@ -1278,6 +1296,14 @@ PROPERTIES: list[Property] = [
              "PE Spmat read with one pointer memory of two read ports (pointer_banks = 1): as above",
              {"cfg": small_config(entries_per_word=2, act_depth=2, ptr_depth=4, spmat_depth=2, pointer_banks=1)},
              cover=True),
+    Property("pe", "credit", "bmc", 14, SpmatReadHarness,
+             "PE fed under the CCU's credit rule (cfg.credits = queue + P1 + P2, a credit back the cycle "
+             "after a column leaves P2): takes every broadcast; and the Spmat read as above",
+             {"credits": True}),
+    Property("pe", "credit_d1_hold", "bmc", 12, SpmatReadHarness,
+             "as pe.credit with a queue of 1, a column buffer of 1 and the read ports holding P1's pointers",
+             {"credits": True, "cfg": small_config(entries_per_word=2, act_depth=2, ptr_depth=4, spmat_depth=2,
+                                                   fifo_depth=1, column_buffer_depth=1, hold_pointer_read=1)}),
     Property("top", "status", "prove", 4, TopHarness,
              "host-protocol top: the stream stays in step; every status word answers its command, malformed "
              "headers with the error of docs/protocol.md; the array's io contract"),
@@ -1452,6 +1478,20 @@ def _pe_slot_wrap():
                 m.d.sync += p["m_word"].eq(p["word"])
             return m
     return PESlotWrap
+
+
+def _pe_credit_at_pop():
+    from .pe import ProcessingElement
+
+    class PECreditAtPop(ProcessingElement):
+        """Planted bug: the credit comes back when P1 takes a column (as when the CCU
+        counted the queue alone), not when the column leaves P2."""
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            p = Probe(m, "ProcessingElement")
+            m.d.comb += self.credit.eq(p["p1_fresh"])
+            return m
+    return PECreditAtPop
 
 
 def _pe_empty_column_issued():
@@ -1630,6 +1670,10 @@ MUTANTS: list[Mutant] = [
     Mutant("pe.spmat_read_one_pointer_memory", "end_pointer_port",
            "the pointer memory's second port reads p[j + 2] instead of p[j + 1]: a column runs into the next",
            lambda: {"pe_cls": _pe_end_pointer_port()}),
+    Mutant("pe.credit", "credit_at_pop", "the credit comes back when P1 takes a column, not when it leaves P2: "
+           "a full queue is sent a broadcast", lambda: {"pe_cls": _pe_credit_at_pop()}),
+    Mutant("pe.credit_d1_hold", "credit_at_pop", "the credit comes back when P1 takes a column, not when it "
+           "leaves P2: a full queue is sent a broadcast", lambda: {"pe_cls": _pe_credit_at_pop()}),
     Mutant("top.status", "range_off_by_one", "addr + count == depth rejected",
            lambda: {"top_cls": _top_range_off_by_one()}, mode="bmc", depth=8),
     Mutant("top.progress", "read_wait_sticks", "the READ wait counter sticks at 1",

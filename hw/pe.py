@@ -16,15 +16,17 @@ Cycle-level contract (what ``eie.golden.cycle_model`` reproduces; see
 docs/hardware.md, "Timing"): for the ``b``-th broadcast pushed in cycle ``t_b``
 and its ``n_b`` entries in this PE,
 
-* the queue accepts a push while it holds fewer than ``fifo_depth`` items
-  (``bcast.ready`` does not depend on ``bcast.valid``);
-* the pointer stage P1 pops column ``b`` in ``q_b = max(t_b + 1, m_{b-1})``;
+* the queue accepts a push while it holds fewer than ``fifo_depth`` items or
+  pops in the same cycle (``bcast.ready`` does not depend on ``bcast.valid``);
+* the pointer stage P1 takes column ``b`` in ``q_b = max(t_b, m_{b-1})``,
+  straight off the bus when the queue is empty, else popped from the queue;
   its pointers are on the read ports from ``q_b + 1`` and move into the P2
   registers in ``m_b = max(q_b + 1, l_{b-1})``; from ``m_b + 1`` an empty column
   leaves P2 at once (``l_b = m_b + 1``), a non-empty one is pushed into the
   column buffer in ``c_b = max(m_b + 1, f_{i-C})`` (``l_b = c_b``), where ``i``
   counts non-empty columns and ``f`` is the cycle the Spmat read issues a
-  column's last entry (a stage accepts in the cycle its column leaves);
+  column's last entry (a stage accepts in the cycle its column leaves); the
+  credit comes back to the CCU in ``l_b + 1`` (a register);
 * the Spmat read issues the ``n_i`` entries in ``s_i .. f_i = s_i + n_i - 1``,
   ``s_i = max(c_i + 1, f_{i-1} + 1)``; the accumulator is written
   ``cfg.mac_latency`` (6) cycles after an entry is issued; the datapath is
@@ -151,14 +153,16 @@ class ProcessingElement(wiring.Component):
         Fields of the current layer (registered in the CCU).
     bcast : In(stream.Signature(broadcast_layout))
         Broadcast ``(ptr_base + j, a_j)`` into the activation queue (the CCU adds
-        the layer's pointer base). ``ready`` is "queue not full" and does not
-        depend on ``valid``; in the array the CCU raises ``valid`` only while it
-        holds a credit for every PE, so every PE takes it.
+        the layer's pointer base). ``ready`` is "queue not full, or popping now"
+        and does not depend on ``valid``; a broadcast that finds the queue empty
+        and P1 free goes straight into P1. In the array the CCU raises ``valid``
+        only while it holds a credit for every PE (``cfg.credits``: the queue's
+        slots, P1 and P2), so every PE takes it.
     stall : In(1)
         Count a stall cycle (the CCU: a broadcast waited for this PE's credit).
     credit : Out(1)
-        The queue was popped in the previous cycle (a register): the CCU's
-        credit for this PE comes back (see :class:`eie.hw.ccu.CCU`).
+        A column left the pointer stage P2 in the previous cycle (a register):
+        the CCU's credit for this PE comes back (see :class:`eie.hw.ccu.CCU`).
     idle : Out(1)
         Nothing is queued or in flight in the datapath (registered: one cycle
         late when it rises, in the cycle after a push when it falls).
@@ -249,13 +253,20 @@ class ProcessingElement(wiring.Component):
             return self.running if memory_readable(cfg, mem) else 1
 
         # -- activation queue ------------------------------------------------------
-        queue = m.submodules.activation_queue = SyncQueue(broadcast_layout(cfg), cfg.fifo_depth)
-        wiring.connect(m, wiring.flipped(self.bcast), queue.w)
+        # A full queue takes a push in a cycle in which it pops (the CCU's credits
+        # count P1 and P2 too: cfg.credits); a broadcast that finds the queue empty
+        # and P1 free goes straight into P1 (`bypass`, below) and is never queued.
+        queue = m.submodules.activation_queue = SyncQueue(broadcast_layout(cfg), cfg.fifo_depth,
+                                                          ready_when_popping=True)
+        queue_empty = Signal()                      # a register's decode: the head is the bus
+        m.d.comb += queue_empty.eq(queue.level == 0)
+        head = Signal.like(queue.r.payload)         # the column P1 takes next: the queue's head, or the bus
+        m.d.comb += head.eq(Mux(queue_empty, self.bcast.payload, queue.r.payload))
 
         # -- pointer read: p[i] and p[i+1] in one cycle, from the even and odd banks
         # (cfg.pointer_banks = 2) or from the two read ports of one memory (1)
         ptr_index = Signal(cfg.ptr_addr_bits + 1)   # logical pointer index of p[j]
-        m.d.comb += ptr_index.eq(queue.r.payload.ptr)
+        m.d.comb += ptr_index.eq(head.ptr)
         if cfg.pointer_banks == 2:
             half = (cfg.ptr_depth + 1) // 2
             even = memory(m, platform, "ptr_even", shape=unsigned(cfg.ptr_bits), depth=half, init=init["ptr_even"],
@@ -320,18 +331,31 @@ class ProcessingElement(wiring.Component):
             column_layout(cfg), cfg.column_buffer_depth, ready_when_popping=True)
         p_leave = Signal()
         p1_move = Signal()
+        p1_ready = Signal()
         pop = Signal()
+        bypass = Signal()
+        take = Signal()                              # P1 takes a column (popped or off the bus)
         m.d.comb += [
             # An empty column leaves P2 at once: it costs no MAC cycle.
             p_leave.eq(p_valid & (p_empty | column_buffer.w.ready)),
             p1_move.eq(p1_valid & (~p_valid | p_leave)),
-            queue.r.ready.eq(~p1_valid | p1_move),
+            p1_ready.eq(~p1_valid | p1_move),
+            queue.r.ready.eq(p1_ready),
             pop.eq(queue.r.valid & queue.r.ready),
+            bypass.eq(self.bcast.valid & queue_empty & p1_ready),
+            take.eq(pop | bypass),
+            queue.w.valid.eq(self.bcast.valid & ~bypass),
+            queue.w.payload.eq(self.bcast.payload),
+            # (bypass only while the queue is empty, when w.ready is high anyway)
+            self.bcast.ready.eq(queue.w.ready),
         ]
-        m.d.sync += p1_fresh.eq(pop)
-        m.d.comb += self.credit.eq(p1_fresh)             # the CCU's credit comes back
-        with m.If(pop):
-            m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_odd_bank), p1_value.eq(queue.r.payload.value)]
+        m.d.sync += p1_fresh.eq(take)
+        # The CCU's credit comes back (a register) in the cycle after a column leaves P2.
+        credit = Signal()
+        m.d.sync += credit.eq(p_leave)
+        m.d.comb += self.credit.eq(credit)
+        with m.If(take):
+            m.d.sync += [p1_valid.eq(1), p1_odd.eq(ptr_odd_bank), p1_value.eq(head.value)]
         with m.Elif(p1_move):
             m.d.sync += p1_valid.eq(0)
         if cfg.hold_pointer_read:

@@ -1,8 +1,9 @@
 """The CCU with behavioural PEs: layer sequencing, scan, broadcast handshake, counters.
 
 The testbench plays the N PEs: register files answering the scan read of
-every cycle one cycle later, activation queues of ``fifo_depth`` popped at
-random (returning the CCU's credits one cycle later) and random idle signals.
+every cycle one cycle later, ``fifo_depth + 2`` column slots each (the activation
+queue, the pointer stages P1 and P2) emptied at random (returning the CCU's
+credits one cycle later) and random idle signals.
 It checks, per layer of a run, that exactly the non-zero inputs ``j < in_len``
 are broadcast in increasing order, never into a full queue and in every cycle
 in which every PE holds a credit, that write-back visits local rows ``0 .. ceil(out_len/N)-1``
@@ -59,9 +60,9 @@ def _run_ccu(cfg, layers, rf, *, p_pop=0.7, p_idle=0.6, seed=0):
         ctx.set(dut.start, 0)
         data = [0] * n
         layer = -1
-        depth = cfg.fifo_depth
-        level = [0] * n                     # items in each PE's queue
-        returning = [False] * n             # popped last cycle: the credit comes back now
+        depth = cfg.fifo_depth + 2          # a column waits in the queue, P1 or P2 of the PE
+        level = [0] * n                     # columns in each PE's queue, P1 and P2
+        returning = [False] * n             # left P2 last cycle: the credit comes back now
         prev_pending, prev_ready = False, [True] * n
         while True:
             if ctx.get(dut.done):
@@ -149,7 +150,7 @@ def test_ccu_runs_layer_sequence(pes):
     layers = [dict(in_len=lengths[l], out_len=lengths[l + 1], ptr_base=rng.randrange(cfg.ptr_depth - lengths[l]),
                    codebook=l, bias_base=rng.randrange(32), shift=rng.randrange(1 << cfg.shift_bits) % cfg.acc_bits,
                    relu=rng.randrange(2)) for l in range(3)]
-    seen = _run_ccu(cfg, layers, rf, seed=pes)
+    seen = _run_ccu(cfg, layers, rf, seed=pes, p_pop=0.4)     # slow PEs: the credits run out
     assert len(seen["bcast"]) == len(layers)
     for l, fields in enumerate(layers):
         x = _vector(rf, cfg, l % 2, fields["in_len"])
@@ -163,8 +164,8 @@ def test_ccu_runs_layer_sequence(pes):
     assert counters[Counter.BROADCASTS] == sum(len(b) for b in seen["bcast"])
     assert counters[Counter.BROADCAST_STALLS] == seen["stalls"]
     assert counters[Counter.LAYERS] == len(layers)
-    if cfg.fifo_depth <= 2:
-        assert seen["stalls"] > 0           # the credits did hold broadcasts back
+    if cfg.fifo_depth <= 2 and max(len(b) for b in seen["bcast"]) > cfg.credits:
+        assert seen["stalls"] > 0           # the credits did hold broadcasts back (not with 1 PE: 2 per layer)
 
 
 def test_ccu_broadcasts_every_cycle_across_rows():

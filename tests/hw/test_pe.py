@@ -54,7 +54,7 @@ def _pe_timing(push, counts, depth, cbuf, mac_latency):
     finishes = []
     issues = []
     for t, n in zip(push, counts):
-        q = max(t + 1, last_move)             # popped into P1
+        q = max(t, last_move)                 # into P1: off the bus past an empty queue, else popped
         m = max(q + 1, last_leave)            # pointers into P2
         last_move = m
         if n == 0:
