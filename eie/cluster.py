@@ -443,6 +443,13 @@ def _session_pids(sid: int) -> list[int]:
     return pids
 
 
+def _signal_session(sid: int, sig) -> None:
+    """Send ``sig`` to every process of session ``sid`` (one that has ended is skipped)."""
+    for pid in _session_pids(sid):
+        with _suppress():
+            os.kill(pid, sig)
+
+
 class LoopbackCluster:
     """A Ray cluster on this machine: a head node and ``workers`` worker nodes,
     each a separate ``ray start`` (own process group, own raylet) with
@@ -497,24 +504,19 @@ class LoopbackCluster:
                     ids[k] = node["NodeID"]
         return ids
 
-    def _signal_node(self, k: int, sig) -> None:
-        for pid in _session_pids(self.groups[f"worker{k}"]):
-            with _suppress():
-                os.kill(pid, sig)
-
     def pause_worker(self, k: int, pause: bool = True) -> None:
         """Freeze worker node ``k`` (SIGSTOP to its raylet and the processes running its
         tasks), or let it go on (``pause=False``: SIGCONT). A frozen node finishes
         nothing: a test that sees a task still unfinished after freezing its node
         knows that killing the node kills the task, not a task that has just returned."""
         import signal
-        self._signal_node(k, signal.SIGSTOP if pause else signal.SIGCONT)
+        _signal_session(self.groups[f"worker{k}"], signal.SIGSTOP if pause else signal.SIGCONT)
 
     def kill_worker(self, k: int) -> None:
         """Kill worker node ``k`` at once (SIGKILL to its raylet and the processes running
         its tasks): a node dying mid-run."""
         import signal
-        self._signal_node(k, signal.SIGKILL)
+        _signal_session(self.groups[f"worker{k}"], signal.SIGKILL)
         with _suppress():
             os.killpg(self.groups.pop(f"worker{k}"), signal.SIGKILL)
 
@@ -530,9 +532,7 @@ class LoopbackCluster:
             for pgid in self.groups.values():
                 with _suppress():
                     os.killpg(pgid, sig)
-                for pid in _session_pids(pgid):          # the task workers (groups of their own)
-                    with _suppress():
-                        os.kill(pid, sig)
+                _signal_session(pgid, sig)               # the task workers (groups of their own)
             if sig == signal.SIGTERM:
                 time.sleep(2)
         self.groups.clear()

@@ -1261,20 +1261,15 @@ def check(prop: Property, *, build_dir="build/formal", harness: Elaboratable | N
 
 
 PROPERTIES: list[Property] = [
+    # The activation queue and the column buffer are the same SyncQueue, both accepting a push
+    # into a full queue in a cycle in which it pops (ready_when_popping).
     Property("queue", "fifo_d2", "prove", 4, QueueHarness,
-             "activation queue (depth 2, accepts while popping when full): nothing lost, duplicated or "
-             "reordered; level; ready rule", {"depth": 2, "ready_when_popping": True}),
+             "activation queue and column buffer (depth 2, accept while popping when full): nothing lost, "
+             "duplicated or reordered; level; ready rule", {"depth": 2, "ready_when_popping": True}),
     Property("queue", "fifo_d3", "prove", 5, QueueHarness,
-             "activation queue (depth 3, accepts while popping when full): nothing lost, duplicated or "
-             "reordered; level; ready rule", {"depth": 3, "ready_when_popping": True}),
+             "as above, depth 3", {"depth": 3, "ready_when_popping": True}),
     Property("queue", "fifo_d8", "prove", 10, QueueHarness,
-             "activation queue (depth 8, the paper preset): as above", {"depth": 8, "ready_when_popping": True}),
-    Property("queue", "column_buffer_d2", "prove", 4, QueueHarness,
-             "column buffer (depth 2, accepts while popping when full): as above",
-             {"depth": 2, "ready_when_popping": True}),
-    Property("queue", "column_buffer_d3", "prove", 5, QueueHarness,
-             "column buffer (depth 3, accepts while popping when full): as above",
-             {"depth": 3, "ready_when_popping": True}),
+             "as above, depth 8 (the paper preset's queue)", {"depth": 8, "ready_when_popping": True}),
     *(Property("lnzd", f"lowest_nonzero_n{n}", "prove", 1, LNZDHarness,
                f"LNZD tree of {n} inputs: valid iff any, the lowest non-zero index, its data", {"n": n})
       for n in (4, 5, 16, 64)),
@@ -1644,7 +1639,7 @@ MUTANTS: list[Mutant] = [
            lambda: {"queue_cls": _queue_stuck_read_pointer()}),
     Mutant("queue.fifo_d3", "wrap_late", "write pointer wraps at depth instead of depth - 1",
            lambda: {"queue_cls": _queue_wrap_late()}),
-    Mutant("queue.column_buffer_d2", "full_ignores_pop", "a full column buffer refuses a push while popping",
+    Mutant("queue.fifo_d2", "full_ignores_pop", "a full queue refuses a push while popping",
            lambda: {"queue_cls": _queue_full_ignores_pop()}),
     *(Mutant(f"lnzd.lowest_nonzero_n{n}", "highest_first", "a node prefers its highest valid child",
              lambda: {"tree_cls": _lnzd_highest_first()}) for n in (4, 5, 16, 64)),
@@ -1656,8 +1651,6 @@ MUTANTS: list[Mutant] = [
            lambda: {"ccu_cls": _ccu_credit_ignores_fire()}, mode="bmc", depth=18),
     Mutant("queue.fifo_d8", "stuck_read_pointer", "read pointer stays on a pop that coincides with a push",
            lambda: {"queue_cls": _queue_stuck_read_pointer()}),
-    Mutant("queue.column_buffer_d3", "wrap_late", "write pointer wraps at depth instead of depth - 1",
-           lambda: {"queue_cls": _queue_wrap_late()}),
     Mutant("ccu.scan", "in_len_off_by_one", "the first row's mask admits j == in_len",
            lambda: {"ccu_cls": _ccu_scan_in_len_off_by_one()}, depth=14),
     Mutant("pe.spmat_read", "slot_wrap", "after a word's last slot the read stays on that word",
@@ -1670,10 +1663,9 @@ MUTANTS: list[Mutant] = [
     Mutant("pe.spmat_read_one_pointer_memory", "end_pointer_port",
            "the pointer memory's second port reads p[j + 2] instead of p[j + 1]: a column runs into the next",
            lambda: {"pe_cls": _pe_end_pointer_port()}),
-    Mutant("pe.credit", "credit_at_pop", "the credit comes back when P1 takes a column, not when it leaves P2: "
-           "a full queue is sent a broadcast", lambda: {"pe_cls": _pe_credit_at_pop()}),
-    Mutant("pe.credit_d1_hold", "credit_at_pop", "the credit comes back when P1 takes a column, not when it "
-           "leaves P2: a full queue is sent a broadcast", lambda: {"pe_cls": _pe_credit_at_pop()}),
+    *(Mutant(prop, "credit_at_pop", "the credit comes back when P1 takes a column, not when it leaves P2: "
+             "a full queue is sent a broadcast", lambda: {"pe_cls": _pe_credit_at_pop()})
+      for prop in ("pe.credit", "pe.credit_d1_hold")),
     Mutant("top.status", "range_off_by_one", "addr + count == depth rejected",
            lambda: {"top_cls": _top_range_off_by_one()}, mode="bmc", depth=8),
     Mutant("top.progress", "read_wait_sticks", "the READ wait counter sticks at 1",

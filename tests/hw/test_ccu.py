@@ -150,7 +150,7 @@ def test_ccu_runs_layer_sequence(pes):
     layers = [dict(in_len=lengths[l], out_len=lengths[l + 1], ptr_base=rng.randrange(cfg.ptr_depth - lengths[l]),
                    codebook=l, bias_base=rng.randrange(32), shift=rng.randrange(1 << cfg.shift_bits) % cfg.acc_bits,
                    relu=rng.randrange(2)) for l in range(3)]
-    seen = _run_ccu(cfg, layers, rf, seed=pes, p_pop=0.4)     # slow PEs: the credits run out
+    seen = _run_ccu(cfg, layers, rf, seed=pes)
     assert len(seen["bcast"]) == len(layers)
     for l, fields in enumerate(layers):
         x = _vector(rf, cfg, l % 2, fields["in_len"])
@@ -164,8 +164,8 @@ def test_ccu_runs_layer_sequence(pes):
     assert counters[Counter.BROADCASTS] == sum(len(b) for b in seen["bcast"])
     assert counters[Counter.BROADCAST_STALLS] == seen["stalls"]
     assert counters[Counter.LAYERS] == len(layers)
-    if cfg.fifo_depth <= 2 and max(len(b) for b in seen["bcast"]) > cfg.credits:
-        assert seen["stalls"] > 0           # the credits did hold broadcasts back (not with 1 PE: 2 per layer)
+    if pes > 1:     # (1 PE gets at most 2 broadcasts per layer here, under its 3 credits: it cannot stall)
+        assert seen["stalls"] > 0           # the credits did hold broadcasts back
 
 
 def test_ccu_broadcasts_every_cycle_across_rows():
