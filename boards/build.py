@@ -137,13 +137,20 @@ def synth_overrides(board, cfg: EIEConfig, *, loopback: bool = False) -> dict:
     """The amaranth build-plan overrides of the Yosys script for ``cfg`` on ``board``
     (used by :func:`build` and by :mod:`eie.boards.netlist`, which synthesises the
     same core for gate-level simulation): ``script_after_read`` deletes the Spmat's
-    initial contents when it goes to SPRAM."""
-    overrides = {}
+    initial contents when it goes to SPRAM, and marks the registers of the fanout
+    tree (``cfg.fanout_stages``) ``keep``."""
+    script = []
     if spram_spmat(board, cfg) and not loopback:
         # SPRAM has no initial contents: Yosys maps a memory there only when it has none.
         # (The Spmat's read port must also be idle during writes, as the PE's is.)
-        overrides["script_after_read"] = "delete */t:$meminit_v2 */r:MEMID=\\spmat %i"
-    return overrides
+        script.append("delete */t:$meminit_v2 */r:MEMID=\\spmat %i")
+    if cfg.fanout_stages and not loopback:
+        # The copies of a fanout stage load the same value: Yosys' opt_merge would make
+        # them one register again (driving every PE across the die), unless the
+        # flip-flops themselves are `keep` (an attribute on the wire is not enough).
+        from ..hw.array import FANOUT_PREFIX
+        script += ["proc", f"setattr -set keep 1 w:{FANOUT_PREFIX}* %ci1:+[Q] t:$*dff* %i"]
+    return {"script_after_read": "\n".join(script)} if script else {}
 
 
 def load_model_image(model_dir, cfg: EIEConfig, progress=None) -> tuple[NetworkImage, dict]:

@@ -127,6 +127,10 @@ def _ecp5_preset(pes: int) -> EIEConfig:
 ECP5_DENSE_BASE = replace(ECP5_PRESET, spmat_depth=512, entries_per_word=4, ptr_depth=1024, pointer_banks=1,
                           merge_codebook_bias=1, bias_width=36, lutram_words=64)
 DENSE_MAX_LEN = 1024
+# Up to this many PEs the CCU drives every PE directly (16 met 75 MHz); above it one
+# fanout stage (fanout_stages = 1): a register per 8 PEs between the CCU and them, and
+# one on each PE's way back, so no net crosses the die from one register to every PE.
+DENSE_DIRECT_PES = 16
 
 
 def ecp5_dense_preset(pes: int) -> EIEConfig:
@@ -136,7 +140,8 @@ def ecp5_dense_preset(pes: int) -> EIEConfig:
         raise ValueError(f"--pes must be a positive integer, not {pes!r}")
     rows = -(-DENSE_MAX_LEN // pes)                  # ceil(DENSE_MAX_LEN / pes)
     act = max(16, (rows + 15) // 16 * 16)
-    return replace(ECP5_DENSE_BASE, pes=pes, act_depth=act, bias_depth=max(act, min(448, 4 * act)))
+    return replace(ECP5_DENSE_BASE, pes=pes, act_depth=act, bias_depth=max(act, min(448, 4 * act)),
+                   fanout_stages=1 if pes > DENSE_DIRECT_PES else 0)
 
 
 @dataclass(frozen=True)

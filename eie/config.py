@@ -56,12 +56,14 @@ _LIMITS = {
     "wb_read_stages":       (0, 1, "registers after the write-back's accumulator and bias reads"),
     "pointer_banks":        (1, 2, "pointer memories per PE: 2 (even/odd banks) or 1 (one memory, two read ports)"),
     "lutram_words":         (0, 1 << 16, "PE memories of at most this many words are LUT RAM (0: none)"),
+    "fanout_stages":        (0, 4, "register stages between the CCU and every PE, each way (0: none)"),
 }
 
 # Fields added later, with their defaults: left out of the digest at the default
 # (EIEConfig.digest), so older designs and images keep theirs.
 _LATE_FIELDS = {"io_read_stages": 0, "pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0,
-                "host_readback": 1, "bias_width": 0, "wb_read_stages": 0, "pointer_banks": 2, "lutram_words": 0}
+                "host_readback": 1, "bias_width": 0, "wb_read_stages": 0, "pointer_banks": 2, "lutram_words": 0,
+                "fanout_stages": 0}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -189,6 +191,21 @@ class EIEConfig:
         the accumulators and register files (32 x 44 and 64 x 17 bits at 48
         PEs) take 42 TRELLIS_DPR16X4 cells (84 LUT sites) and their read
         multiplexers instead of 3 DP16KDs. FPGA only (the ASIC target has its own rule).
+    fanout_stages : int
+        Register stages between the CCU and the PEs, each way (0, the default:
+        the CCU's output registers drive every PE, and the PEs' registers the
+        CCU, across the die in one cycle). With ``D`` stages the CCU's outputs
+        reach the PEs through a tree of registers (``eie.hw.array``: the last
+        stage one copy per group of :data:`eie.timing.FANOUT_GROUP` PEs, each
+        earlier stage one copy per group of such copies) and the PEs' credits,
+        idle flags and register-file words come back through ``D`` registers
+        each, so no net crosses the die from one register to 48 or 64 PEs.
+        Every CCU-PE round trip grows by ``2 D`` cycles: the CCU's row queue
+        holds ``3 + 2 D`` rows (``eie.timing.row_queue``), a credit returns
+        ``D`` cycles later (shallow activation queues lose broadcast rate) and
+        a layer ends ``D`` cycles after its last PE goes idle; the cycle model
+        follows (docs/hardware.md, "Timing"). The ULX3S-85F's dense preset uses
+        1 above 16 PEs.
     """
 
     pes: int = 4
@@ -215,6 +232,7 @@ class EIEConfig:
     wb_read_stages: int = 0
     pointer_banks: int = 2
     lutram_words: int = 0
+    fanout_stages: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -336,6 +354,12 @@ class EIEConfig:
         :mod:`eie.timing` (``WRITEBACK_STAGES``).
         """
         return timing.writeback_latency(self.wb_read_stages)
+
+    @property
+    def row_queue(self) -> int:
+        """Rows the CCU fetches ahead of the row it broadcasts:
+        :func:`eie.timing.row_queue` (3, plus 2 per fanout stage)."""
+        return timing.row_queue(self.fanout_stages)
 
     @property
     def credits(self) -> int:

@@ -11,7 +11,8 @@ Nothing else may define or hard-code these numbers.
 
 from __future__ import annotations
 
-__all__ = ["POINTER_STAGES", "MAC_STAGES", "MAC_LATENCY", "WRITEBACK_STAGES", "writeback_latency", "ROW_QUEUE"]
+__all__ = ["POINTER_STAGES", "MAC_STAGES", "MAC_LATENCY", "WRITEBACK_STAGES", "writeback_latency", "ROW_QUEUE",
+           "row_queue", "FANOUT_GROUP"]
 
 #: The PE's pointer stages between its activation queue and its column
 #: buffer, one column each. The CCU's credits count them with the queue's
@@ -52,6 +53,20 @@ def writeback_latency(wb_read_stages: int) -> int:
 
 
 #: Rows of activations the CCU fetches ahead of the row being broadcast
-#: (registers). Three are enough never to run dry, which the cycle model
-#: assumes (tests/golden/test_cycle_model.py's step simulation models the queue).
+#: (registers) when the CCU drives the PEs directly (``fanout_stages`` = 0).
+#: Three are enough never to run dry, which the cycle model assumes
+#: (tests/golden/test_cycle_model.py's step simulation models the queue).
 ROW_QUEUE = 3
+
+
+def row_queue(fanout_stages: int) -> int:
+    """Rows the CCU fetches ahead: a row fetched in cycle ``c`` is on the CCU's
+    queue input in ``c + 1 + 2 D`` (``D`` = ``fanout_stages``: its address and
+    its words each pass ``D`` registers), so a queue that is never dry holds
+    ``ROW_QUEUE + 2 D`` rows."""
+    return ROW_QUEUE + 2 * fanout_stages
+
+
+#: PEs behind one register of a fanout tree's last stage (``fanout_stages`` >= 1);
+#: each earlier stage has one register per group of this many of the next.
+FANOUT_GROUP = 8

@@ -11,22 +11,24 @@ Notation for one layer (cycle 0 = the layer's LOAD cycle), broadcast ``b`` of
 column ``j_b`` (non-zero inputs ``j < in_len`` in increasing order), ``n_kb``
 entries (padding included) of PE ``k`` in that column, ``S = cfg.credits``
 (``fifo_depth`` + 2: the queue's slots and the pointer stages P1, P2),
-column-buffer depth ``C``:
+column-buffer depth ``C``, ``D = cfg.fanout_stages`` (registers between the CCU
+and the PEs, each way):
 
 CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
     ``F_r``: cycle row ``r`` enters the row queue (its data on the read ports;
-    the queue of ``eie.timing.ROW_QUEUE`` = 3 rows never runs dry, so this is also the
-    cycle before the row can be examined); ``F_0 = 2`` (LOAD registers the
-    layer-table entry, START reads row 0); after an all-zero row
+    the queue of ``cfg.row_queue`` = ``3 + 2 D`` rows never runs dry, so this is also the
+    cycle before the row can be examined); ``F_0 = 2 + 2 D`` (LOAD registers the
+    layer-table entry, START reads row 0, whose address and words each pass ``D``
+    registers); after an all-zero row
     ``F_{r+1} = F_r + 1``; after a non-zero row ``F_{r+1} = X_r``, where
     ``X_r = max(F_r + 1, t_last(previous non-zero row))`` is the cycle row
     ``r`` replaces the row being broadcast.
     ``a_b = X_r + 1`` for the first broadcast of row ``r``, else ``t_{b-1} + 1``.
-    ``t_b = max(a_b, max_k l_k(b - S) + 2)``   (fires when every PE holds a credit:
-    column ``b - S`` leaving P2 in ``l`` returns its credit in ``l + 1``;
-    the broadcast bus is a register, so the PEs take it in ``t_b + 1``)
+    ``t_b = max(a_b, max_k l_k(b - S) + 2 + D)``   (fires when every PE holds a credit:
+    column ``b - S`` leaving P2 in ``l`` returns its credit in ``l + 1``, seen by the
+    CCU in ``l + 1 + D``; the broadcast bus is a register, so the PEs take it in ``t_b + 1 + D``)
 PE ``k`` (``i`` = index among the PE's non-empty columns)
-    ``q_b = max(t_b + 1, m_{b-1})``            (into P1: off the bus when the queue is
+    ``q_b = max(t_b + 1 + D, m_{b-1})``        (into P1: off the bus when the queue is
     empty and P1 free, else popped from the queue; P1 reads the pointers)
     ``m_b = max(q_b + 1, l_{b-1})``            (pointers into the P2 registers)
     empty column: ``l_b = m_b + 1``
@@ -34,10 +36,13 @@ PE ``k`` (``i`` = index among the PE's non-empty columns)
     ``s_i = max(c_i + 1, f_{i-1} + 1)``, ``f_i = s_i + n_i - 1``   (Spmat reads)
     idle (a register) from ``d_k = max(m_{B-1} + 3, f_last + M + 2)``, ``M = cfg.mac_latency`` (6)
 End of layer
-    ``scan_done = max(F_{R_in - 1} + 2, t_{B-1} + 2)``
-    ``E = max(scan_done, max_k d_k)``; layer cycles ``= E + ceil(out_len / N) + L + 1``
+    ``scan_done = max(F_{R_in - 1} + 2, t_{B-1} + 2 + 2 D)`` (a PE's idle flag shows a
+    broadcast ``2 D + 2`` cycles after it fires)
+    ``E = max(scan_done, max_k d_k + D)``; layer cycles ``= E + ceil(out_len / N) + L + 1``
     (write-back of one row per cycle, ``L = cfg.writeback_latency`` cycles for
-    the last row to reach the register files, and the LOAD cycle).
+    the last row to reach the register files, and the LOAD cycle; behind ``D``
+    fanout registers a row reaches its PE ``D`` cycles later, and so does
+    everything sent after it, so nothing waits for it).
 
 A run's ``cycles`` is the sum over its layers.
 """
@@ -147,7 +152,8 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
     Parameters
     ----------
     cfg : EIEConfig
-        Uses ``pes``, ``credits`` (``fifo_depth`` + 2) and ``column_buffer_depth``.
+        Uses ``pes``, ``credits`` (``fifo_depth`` + 2), ``column_buffer_depth``,
+        ``fanout_stages``, ``mac_latency`` and ``writeback_latency``.
     col_entries : (pes, in_len) array
         Entries (padding included) of each PE's slice of each column, e.g.
         ``EncodedLayer.col_entries`` or differences of the pointers.
@@ -168,6 +174,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         raise ValueError(f"in_len and out_len must be at least 1, not {in_len} and {out_len}")
     slots = cfg.credits
     cbuf = cfg.column_buffer_depth
+    D = cfg.fanout_stages
 
     cols = np.flatnonzero(xs)
     nb = len(cols)
@@ -200,7 +207,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
 
     row_of = (cols // n).tolist()
     prev_row = -1
-    x_prev = 2          # X of the previous non-zero row (2 stands for "row 0 enters the row queue at 2")
+    x_prev = 2 + 2 * D  # X of the previous non-zero row (stands for "row 0 enters the row queue at F_0")
     t_prev = int(_NEVER)
     for b in range(nb):
         r = row_of[b]
@@ -214,11 +221,11 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         avail[b] = a
         t = a
         if b >= slots:
-            t = max(a, int(l_max[b - slots]) + 2)
+            t = max(a, int(l_max[b - slots]) + 2 + D)
         broadcast_stalls += t - a
         t_prev = t
 
-        q = np.maximum(last_move, t + 1)
+        q = np.maximum(last_move, t + 1 + D)
         last_move = np.maximum(q + 1, last_leave)
         m1 = last_move + 1
         c = np.maximum(m1, finish.take(read_at[b]))     # into the column buffer
@@ -233,18 +240,18 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
 
     stalls = np.zeros(n, np.int64)
     if nb > slots:
-        stalls = np.maximum(l_hist[:nb - slots] + 2 - avail[slots:nb, None], 0).sum(axis=0)
+        stalls = np.maximum(l_hist[:nb - slots] + 2 + D - avail[slots:nb, None], 0).sum(axis=0)
 
     if nb:
         if prev_row < rows_in - 1:
             f_last_row = x_prev + (rows_in - 1 - prev_row - 1)
         else:
             f_last_row = int(_NEVER)
-        scan_done = max(f_last_row + 2, t_prev + 2)
+        scan_done = max(f_last_row + 2, t_prev + 2 + 2 * D)
         idle = np.maximum(last_move + 3, last_finish + cfg.mac_latency + 2)
-        end = max(scan_done, int(idle.max()))
+        end = max(scan_done, int(idle.max()) + D)
     else:
-        end = (rows_in - 1) + 4
+        end = (rows_in - 1) + 4 + 2 * D
     compute = end + 1
     writeback = rows_out + cfg.writeback_latency
     return LayerTiming(cycles=compute + writeback, broadcasts=nb, broadcast_stalls=int(broadcast_stalls),

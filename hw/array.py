@@ -5,20 +5,60 @@ port and the start/run signals of :class:`EIEArray`. Ports: see the
 ``EIEArray`` table of docs/hardware.md (this class implements it exactly).
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from eie.config import EIEConfig
 from eie.protocol import ALL_PES, Mem
+from eie.timing import FANOUT_GROUP
 
 from .ccu import CCU
 from .pe import ProcessingElement, check_image, io_width
 
-__all__ = ["EIEArray", "io_width", "READ_LATENCY"]
+__all__ = ["EIEArray", "io_width", "READ_LATENCY", "FANOUT_PREFIX", "fanout_tree", "fanin"]
 
 # Cycles from io_re to the item on io_rdata (see EIEArray.elaborate).
 READ_LATENCY = 3
+
+#: Names of a fanout tree's registers start with this: the FPGA build marks
+#: them ``keep`` (eie.boards.build), or Yosys would merge the copies of a stage
+#: back into one register, which is what drove every PE across the die.
+FANOUT_PREFIX = "fanout_"
+
+
+def _register(m, value, name, reset_less, init=None):
+    value = Value.cast(value)
+    if init is None:
+        init = value.init if isinstance(value, Signal) else 0
+    reg = Signal(len(value), name=name, reset_less=reset_less, init=init)
+    m.d.sync += reg.eq(value)
+    return reg
+
+
+def fanout_tree(m, value, pes: int, stages: int, name: str, *, reset_less: bool = False):
+    """``value`` for each of ``pes`` PEs, through ``stages`` registers (a list of ``pes`` Values).
+
+    The last stage has one register per group of :data:`eie.timing.FANOUT_GROUP`
+    PEs (PE ``k`` takes copy ``k // FANOUT_GROUP``), each earlier stage one per
+    group of ``FANOUT_GROUP`` registers of the next: a register drives at most
+    ``FANOUT_GROUP`` loads and sits between its driver and them, so no net runs
+    from one register to every PE. Call it outside any ``If``/``Switch``."""
+    copies, span = [value], FANOUT_GROUP ** (stages + 1)
+    for stage in range(1, stages + 1):
+        span //= FANOUT_GROUP                          # PEs behind one register of this stage
+        copies = [_register(m, copies[(i * span) // (span * FANOUT_GROUP)] if stage > 1 else value,
+                            f"{FANOUT_PREFIX}{name}_s{stage}_{i}", reset_less)
+                  for i in range(-(-pes // span))]
+    return [copies[k // span] if stages else value for k in range(pes)]
+
+
+def fanin(m, value, stages: int, name: str, *, reset_less: bool = False, init=None):
+    """``value`` (e.g. the PEs' outputs, side by side) through ``stages`` registers
+    (initial value ``init``, else ``value``'s if a Signal, else 0)."""
+    for stage in range(1, stages + 1):
+        value = _register(m, value, f"fanin_{name}_s{stage}", reset_less, init)
+    return value
 
 
 class EIEArray(wiring.Component):
@@ -58,9 +98,10 @@ class EIEArray(wiring.Component):
     def read_latency(self) -> int:
         """Cycles from ``io_re`` to its item on ``io_rdata`` (``EIETop`` waits for it):
         ``READ_LATENCY + cfg.io_read_stages``, plus 1 for the registered io bus
-        when ``io_read_stages >= 1``."""
+        when ``io_read_stages >= 1``, plus ``cfg.fanout_stages`` (the io bus
+        reaches the PEs through the fanout tree)."""
         stages = self._cfg.io_read_stages
-        return READ_LATENCY + stages + (1 if stages else 0)
+        return READ_LATENCY + stages + (1 if stages else 0) + self._cfg.fanout_stages
 
     def __init__(self, cfg: EIEConfig, *, image=None):
         if not isinstance(cfg, EIEConfig):
@@ -117,35 +158,36 @@ class EIEArray(wiring.Component):
             ccu.io_wdata.eq(io_wdata),
             ccu.io_we.eq(io_we),
         ]
-        pes = []
-        for k in range(cfg.pes):
-            pe = ProcessingElement(cfg, k, image=self._image)
+        pes = [ProcessingElement(cfg, k, image=self._image) for k in range(cfg.pes)]
+        for k, pe in enumerate(pes):
             m.submodules[f"pe{k}"] = pe
-            pes.append(pe)
+        # CCU -> PEs: through cfg.fanout_stages registers of a tree (none: the CCU's and
+        # the io bus's registers drive every PE), the control bits reset, the data not;
+        # the per-PE bits (stall, io write enable) through a plain pipeline each.
+        # PEs -> CCU: credits, idle flags and register-file words through as many.
+        D = cfg.fanout_stages
+        ctrl = [ccu.running, ccu.clear, ccu.bcast_valid, ccu.wb_issue, ccu.acc_clear]
+        data = [ccu.codebook, ccu.bias_base, ccu.shift, ccu.relu, ccu.dst_bank, ccu.bcast, ccu.scan_addr,
+                ccu.wb_row, ccu.wb_rem, io_mem, io_addr, io_wdata]
+        ctrl_at = fanout_tree(m, Cat(*ctrl), cfg.pes, D, "ctrl")
+        data_at = fanout_tree(m, Cat(*data), cfg.pes, D, "data", reset_less=True)
+        stall = fanin(m, ccu.pe_stall, D, "stall")
+        we = fanin(m, Cat(*pe_we), D, "io_we")
+        credit = fanin(m, Cat(pe.credit for pe in pes), D, "credit")
+        idle = fanin(m, Cat(pe.idle for pe in pes), D, "idle", init=(1 << cfg.pes) - 1)
+        scan = fanin(m, Cat(Cat(pe.scan_data, pe.scan_nz) for pe in pes), D, "scan", reset_less=True)
+        m.d.comb += [ccu.pe_credit.eq(credit), ccu.pe_idle.eq(idle)]
+        scan_bits = cfg.act_bits + 1
+        for k, pe in enumerate(pes):
+            down = [pe.running, pe.clear, pe.bcast.valid, pe.wb_issue, pe.acc_clear]
+            m.d.comb += Cat(*down).eq(ctrl_at[k])
+            down = [pe.codebook, pe.bias_base, pe.shift, pe.relu, pe.dst_bank, pe.bcast.payload, pe.scan_addr,
+                    pe.wb_row, pe.wb_rem, pe.io_mem, pe.io_addr, pe.io_wdata]
             m.d.comb += [
-                pe.running.eq(ccu.running),
-                pe.clear.eq(ccu.clear),
-                pe.codebook.eq(ccu.codebook),
-                pe.bias_base.eq(ccu.bias_base),
-                pe.shift.eq(ccu.shift),
-                pe.relu.eq(ccu.relu),
-                pe.dst_bank.eq(ccu.dst_bank),
-                pe.bcast.valid.eq(ccu.bcast_valid),
-                pe.bcast.payload.eq(ccu.bcast),
-                pe.stall.eq(ccu.pe_stall[k]),
-                ccu.pe_credit[k].eq(pe.credit),
-                ccu.pe_idle[k].eq(pe.idle),
-                pe.scan_addr.eq(ccu.scan_addr),
-                ccu.scan_data[k].eq(pe.scan_data),
-                ccu.scan_nz[k].eq(pe.scan_nz),
-                pe.wb_issue.eq(ccu.wb_issue),
-                pe.wb_row.eq(ccu.wb_row),
-                pe.wb_rem.eq(ccu.wb_rem),
-                pe.acc_clear.eq(ccu.acc_clear),
-                pe.io_mem.eq(io_mem),
-                pe.io_addr.eq(io_addr),
-                pe.io_wdata.eq(io_wdata),
-                pe.io_we.eq(pe_we[k]),
+                Cat(*down).eq(data_at[k]),
+                pe.stall.eq(stall[k]),
+                pe.io_we.eq(we[k]),
+                Cat(ccu.scan_data[k], ccu.scan_nz[k]).eq(scan[k * scan_bits:(k + 1) * scan_bits]),
             ]
 
         # Reads, READ_LATENCY = 3 cycles: the memories answer in the cycle after
@@ -168,6 +210,8 @@ class EIEArray(wiring.Component):
             *(rd_pe[i + 1].eq(rd_pe[i]) for i in range(latency - 2)),
         ]
         pe_rdata = Array(pe.io_rdata for pe in pes)
+        # (the CCU's word waits for the PEs', which are D cycles later: the io bus passes the tree)
+        ccu_rdata = fanin(m, ccu.io_rdata, D, "ccu_rdata", reset_less=True)
         with m.If(rd_valid[-1]):
-            m.d.sync += self.io_rdata.eq(Mux(rd_global[-1], ccu.io_rdata, pe_rdata[rd_pe[-1]]))
+            m.d.sync += self.io_rdata.eq(Mux(rd_global[-1], ccu_rdata, pe_rdata[rd_pe[-1]]))
         return m

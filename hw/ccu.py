@@ -88,6 +88,7 @@ class CCU(wiring.Component):
     -------
     start, num_layers, running, done :
         As on :class:`eie.hw.array.EIEArray`.
+
     io_mem, io_addr, io_wdata, io_we : In
         Host access to the layer table (writes with ``io_mem == LAYER``).
     io_rdata : Out(io_width)
@@ -219,31 +220,36 @@ class CCU(wiring.Component):
         # Remaining lengths are one bit wider than needed so that no comparison
         # with N is constant (lint-clean for act_depth = 1 too).
         rem_bits = max(cfg.len_bits, n.bit_length()) + 1
-        # Rows are fetched ahead into a queue of ROW_QUEUE rows (registers; the
+        # Rows are fetched ahead into a queue of cfg.row_queue rows (registers; the
         # head at entry 0). The register files are read every cycle at an address
-        # made from registers; a fetched row arrives on the read ports in the next
-        # cycle (`inflight`) and is pushed, masked (`a != 0 and j < in_len`), into
-        # the queue. Fetching depends only on the queue's registered occupancy,
-        # the head only on registers: no path runs from read data to a decision.
+        # made from registers; a fetched row arrives on the read ports 1 + 2 D
+        # cycles later (D = cfg.fanout_stages: the address and the words pass D
+        # registers each way; `inflight` remembers the fetches) and is pushed,
+        # masked (`a != 0 and j < in_len`), into the queue. Fetching depends only
+        # on a registered count (`pending`: rows fetched and not yet popped), the
+        # head only on registers: no path runs from read data to a decision.
         # The queue is a ring (one-hot read and write pointers): a push writes one
         # entry, enabled from registers only, and a pop moves the read pointer, so
         # the broadcast decision drives a few flip-flops, not every queued bit.
-        Q = ROW_QUEUE
+        D = cfg.fanout_stages
+        Q = cfg.row_queue
         q_vals = [Signal.like(self.scan_data, name=f"row_vals{i}") for i in range(Q)]
         q_mask = [Signal(n, name=f"row_mask{i}") for i in range(Q)]
         q_base = [Signal.like(cur_base, name=f"row_base{i}") for i in range(Q)]
         q_rd = Signal(Q, init=1)                      # one-hot: the head entry
         q_wr = Signal(Q, init=1)                      # one-hot: the entry the next push writes
         occ = Signal(range(Q + 1))
-        inflight = Signal()                           # the row fetched last cycle is on the read ports
-        in_lim = Signal(n)                            # its PE k's activation is < in_len
+        pending = Signal(range(Q + 1))                # occ + rows fetched and not yet pushed
+        inflight = Signal(1 + 2 * D)                  # bit i: a row fetched i + 1 cycles ago
+        # the next row pushed: its PE k's activation is < in_len, its ptr_base + r * N,
+        # and in_len - (r + 1) * N (rows are pushed in the order they were fetched)
+        in_lim = Signal(n)
+        push_base = Signal(cfg.ptr_addr_bits)
+        push_rem = Signal(rem_bits)
         # next row to read; stays at the last row once every row is fetched, so the
         # address never leaves the source bank
         fetch_row = Signal(range(max(2, cfg.act_depth)))
         fetch_rem = Signal(rem_bits)                  # in_len - fetch_row * N
-        # ptr_base + r * N of the row fetched last (the one in flight); wraps only
-        # after the last row
-        fetch_base = Signal(cfg.ptr_addr_bits)
         fetch_more = Signal()
 
         lnzd = m.submodules.lnzd = LNZDTree(n, signed(cfg.act_bits))
@@ -268,6 +274,13 @@ class CCU(wiring.Component):
         fire = Signal()
         cur_free = Signal()
         head_valid = Signal()
+        # Broadcasts sent in the last 1 + 2 D cycles (bit 0: bcast_valid): a PE's
+        # registered idle flag falls in the cycle after it takes one, D cycles
+        # after bcast_valid, and reaches the CCU D cycles after that.
+        sent = Signal(1 + 2 * D)
+        m.d.comb += sent[0].eq(self.bcast_valid)
+        if D:
+            m.d.sync += sent[1:].eq(sent[:-1])
         head_any = Signal()
         # the head entry, an AND-OR multiplexer on the one-hot read pointer
         head_vals = Signal.like(self.scan_data)
@@ -292,9 +305,11 @@ class CCU(wiring.Component):
             # A non-zero head row replaces `cur` when `cur` is done; an all-zero one is dropped.
             load.eq(head_valid & head_any & cur_free),
             pop.eq(head_valid & (~head_any | cur_free)),
-            push.eq(inflight),
-            fetch.eq((phase == Phase.SCAN) & fetch_more & (occ + inflight < Q)),
-            scan_done.eq(~fetch_more & ~inflight & ~head_valid & ~cur_any & ~self.bcast_valid),
+            push.eq(inflight[-1]),
+            fetch.eq((phase == Phase.SCAN) & fetch_more & (pending < Q)),
+            # (pending == 0: nothing in flight, the queue empty; `sent`: no broadcast
+            # the PEs' idle flags may not show yet)
+            scan_done.eq(~fetch_more & (pending == 0) & ~cur_any & ~sent.any()),
         ]
         # The broadcast bus is a register: the decision (fire) stays inside the
         # CCU with the state it updates, and the bus crosses the die to the PEs
@@ -335,17 +350,18 @@ class CCU(wiring.Component):
         for i in range(Q):
             with m.If(push & q_wr[i]):
                 m.d.sync += [q_vals[i].eq(self.scan_data), q_mask[i].eq(self.scan_nz & in_lim),
-                             q_base[i].eq(fetch_base)]
+                             q_base[i].eq(push_base)]
         with m.If(push):
-            m.d.sync += q_wr.eq(rotate(q_wr))
+            m.d.sync += [q_wr.eq(rotate(q_wr)), in_lim.eq(Cat(k < push_rem for k in range(n))),
+                         push_base.eq(push_base + n), push_rem.eq(push_rem - n)]
         with m.If(pop):
             m.d.sync += q_rd.eq(rotate(q_rd))
-        m.d.sync += [occ.eq(occ + push - pop), inflight.eq(fetch)]
+        m.d.sync += [occ.eq(occ + push - pop), pending.eq(pending + fetch - pop),
+                     inflight.eq(Cat(fetch, inflight[:-1]))]
 
         with m.If(fetch):
             m.d.sync += [
-                in_lim.eq(Cat(k < fetch_rem for k in range(n))),
-                fetch_row.eq(fetch_row + (fetch_rem > n)), fetch_rem.eq(fetch_rem - n), fetch_base.eq(fetch_base + n),
+                fetch_row.eq(fetch_row + (fetch_rem > n)), fetch_rem.eq(fetch_rem - n),
                 fetch_more.eq(fetch_rem > n),
             ]
         m.d.comb += [
@@ -374,6 +390,8 @@ class CCU(wiring.Component):
         ]
 
         # WBLAST lasts writeback_latency cycles: the last row reaches the register files.
+        # (Behind fanout_stages registers it reaches them D cycles later, but so does
+        # everything the CCU or the host sends the PEs after it: nothing waits for it.)
         wb_tail = Signal(range(cfg.writeback_latency))
         last_wb_cycle = (phase == Phase.WBLAST) & (wb_tail == 0)
 
@@ -444,7 +462,7 @@ class CCU(wiring.Component):
                     src_bank.eq(layer_idx[0]),
                     self.dst_bank.eq(~layer_idx[0]),
                     # row 0 is read in this cycle (scan_addr above)
-                    inflight.eq(1), fetch_base.eq(ptr_base_q),
+                    inflight.eq(1), pending.eq(1), push_base.eq(ptr_base_q), push_rem.eq(in_len - n),
                     in_lim.eq(Cat(k < in_len for k in range(n))),
                     fetch_row.eq(in_len > n), fetch_rem.eq(in_len - n),
                     fetch_more.eq(in_len > n),

@@ -26,7 +26,7 @@ from eie.golden.synthetic import PAPER_LAYERS, make_layer, random_layer
 
 def _step_simulation(cfg, col_entries, x, out_len):
     """Cycle-by-cycle simulation of one layer; returns (cycles, broadcast stalls, per-PE stalls)."""
-    n, depth, cbuf = cfg.pes, cfg.fifo_depth, cfg.column_buffer_depth
+    n, depth, cbuf, D = cfg.pes, cfg.fifo_depth, cfg.column_buffer_depth, cfg.fanout_stages
     in_len = len(x)
     rows_in = -(-in_len // n)
     rows_out = -(-out_len // n)
@@ -42,21 +42,26 @@ def _step_simulation(cfg, col_entries, x, out_len):
     last_issue = [-10] * n
     stalls = [0] * n
     broadcast_stalls = 0
-    # LOAD (cycle 0) registers the layer-table entry, START (1) reads row 0; rows are fetched ahead into a queue of ROW_QUEUE
-    # rows (fetch when the queue plus the row in flight has room), the head is
-    # dropped if all zero or replaces `cur` when `cur` is done.
-    from eie.timing import ROW_QUEUE
-    inflight, fetch_row = 0, 1         # START (cycle 1) reads row 0
+    # LOAD (cycle 0) registers the layer-table entry, START (1) reads row 0; rows are fetched ahead into a queue of
+    # 3 + 2 D rows (fetch when the queue plus the rows in flight have room); a row fetched in cycle c is on the CCU's
+    # ports in c + 1 + 2 D (its address passes D registers to the PEs, their words D back); the head is dropped if
+    # all zero or replaces `cur` when `cur` is done.
+    row_queue = 3 + 2 * D
+    flight, fetch_row = deque([(0, 2 + 2 * D)]), 1      # (row, cycle its words reach the CCU); START read row 0
     rows = deque()
     cur = []
     t = 2
     idle_next = [True] * n
     # The CCU's credits: one per slot a column can wait in ahead of the column
     # buffer (the queue's, P1, P2); a broadcast takes one from every PE, a column
-    # leaving P2 returns it one cycle later (`returning`: left last cycle).
+    # leaving P2 returns it one cycle later (`returning`: left last cycle), seen by the CCU D cycles after that.
     credits = [depth + 2] * n
     returning = [False] * n
-    bus = None                                 # the broadcast register: column fired last cycle
+    credit_line = [deque([False] * D) for _ in range(n)]
+    bus = None                                 # what the PEs see of the broadcast register: fired D + 1 cycles ago
+    bus_line = deque([None] * D)
+    idle_line = deque([[True] * n] * D)        # the PEs' idle registers on their way to the CCU
+    fired_at = -100
     while True:
         pending = bool(cur)
         fire = pending and all(c > 0 for c in credits)
@@ -64,12 +69,17 @@ def _step_simulation(cfg, col_entries, x, out_len):
         head_nz = bool(rows) and bool(row_nonzeros(rows[0]))
         load = head_nz and cur_free
         row_pop = bool(rows) and (not head_nz or cur_free)
-        fetch = fetch_row < rows_in and len(rows) + (inflight is not None) < ROW_QUEUE
+        fetch = fetch_row < rows_in and len(rows) + len(flight) < row_queue
         empty = [not queue[k] and reading[k] is None and pointer[k] is None and not colbuf[k]
                  and t - last_issue[k] > cfg.mac_latency for k in range(n)]
         # A PE's `idle` is a register: last cycle's "empty and nothing pushed".
         idle, idle_next = idle_next, [e and bus is None for e in empty]
-        if fetch_row == rows_in and inflight is None and not rows and not cur and bus is None and all(idle):
+        idle_line.append(idle)
+        seen_idle = idle_line.popleft()
+        # The CCU ends the scan when its idle flags cover every broadcast: one fired in f
+        # reaches a PE in f + 1 + D, whose idle register falls in f + 2 + D, seen in f + 2 + 2 D.
+        if (fetch_row == rows_in and not flight and not rows and not cur and t - fired_at > 1 + 2 * D
+                and all(seen_idle)):
             end = t
             break
         if pending and not fire:
@@ -113,21 +123,27 @@ def _step_simulation(cfg, col_entries, x, out_len):
             if bus is not None and not bypass:
                 queue[k].append(bus)
             credits[k] += returning[k] - fire
-            returning[k] = p_leave
-        bus = None
+            credit_line[k].append(p_leave)
+            returning[k] = credit_line[k].popleft()
         # CCU
+        fired = None
         if fire:
-            bus = cur.pop(0)
+            fired, fired_at = cur.pop(0), t
+        bus_line.append(fired)
+        bus = bus_line.popleft()
         if load:
             cur = row_nonzeros(rows[0])
         if row_pop:
             rows.popleft()
-        if inflight is not None:
-            rows.append(inflight)
-        inflight = fetch_row if fetch else None
+        if flight and flight[0][1] == t:
+            rows.append(flight.popleft()[0])
+        if fetch:
+            flight.append((fetch_row, t + 1 + 2 * D))
         fetch_row += fetch
         t += 1
         assert t < 100000
+    # write-back: a row a cycle, then the last one reaches the register file (behind D registers it
+    # reaches its PE D cycles later, as does all the CCU and the host send after it)
     return end + 1 + rows_out + cfg.writeback_latency, broadcast_stalls, stalls
 
 
@@ -148,12 +164,12 @@ def test_model_matches_step_simulation(pes):
     rng = np.random.default_rng(pes)
     for case in range(40):
         cfg = EIEConfig(pes=pes, fifo_depth=int(rng.choice([1, 2, 3, 8])),
-                        column_buffer_depth=int(rng.choice([1, 2, 5])))
+                        column_buffer_depth=int(rng.choice([1, 2, 5])), fanout_stages=int(rng.choice([0, 0, 1, 2])))
         col_entries, x, out_len = _random_case(rng, pes)
         timing = cycle_model.layer_cycles(cfg, col_entries, x, out_len)
         cycles, bstalls, stalls = _step_simulation(cfg, col_entries.tolist(), x.tolist(), out_len)
         assert (timing.cycles, timing.broadcast_stalls, list(timing.stalls)) == (cycles, bstalls, stalls), \
-            f"case {case}: {cfg.fifo_depth=} {cfg.column_buffer_depth=}"
+            f"case {case}: {cfg.fifo_depth=} {cfg.column_buffer_depth=} {cfg.fanout_stages=}"
         assert timing.broadcasts == int(np.count_nonzero(x))
         assert list(timing.busy) == list(col_entries[:, x != 0].sum(axis=1))
         assert timing.bound == max(timing.broadcasts, -(-int(timing.busy.sum()) // pes))
@@ -222,18 +238,22 @@ MAC_STAGES = ("A: entry", "B: unpack", "C0: register", "C: multiply", "D: regist
 WB_STAGES = ("W1: acc + bias", "W2: shift", "W3: round, saturate, ReLU", "W4: register-file write")
 
 
-def one_entry_layer_cycles(out_len, pes, wb_read_stages=0):
+def one_entry_layer_cycles(out_len, pes, wb_read_stages=0, fanout_stages=0):
     """Cycles of a layer whose input has one non-zero, in row 0 of the register files, whose column
-    holds one entry in one PE: the 'Timing' table of docs/hardware.md worked by hand."""
-    F0 = 2                               # LOAD 0, START 1: row 0 enters the row queue in cycle 2
+    holds one entry in one PE: the 'Timing' table of docs/hardware.md worked by hand. With D
+    fanout stages everything between the CCU and a PE passes D more registers each way."""
+    D = fanout_stages
+    F0 = 2 + 2 * D                       # LOAD 0, START 1 sends row 0's address: its words are back in 2 + 2 D
     X0 = F0 + 1                          # it becomes cur
     t0 = X0 + 1                          # the broadcast fires (every PE has credit)
-    q0 = t0 + 1                          # off the bus into P1 (the queue is empty): pointer read
+    q0 = t0 + 1 + D                      # off the bus into P1 (the queue is empty): pointer read
     m0 = q0 + 1                          # pointers into P2
     c0 = m0 + 1                          # into the column buffer
     s0 = f0 = c0 + 1                     # the one Spmat read
     d = max(m0 + 3, f0 + len(MAC_STAGES) + 2)          # that PE idle (the others from m0 + 3)
-    end = max(F0 + 2, t0 + 2, d)                       # scan done and every PE idle
+    # scan done (the PE's idle flag shows the broadcast 2 + 2 D cycles after it fired) and every PE
+    # idle as the CCU sees it (D cycles late)
+    end = max(F0 + 2, t0 + 2 + 2 * D, d + D)
     wb_latency = len(WB_STAGES) + wb_read_stages       # W1r (wb_read_stages) registers the words read
     return end + 1 + -(-out_len // pes) + wb_latency   # WB: one row per cycle, then WBLAST
 
@@ -244,11 +264,13 @@ def test_write_back_timing_follows_the_documented_stages():
     write-back latency is pinned by the stage list, not by the config constant that both
     the RTL's CCU and this model read."""
     assert one_entry_layer_cycles(8, 4) == 23 and one_entry_layer_cycles(8, 4, 1) == 24
-    for wb_read_stages in (0, 1):
+    # one fanout stage: 2 more before the row is back, 1 more to the PE, 1 more for the CCU to see it idle
+    assert one_entry_layer_cycles(8, 4, 0, 1) == 23 + 4
+    for wb_read_stages, fanout_stages in ((0, 0), (1, 0), (0, 1), (1, 2)):
         cfg = EIEConfig(pes=4, fifo_depth=2, column_buffer_depth=1, spmat_depth=16, ptr_depth=16, act_depth=2,
-                        bias_depth=16, max_layers=1, wb_read_stages=wb_read_stages)
+                        bias_depth=16, max_layers=1, wb_read_stages=wb_read_stages, fanout_stages=fanout_stages)
         col_entries = np.zeros((4, 4), np.int64)
         col_entries[1, 2] = 1                     # row 1 (PE 1, local row 0), column 2
         x = np.array([0, 0, 5, 0])
         timing = cycle_model.layer_cycles(cfg, col_entries, x, 8)
-        assert timing.cycles == one_entry_layer_cycles(8, 4, wb_read_stages)
+        assert timing.cycles == one_entry_layer_cycles(8, 4, wb_read_stages, fanout_stages)

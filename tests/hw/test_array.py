@@ -200,6 +200,16 @@ CASES = [
     ("pes4-ptr1-hold-merged", dict(pes=4, fifo_depth=1, column_buffer_depth=1, pointer_banks=1, hold_pointer_read=1,
                                    merge_codebook_bias=1, bias_width=30, act_depth=16),
      (33, 40, 20), 0.3, 0.6, True, True),
+    # a fanout tree between the CCU and the PEs (fanout_stages): 9 PEs = a full group of 8 and a group of 1;
+    # 17 PEs behind two stages (one register, then 3); a second run on the same array; shallow queues
+    ("pes9-fanout1-fifo1-2runs", dict(pes=9, fifo_depth=1, column_buffer_depth=2, fanout_stages=1, act_depth=8),
+     (50, 41, 30), 0.3, 0.5, True, False),
+    # mostly all-zero rows, dropped one a cycle: the row queue (3 + 2 D rows) must never run dry
+    ("pes3-fanout2-sparse", dict(pes=3, fifo_depth=2, fanout_stages=2, act_depth=40), (120, 20), 0.4, 0.04, True,
+     False),
+    ("pes17-fanout2-ptr1-lutram-io1-wb1", dict(pes=17, entries_per_word=4, fifo_depth=2, fanout_stages=2, act_depth=8,
+                                               pointer_banks=1, lutram_words=64, io_read_stages=1, wb_read_stages=1),
+     (70, 60), 0.15, 0.6, True, False),
     # the iCE40 presets' area options (eie.boards.platforms.ICE40_PRESET)
     ("pes4-ice40-lean-chain", dict(pes=4, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                                    codebook_bits=8, entries_per_word=2, act_depth=16, **ICE40_OPTIONS),
@@ -270,16 +280,16 @@ def test_last_broadcast_after_idle_pes():
     assert np.any(expect != forward_all([layer], np.zeros_like(x), cfg)[-1])     # the last input counts
 
 
-@pytest.mark.parametrize("wb_read_stages", [0, 1])
-def test_write_back_lands_on_the_documented_cycle(wb_read_stages):
+@pytest.mark.parametrize("wb_read_stages,fanout_stages", [(0, 0), (1, 0), (0, 1), (1, 2)])
+def test_write_back_lands_on_the_documented_cycle(wb_read_stages, fanout_stages):
     """The array's cycle count of a one-entry layer equals the count worked by hand from the
     pipeline stages that docs/hardware.md lists (tests/golden/test_cycle_model.py,
-    ``one_entry_layer_cycles``: 23 cycles, 24 with wb_read_stages), not from the
+    ``one_entry_layer_cycles``: 23 cycles, 24 with wb_read_stages, 4 more per fanout stage), not from the
     ``writeback_latency`` constant the CCU and the cycle model share; and the output is right,
     so the CCU does not end the layer before the last row is in the register file."""
     from eie.golden.encode import QuantLayer
     cfg = EIEConfig(pes=4, fifo_depth=2, column_buffer_depth=1, spmat_depth=16, ptr_depth=16, act_depth=2,
-                    bias_depth=16, max_layers=1, wb_read_stages=wb_read_stages)
+                    bias_depth=16, max_layers=1, wb_read_stages=wb_read_stages, fanout_stages=fanout_stages)
     codes = np.zeros((8, 4), np.uint8)
     codes[1, 2] = 3
     codebook = np.zeros(cfg.codebook_size, np.int64)
@@ -290,4 +300,4 @@ def test_write_back_lands_on_the_documented_cycle(wb_read_stages):
     expect = np.arange(8) - 3
     expect[1] += -7 * 5
     np.testing.assert_array_equal(got["out"], expect)
-    assert got["counters"][Counter.CYCLES] == got["waited"] == 23 + wb_read_stages
+    assert got["counters"][Counter.CYCLES] == got["waited"] == 23 + wb_read_stages + 4 * fanout_stages

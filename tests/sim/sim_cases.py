@@ -16,8 +16,9 @@ __all__ = ["adversarial_cases", "random_cases", "images", "matrix"]
 
 
 # The build matrix: every PE count (1, 2, 3, 4, 8, 16, 64), queue depth (1, 2, 8),
-# Spmat word width (1 and 8 entries), 8- and 16-bit numbers and 32- and 64-bit
-# counters appear in at least one build.
+# Spmat word width (1 and 8 entries), 8- and 16-bit numbers, 32- and 64-bit
+# counters and a fanout tree of one and of two stages (16 PEs: 2 registers;
+# 64 PEs: 1 + 8) appear in at least one build.
 # "tiny" (4 PEs) is the digits-mlp config, so the digits test shares its build.
 def matrix() -> dict:
     from eie.config import preset
@@ -34,7 +35,8 @@ def matrix() -> dict:
         "pe8": EIEConfig(pes=8, fifo_depth=2, entries_per_word=4, act_depth=40, spmat_depth=512,
                          ptr_depth=1024, bias_depth=128, column_buffer_depth=2),
         "pe16": EIEConfig(pes=16, fifo_depth=1, entries_per_word=8, act_depth=40, spmat_depth=256,
-                          ptr_depth=1024, bias_depth=128, column_buffer_depth=4),
+                          ptr_depth=1024, bias_depth=128, column_buffer_depth=4, fanout_stages=1),
         "pe64": EIEConfig(pes=64, fifo_depth=8, entries_per_word=8, act_depth=34, spmat_depth=256,
-                          ptr_depth=1024, bias_depth=64, column_buffer_depth=4, max_layers=4),
+                          ptr_depth=1024, bias_depth=64, column_buffer_depth=4, max_layers=4,
+                          fanout_stages=2),
     }
