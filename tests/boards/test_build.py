@@ -176,3 +176,17 @@ def test_real_gowin_build_smallest_configuration(tmp_path):
     assert set("".join(lines[:50])) <= {"0", "1"}
     assert any(line.startswith("00000110") and format(0x1100481B, "032b") in line for line in lines[:10])
     assert json.loads((out / "design.json").read_text())["config"]["pes"] == 1
+
+
+def test_a_silent_abc_failure_is_explained():
+    """A 48-PE ULX3S-85F build's Yosys log ended inside ABC with no message (exit status 1):
+    the error says where it stopped, how big the netlist was and what to change."""
+    from eie.boards.build import abc_failure_hint
+    log = ("3.46.16.3. Executing XAIGER2 backend.\n<suppressed ~124646 debug messages>\n"
+           "Extracted 237235 AND gates and 0 wires from module `eie_board' to a netlist network with 94684 inputs "
+           "and 257652 outputs.\n\n3.46.16.4. Executing ABC9_EXE pass (technology mapping using ABC9).\n\n"
+           "3.46.16.5. Executing ABC9.\nRunning ABC command: \"/yosys-abc\" -s -f <abc-temp-dir>/abc.script 2>&1\n")
+    hint = abc_failure_hint(log)
+    assert "237,235 AND gates" in hint and "--pes" in hint and "pe_counters" in hint
+    assert abc_failure_hint(log + "ABC: + &get -n\nERROR: something else\n") == ""
+    assert abc_failure_hint("") == ""
