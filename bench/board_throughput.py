@@ -44,18 +44,25 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def digits_figures(board_name: str, clock_mhz: float) -> dict:
-    from eie.boards.platforms import get_board
+def digits_cycles(cfg):
+    """digits-mlp compressed for ``cfg``: the compression result and the cycle model's
+    count (= the RTL's ``CYCLES``) for each of the 360 test digits."""
     from eie.golden.cycle_model import predict
     from eie.golden.models import digits_split
     from eie.golden.pipeline import compress
     from eie.golden.quantize import quantize_input
 
-    board = get_board(board_name)
-    result = compress("digits-mlp", board.preset, progress=None)
+    result = compress("digits-mlp", cfg, progress=None)
     _, _, X_test, _ = digits_split()
     Xq = quantize_input(X_test, result.input_frac, result.config)
-    cycles = [predict(result.image, x).cycles for x in Xq]
+    return result, [predict(result.image, x).cycles for x in Xq]
+
+
+def digits_figures(board_name: str, clock_mhz: float) -> dict:
+    from eie.boards.platforms import get_board
+
+    board = get_board(board_name)
+    result, cycles = digits_cycles(board.preset)
     mean = float(np.mean(cycles))
     cfg = result.config
     in_words, out_words = result.layers[0].in_len, result.layers[-1].out_len

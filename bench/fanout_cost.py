@@ -35,17 +35,12 @@ def nt_we(depths=(1, 2, 3, 4, 8), stages=(0, 1)):
 
 
 def digits(pes_list=(48, 64), stages=(0, 1, 2)):
+    from board_throughput import digits_cycles      # (bench/ is on the path when run as a script)
     from eie.boards.platforms import ecp5_dense_preset
-    from eie.golden.cycle_model import predict
-    from eie.golden.models import digits_split
-    from eie.golden.pipeline import compress
-    from eie.golden.quantize import quantize_input
-    _, _, X, _ = digits_split()
     rows = []
     for pes in pes_list:
         for d in stages:
-            r = compress("digits-mlp", ecp5_dense_preset(pes).replace(fanout_stages=d), progress=None)
-            cycles = [predict(r.image, x).cycles for x in quantize_input(X, r.input_frac, r.config)]
+            _, cycles = digits_cycles(ecp5_dense_preset(pes).replace(fanout_stages=d))
             rows.append({"pes": pes, "fanout_stages": d, "cycles_mean": float(np.mean(cycles)),
                          "cycles_min": int(min(cycles)), "cycles_max": int(max(cycles))})
             _log(f"digits-mlp {pes} PEs fanout_stages={d}: {np.mean(cycles):.1f} cycles per inference")

@@ -14,9 +14,10 @@ from eie.protocol import ALL_PES, Mem
 from eie.timing import FANOUT_GROUP
 
 from .ccu import CCU
+from .memory import delayed
 from .pe import ProcessingElement, check_image, io_width
 
-__all__ = ["EIEArray", "io_width", "READ_LATENCY", "FANOUT_PREFIX", "fanout_tree", "fanin"]
+__all__ = ["EIEArray", "io_width", "READ_LATENCY", "FANOUT_PREFIX", "fanout_tree"]
 
 # Cycles from io_re to the item on io_rdata (see EIEArray.elaborate).
 READ_LATENCY = 3
@@ -27,11 +28,8 @@ READ_LATENCY = 3
 FANOUT_PREFIX = "fanout_"
 
 
-def _register(m, value, name, reset_less, init=None):
-    value = Value.cast(value)
-    if init is None:
-        init = value.init if isinstance(value, Signal) else 0
-    reg = Signal(len(value), name=name, reset_less=reset_less, init=init)
+def _register(m, value, name, reset_less):
+    reg = Signal.like(Value.cast(value), name=name, reset_less=reset_less)
     m.d.sync += reg.eq(value)
     return reg
 
@@ -47,18 +45,10 @@ def fanout_tree(m, value, pes: int, stages: int, name: str, *, reset_less: bool 
     copies, span = [value], FANOUT_GROUP ** (stages + 1)
     for stage in range(1, stages + 1):
         span //= FANOUT_GROUP                          # PEs behind one register of this stage
-        copies = [_register(m, copies[(i * span) // (span * FANOUT_GROUP)] if stage > 1 else value,
+        copies = [_register(m, copies[i // FANOUT_GROUP] if stage > 1 else value,
                             f"{FANOUT_PREFIX}{name}_s{stage}_{i}", reset_less)
                   for i in range(-(-pes // span))]
     return [copies[k // span] if stages else value for k in range(pes)]
-
-
-def fanin(m, value, stages: int, name: str, *, reset_less: bool = False, init=None):
-    """``value`` (e.g. the PEs' outputs, side by side) through ``stages`` registers
-    (initial value ``init``, else ``value``'s if a Signal, else 0)."""
-    for stage in range(1, stages + 1):
-        value = _register(m, value, f"fanin_{name}_s{stage}", reset_less, init)
-    return value
 
 
 class EIEArray(wiring.Component):
@@ -171,11 +161,11 @@ class EIEArray(wiring.Component):
                 ccu.wb_row, ccu.wb_rem, io_mem, io_addr, io_wdata]
         ctrl_at = fanout_tree(m, Cat(*ctrl), cfg.pes, D, "ctrl")
         data_at = fanout_tree(m, Cat(*data), cfg.pes, D, "data", reset_less=True)
-        stall = fanin(m, ccu.pe_stall, D, "stall")
-        we = fanin(m, Cat(*pe_we), D, "io_we")
-        credit = fanin(m, Cat(pe.credit for pe in pes), D, "credit")
-        idle = fanin(m, Cat(pe.idle for pe in pes), D, "idle", init=(1 << cfg.pes) - 1)
-        scan = fanin(m, Cat(Cat(pe.scan_data, pe.scan_nz) for pe in pes), D, "scan", reset_less=True)
+        stall = delayed(m, ccu.pe_stall, D, "fanin_stall", reset_less=False)
+        we = delayed(m, Cat(*pe_we), D, "fanin_io_we", reset_less=False)
+        credit = delayed(m, Cat(pe.credit for pe in pes), D, "fanin_credit", reset_less=False)
+        idle = delayed(m, Cat(pe.idle for pe in pes), D, "fanin_idle", reset_less=False, init=(1 << cfg.pes) - 1)
+        scan = delayed(m, Cat(Cat(pe.scan_data, pe.scan_nz) for pe in pes), D, "fanin_scan")
         m.d.comb += [ccu.pe_credit.eq(credit), ccu.pe_idle.eq(idle)]
         scan_bits = cfg.act_bits + 1
         for k, pe in enumerate(pes):
@@ -211,7 +201,7 @@ class EIEArray(wiring.Component):
         ]
         pe_rdata = Array(pe.io_rdata for pe in pes)
         # (the CCU's word waits for the PEs', which are D cycles later: the io bus passes the tree)
-        ccu_rdata = fanin(m, ccu.io_rdata, D, "ccu_rdata", reset_less=True)
+        ccu_rdata = delayed(m, ccu.io_rdata, D, "ccu_rdata")
         with m.If(rd_valid[-1]):
             m.d.sync += self.io_rdata.eq(Mux(rd_global[-1], ccu_rdata, pe_rdata[rd_pe[-1]]))
         return m

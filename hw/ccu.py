@@ -8,13 +8,14 @@ pulse. Per layer ``k`` (fields per :data:`eie.config.LAYER_FIELDS`):
 ``SCAN``
     The source register files are scanned row by row (row ``r`` holds
     activations ``j = r * N + k``). Rows are fetched ahead into a queue of
-    ``ROW_QUEUE`` rows (registers) while the current row is broadcast from a
+    ``cfg.row_queue`` rows (registers; 3, plus 2 per fanout stage: a fetched row
+    is back ``1 + 2 cfg.fanout_stages`` cycles later) while the current row is broadcast from a
     second register (``cur``): an all-zero row at the head is dropped in one
     cycle without disturbing the broadcasts, and a non-zero one replaces
     ``cur`` in the cycle ``cur``'s last non-zero is broadcast, so rows cost no
     bubbles. The register files are read every cycle at an address computed
-    from registers only, fetching depends only on the queue's registered
-    occupancy and the head is a register: no path runs from read data to a
+    from registers only, fetching depends only on a registered count of the
+    rows fetched and not yet popped, and the head is a register: no path runs from read data to a
     decision in the same cycle.
     The LNZD tree picks the lowest non-zero ``j < in_len`` of ``cur``; it is
     broadcast in a cycle in which every PE holds a credit. The CCU keeps one
@@ -55,7 +56,6 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
-from eie import timing
 from eie.config import EIEConfig
 from eie.protocol import Counter, Mem, unpack_layer_entry
 
@@ -64,12 +64,7 @@ from .lnzd import LNZDTree
 from .memory import BLOCK_RAM, delayed, memory
 from .pe import check_image, io_width
 
-__all__ = ["CCU", "Phase", "ROW_QUEUE"]
-
-# Rows fetched ahead of the broadcast (enough for one row per cycle, see elaborate);
-# owned by eie.timing, re-exported here.
-ROW_QUEUE = timing.ROW_QUEUE
-
+__all__ = ["CCU", "Phase"]
 
 class Phase(enum.Enum, shape=3):
     IDLE = 0
@@ -88,7 +83,6 @@ class CCU(wiring.Component):
     -------
     start, num_layers, running, done :
         As on :class:`eie.hw.array.EIEArray`.
-
     io_mem, io_addr, io_wdata, io_we : In
         Host access to the layer table (writes with ``io_mem == LAYER``).
     io_rdata : Out(io_width)

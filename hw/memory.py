@@ -76,12 +76,14 @@ def read_port(m, memory, name: str) -> SimpleNamespace:
     return SimpleNamespace(addr=port.addr, en=en, data=data)
 
 
-def delayed(m, value, stages: int, name: str):
-    """``value`` through ``stages`` reset-less registers (``value`` itself for 0).
+def delayed(m, value, stages: int, name: str, *, reset_less: bool = True, init=None):
+    """``value`` through ``stages`` registers (``value`` itself for 0), reset-less
+    unless ``reset_less=False``; initial value ``init``, else ``value``'s.
 
     Call it outside any ``If``/``Switch``: the registers must load every cycle."""
     for i in range(stages):
-        reg = Signal.like(value, name=f"{name}_d{i + 1}", reset_less=True)
+        reg = Signal.like(value, name=f"{name}_d{i + 1}", reset_less=reset_less,
+                          **({} if init is None else {"init": init}))
         m.d.sync += reg.eq(value)
         value = reg
     return value
