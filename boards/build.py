@@ -138,7 +138,7 @@ def synth_overrides(board, cfg: EIEConfig, *, loopback: bool = False) -> dict:
     (used by :func:`build` and by :mod:`eie.boards.netlist`, which synthesises the
     same core for gate-level simulation): ``script_after_read`` deletes the Spmat's
     initial contents when it goes to SPRAM, and marks the registers of the fanout
-    tree (``cfg.fanout_stages``) ``keep``."""
+    tree (``cfg.fanout_stages``) ``keep`` and its groups of PEs ``keep_hierarchy``."""
     script = []
     if spram_spmat(board, cfg) and not loopback:
         # SPRAM has no initial contents: Yosys maps a memory there only when it has none.
@@ -148,8 +148,15 @@ def synth_overrides(board, cfg: EIEConfig, *, loopback: bool = False) -> dict:
         # The copies of a fanout stage load the same value: Yosys' opt_merge would make
         # them one register again (driving every PE across the die), unless the
         # flip-flops themselves are `keep` (an attribute on the wire is not enough).
-        from ..hw.array import FANOUT_PREFIX
-        script += ["proc", f"setattr -set keep 1 w:{FANOUT_PREFIX}* %ci1:+[Q] t:$*dff* %i"]
+        # Each group of PEs behind one last-stage register stays a module: synthesis
+        # (ABC) maps one group at a time instead of the whole array at once (which the
+        # WebAssembly ABC cannot hold at 48 PEs), and what a group's PEs compute from
+        # the same broadcast is shared within the group, as in a flat netlist.
+        from ..hw.array import FANOUT_PREFIX, GROUP_PREFIX
+        from ..timing import FANOUT_GROUP
+        groups = " ".join(f"*.array.{GROUP_PREFIX}{g}" for g in range(-(-cfg.pes // FANOUT_GROUP)))
+        script += [f"setattr -mod -set keep_hierarchy 1 {groups}",
+                   "proc", f"setattr -set keep 1 w:{FANOUT_PREFIX}* %ci1:+[Q] t:$*dff* %i"]
     return {"script_after_read": "\n".join(script)} if script else {}
 
 
@@ -216,16 +223,66 @@ def parse_nextpnr_utilisation(log_text: str) -> dict:
 
 _CELLS_HEADER = re.compile(r"^\s+(\d+)\s+cells\s*$", re.M)
 _CELL_LINE = re.compile(r"^\s+(\d+)\s+(\S+)\s*$")
+_STAT_MODULE = re.compile(r"^=== (\S+) ===\s*$", re.M)
+_STAT_COUNTS = ("cells", "submodules")          # the headers above the lists of cell types
+
+
+def _stat_modules(text: str) -> dict:
+    """``{module: {cell type: count}}`` of each module's own section of one ``stat``
+    ("=== name ===", then "  <n> cells" and, in newer Yosys, "  <n> submodules"
+    above the lists of "  <count>  <type>")."""
+    marks = list(_STAT_MODULE.finditer(text))
+    modules = {}
+    for mark, after in zip(marks, [*marks[1:], None]):
+        if mark.group(1) == "design":
+            continue
+        body = text[mark.end():after.start() if after else len(text)]
+        cells, listing = {}, False
+        for line in body.splitlines():
+            m = _CELL_LINE.match(line)
+            if m and m.group(2) in _STAT_COUNTS:
+                listing = True
+            elif m and listing:
+                cells[m.group(2)] = cells.get(m.group(2), 0) + int(m.group(1))
+            elif listing:
+                break
+        modules[mark.group(1)] = cells
+    return modules
 
 
 def parse_yosys_cells(log_text: str) -> dict:
-    """Cell counts of the last ``stat`` in a Yosys log (the lines "  <count>  <cell type>"
-    after "  <n> cells")."""
-    headers = list(_CELLS_HEADER.finditer(log_text))
+    """Cell counts of the whole design from the last ``stat`` in a Yosys log.
+
+    With hierarchy (modules kept, e.g. the fanout tree's groups of PEs) each
+    module's own cells are multiplied out through the instances, from the module
+    no other one instantiates: Yosys' own "design hierarchy" totals do not count
+    library cells inside submodules. Without module sections (older Yosys), the
+    lines "  <count> <cell type>" after the last "  <n> cells"."""
+    start = log_text.rfind("Printing statistics.")
+    text = log_text[start:] if start >= 0 else log_text
+    modules = _stat_modules(text)
+    if modules:
+        used = {t for cells in modules.values() for t in cells if t in modules}
+        tops = [name for name in modules if name not in used]
+
+        def expand(name, seen=()):
+            if name in seen:
+                raise ValueError(f"yosys stat: module {name} instantiates itself")
+            out = {}
+            for t, n in modules[name].items():
+                for leaf, k in (expand(t, (*seen, name)) if t in modules else {t: 1}).items():
+                    out[leaf] = out.get(leaf, 0) + n * k
+            return out
+        total = {}
+        for top in tops:
+            for t, n in expand(top).items():
+                total[t] = total.get(t, 0) + n
+        return total
+    headers = list(_CELLS_HEADER.finditer(text))
     if not headers:
         return {}
     cells = {}
-    for line in log_text[headers[-1].end():].splitlines()[1:]:
+    for line in text[headers[-1].end():].splitlines()[1:]:
         m = _CELL_LINE.match(line)
         if not m:
             break
@@ -269,7 +326,7 @@ def yosys_resources(family: str, cells: dict) -> dict:
     return out
 
 
-_PE_MODULE = re.compile(r"^module \\(\S+\.array\.pe0)$", re.M)
+_PE_MODULE = re.compile(r"^module \\(\S+\.array\.(?:group0\.)?pe0)$", re.M)
 PE_COST_RPT = "pe_cost.rpt"
 
 

@@ -17,7 +17,7 @@ from .ccu import CCU
 from .memory import delayed
 from .pe import ProcessingElement, check_image, io_width
 
-__all__ = ["EIEArray", "io_width", "READ_LATENCY", "FANOUT_PREFIX", "fanout_tree"]
+__all__ = ["EIEArray", "io_width", "READ_LATENCY", "FANOUT_PREFIX", "GROUP_PREFIX", "fanout_tree"]
 
 # Cycles from io_re to the item on io_rdata (see EIEArray.elaborate).
 READ_LATENCY = 3
@@ -26,6 +26,9 @@ READ_LATENCY = 3
 #: them ``keep`` (eie.boards.build), or Yosys would merge the copies of a stage
 #: back into one register, which is what drove every PE across the die.
 FANOUT_PREFIX = "fanout_"
+#: With a fanout tree, submodule ``group<g>`` of the array holds PEs ``8 g .. 8 g + 7``
+#: (:data:`eie.timing.FANOUT_GROUP` each) and the tree's last-stage registers for them.
+GROUP_PREFIX = "group"
 
 
 def _register(m, value, name, reset_less):
@@ -34,18 +37,21 @@ def _register(m, value, name, reset_less):
     return reg
 
 
-def fanout_tree(m, value, pes: int, stages: int, name: str, *, reset_less: bool = False):
+def fanout_tree(m, value, pes: int, stages: int, name: str, *, reset_less: bool = False, groups=None):
     """``value`` for each of ``pes`` PEs, through ``stages`` registers (a list of ``pes`` Values).
 
     The last stage has one register per group of :data:`eie.timing.FANOUT_GROUP`
     PEs (PE ``k`` takes copy ``k // FANOUT_GROUP``), each earlier stage one per
     group of ``FANOUT_GROUP`` registers of the next: a register drives at most
     ``FANOUT_GROUP`` loads and sits between its driver and them, so no net runs
-    from one register to every PE. Call it outside any ``If``/``Switch``."""
+    from one register to every PE. ``groups`` (a list of Modules, one per group
+    of PEs, or None) takes the last stage's registers, each into its group's
+    module; the earlier stages go to ``m``. Call it outside any ``If``/``Switch``."""
     copies, span = [value], FANOUT_GROUP ** (stages + 1)
     for stage in range(1, stages + 1):
         span //= FANOUT_GROUP                          # PEs behind one register of this stage
-        copies = [_register(m, copies[i // FANOUT_GROUP] if stage > 1 else value,
+        copies = [_register(groups[i] if groups is not None and stage == stages else m,
+                            copies[i // FANOUT_GROUP] if stage > 1 else value,
                             f"{FANOUT_PREFIX}{name}_s{stage}_{i}", reset_less)
                   for i in range(-(-pes // span))]
     return [copies[k // span] if stages else value for k in range(pes)]
@@ -149,18 +155,25 @@ class EIEArray(wiring.Component):
             ccu.io_we.eq(io_we),
         ]
         pes = [ProcessingElement(cfg, k, image=self._image) for k in range(cfg.pes)]
+        # With a fanout tree, the PEs behind one last-stage register form a module
+        # (submodule group<g> of PEs 8 g .. 8 g + 7, with that stage's registers):
+        # the FPGA build keeps it as a unit of hierarchy, so synthesis maps a group at
+        # a time and shares within it what its PEs compute from the same broadcast.
+        D = cfg.fanout_stages
+        groups = [Module() for _ in range(-(-cfg.pes // FANOUT_GROUP))] if D else None
+        for g, group in enumerate(groups or ()):
+            m.submodules[f"{GROUP_PREFIX}{g}"] = group
         for k, pe in enumerate(pes):
-            m.submodules[f"pe{k}"] = pe
+            (groups[k // FANOUT_GROUP] if D else m).submodules[f"pe{k}"] = pe
         # CCU -> PEs: through cfg.fanout_stages registers of a tree (none: the CCU's and
         # the io bus's registers drive every PE), the control bits reset, the data not;
         # the per-PE bits (stall, io write enable) through a plain pipeline each.
         # PEs -> CCU: credits, idle flags and register-file words through as many.
-        D = cfg.fanout_stages
         ctrl = [ccu.running, ccu.clear, ccu.bcast_valid, ccu.wb_issue, ccu.acc_clear]
         data = [ccu.codebook, ccu.bias_base, ccu.shift, ccu.relu, ccu.dst_bank, ccu.bcast, ccu.scan_addr,
                 ccu.wb_row, ccu.wb_rem, io_mem, io_addr, io_wdata]
-        ctrl_at = fanout_tree(m, Cat(*ctrl), cfg.pes, D, "ctrl")
-        data_at = fanout_tree(m, Cat(*data), cfg.pes, D, "data", reset_less=True)
+        ctrl_at = fanout_tree(m, Cat(*ctrl), cfg.pes, D, "ctrl", groups=groups)
+        data_at = fanout_tree(m, Cat(*data), cfg.pes, D, "data", reset_less=True, groups=groups)
         stall = delayed(m, ccu.pe_stall, D, "fanin_stall", reset_less=False)
         we = delayed(m, Cat(*pe_we), D, "fanin_io_we", reset_less=False)
         credit = delayed(m, Cat(pe.credit for pe in pes), D, "fanin_credit", reset_less=False)

@@ -364,22 +364,40 @@ class _PEQueues:
     which a column waits ahead of the column buffer) takes every broadcast, its
     head leaves in any cycle (free), and the credit comes back in the next cycle
     (a register, the PE's ``credit``). That the real PE takes every broadcast
-    sent under this discipline is property ``pe.credit``."""
+    sent under this discipline is property ``pe.credit``.
+
+    With ``cfg.fanout_stages = D`` the bus reaches the queues ``D`` registers
+    later and each credit the CCU ``D`` registers later, as through
+    :class:`eie.hw.array.EIEArray`'s fanout tree: ``bus_valid`` lists the bus's
+    valid bits in flight, ``credit_regs[k]`` PE ``k``'s credits in flight."""
 
     def __init__(self, m, cfg, ccu):
         from .fifo import SyncQueue
         from .layouts import broadcast_layout
+        from .memory import delayed
+        D = cfg.fanout_stages
+        valid, payload = ccu.bcast_valid, ccu.bcast
+        self.bus_valid = []
+        for i in range(D):
+            v, p = Signal(name=f"bus_valid_s{i + 1}"), Signal.like(payload, name=f"bus_payload_s{i + 1}")
+            m.d.sync += [v.eq(valid), p.eq(payload)]
+            valid, payload = v, p
+            self.bus_valid.append(v)
+        self.valid = valid                      # what the queues see
         self.queues = []
         self.credit_regs = []
         for k in range(cfg.pes):
             q = SyncQueue(broadcast_layout(cfg), cfg.credits)
             m.submodules[f"pe{k}_queue"] = q
             credit = Signal(name=f"pe{k}_credit")
-            m.d.comb += [q.w.valid.eq(ccu.bcast_valid), q.w.payload.eq(ccu.bcast), q.r.ready.eq(AnySeq(1)),
-                         ccu.pe_credit[k].eq(credit)]
+            back = [credit]
+            for i in range(D):
+                back.append(delayed(m, back[-1], 1, f"pe{k}_credit_s{i + 1}", reset_less=False))
+            m.d.comb += [q.w.valid.eq(valid), q.w.payload.eq(payload), q.r.ready.eq(AnySeq(1)),
+                         ccu.pe_credit[k].eq(back[-1])]
             m.d.sync += credit.eq(q.r.valid & q.r.ready)
             self.queues.append(q)
-            self.credit_regs.append(credit)
+            self.credit_regs.append(back)
 
 
 class CCUCreditHarness(Harness):
@@ -413,10 +431,12 @@ class CCUCreditHarness(Harness):
             m.d.comb += port.eq(AnySeq(len(Value.cast(port))))
         pes = _PEQueues(m, cfg, ccu)
         for k, q in enumerate(pes.queues):
-            m.d.comb += Assert(~ccu.bcast_valid | q.w.ready, f"broadcast only while PE {k}'s queue has room")
+            m.d.comb += Assert(~pes.valid | q.w.ready, f"broadcast only while PE {k}'s queue has room")
             credits = probe[f"credits{k}"]
+            flight = sum((Value.cast(v) for v in [ccu.bcast_valid, *pes.bus_valid, *pes.credit_regs[k]]),
+                         start=Const(0, range(cfg.credits + 1)))
             m.d.comb += [
-                Assert(credits + q.level + ccu.bcast_valid + pes.credit_regs[k] == cfg.credits,
+                Assert(credits + q.level + flight == cfg.credits,
                        f"PE {k}: credits + held + on the bus + returning == cfg.credits"),
                 Assert(probe["has_credit"][k] == (credits != 0)),
             ]
@@ -466,10 +486,16 @@ class CCUScanHarness(Harness):
         _PEQueues(m, cfg, ccu)
 
         # Register files: rf[k][a], a = bank * act_depth + r, as in the PE (registered read).
+        # Behind D = cfg.fanout_stages, the address reaches the PEs D registers later
+        # and their words the CCU D registers after the read, as in EIEArray.
+        from .memory import delayed
+        D = cfg.fanout_stages
         rf = [[AnyConst(cfg.act_bits) for _ in range(2 * depth)] for _ in range(n)]
+        scan_addr = delayed(m, ccu.scan_addr, D, "scan_addr")
         for k in range(n):
             word = Signal(cfg.act_bits, name=f"rf{k}_word")
-            m.d.sync += word.eq(Array(rf[k])[ccu.scan_addr])
+            m.d.sync += word.eq(Array(rf[k])[scan_addr])
+            word = delayed(m, word, D, f"rf{k}_word")
             m.d.comb += [ccu.scan_data[k].eq(word), ccu.scan_nz[k].eq(word != 0)]
 
         in_len, ptr_base, src_bank = probe["in_len_q"], probe["ptr_base_q"], probe["src_bank"]
@@ -1278,9 +1304,15 @@ PROPERTIES: list[Property] = [
     Property("ccu", "credit_d4", "prove", 4, CCUCreditHarness,
              "CCU (2 PEs, queues of 4): never broadcasts to a PE whose queue is full",
              {"cfg": small_config(pes=2, fifo_depth=4)}),
+    Property("ccu", "credit_fanout2", "prove", 6, CCUCreditHarness,
+             "CCU (3 PEs, queues of 2) behind 2 fanout stages (the bus and the credits 2 registers each way): "
+             "never broadcasts to a PE whose queue is full", {"cfg": small_config(fanout_stages=2)}),
     Property("ccu", "scan", "bmc", 22, CCUScanHarness,
              "CCU scan (3 PEs x 2 rows): each non-zero input j < in_len broadcast once, in order, with its value",
              cover=True, slow=True),
+    Property("ccu", "scan_fanout1", "bmc", 26, CCUScanHarness,
+             "CCU scan behind a fanout stage (the scan address and the words 1 register each way, 5 rows "
+             "queued): as ccu.scan", {"cfg": small_config(ptr_depth=8, fanout_stages=1)}, cover=True),
     Property("pe", "spmat_read", "bmc", 14, SpmatReadHarness,
              "PE Spmat read (E = 2, act_depth 4): every entry of every column issued once, in column order, "
              "no issue cycle for an empty column", cover=True, slow=True),
@@ -1453,6 +1485,17 @@ def _ccu_credit_ignores_fire():
                 m.d.comb += p["credit_left"][k].eq(credits != 0)
             return m
     return CCUCreditIgnoresFire
+
+
+def _ccu_without_fanout():
+    from .ccu import CCU
+
+    class CCUWithoutFanout(CCU):
+        """Planted bug: the CCU behind a fanout tree elaborated for ``fanout_stages = 0``
+        (a row queue of 3, fetched rows expected back in the next cycle)."""
+        def __init__(self, cfg, **kwargs):
+            super().__init__(cfg.replace(fanout_stages=0), **kwargs)
+    return CCUWithoutFanout
 
 
 def _fsm_goto(m: Module, fsm_name: str, state: str):
@@ -1649,6 +1692,11 @@ MUTANTS: list[Mutant] = [
            lambda: {"ccu_cls": _ccu_credit_ignores_fire()}, mode="bmc", depth=16),
     Mutant("ccu.credit_d4", "credit_ignores_fire", "has_credit from the count before the broadcast takes one",
            lambda: {"ccu_cls": _ccu_credit_ignores_fire()}, mode="bmc", depth=18),
+    Mutant("ccu.credit_fanout2", "credit_ignores_fire", "has_credit from the count before the broadcast takes one",
+           lambda: {"ccu_cls": _ccu_credit_ignores_fire()}, mode="bmc", depth=18),
+    Mutant("ccu.scan_fanout1", "no_fanout", "the CCU built as if its PEs were wired to it directly (D = 0): "
+           "it takes a fetched row's words 2 cycles before they arrive",
+           lambda: {"ccu_cls": _ccu_without_fanout()}),
     Mutant("queue.fifo_d8", "stuck_read_pointer", "read pointer stays on a pop that coincides with a push",
            lambda: {"queue_cls": _queue_stuck_read_pointer()}),
     Mutant("ccu.scan", "in_len_off_by_one", "the first row's mask admits j == in_len",

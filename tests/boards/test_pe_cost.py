@@ -58,6 +58,9 @@ def test_pe_cost_script_and_arithmetic():
     script = pe_cost_script(YS, IL)
     assert script.splitlines() == ["read_rtlil eie_board.il", "synth_gowin -top eie_board.board_core.core.array.pe0"]
     assert pe_cost_script(YS, "module \\eie_board\nend\n") is None        # a loopback design has no PE
+    # with a fanout tree PE 0 sits in group 0 (eie.hw.array.GROUP_PREFIX)
+    grouped = IL.replace("array.pe0", "array.group0.pe0") + "module \\eie_board.board_core.core.array.group0\nend\n"
+    assert pe_cost_script(YS, grouped).splitlines()[-1] == "synth_gowin -top eie_board.board_core.core.array.group0.pe0"
     pe = {"LUT4": 900, "CCU2C": 100, "$paramod$1\\TRELLIS_DPR16X4": 50, "$paramod$1\\TRELLIS_DPR16X4_$abc9_byp": 50,
           "TRELLIS_FF": 800, "DP16KD": 3, "MULT18X18D": 1, "PFUMX": 40}
     design = {"LUT4": 4 * 900 + 700, "CCU2C": 4 * 100 + 30, "TRELLIS_DPR16X4": 4 * 50, "TRELLIS_FF": 4 * 800 + 500,
