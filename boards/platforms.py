@@ -119,7 +119,8 @@ def _ecp5_preset(pes: int) -> EIEConfig:
 # - Codebooks and biases in one memory (merge_codebook_bias), 36-bit biases (bias_width;
 #   the quantiser gives a layer whose bias would not fit fewer fraction bits): one
 #   DP16KD (512 x 36: up to 448 bias words beside 4 x 16 codebook values).
-# - Accumulators and register files in LUT RAM (lutram_words = 64): with many PEs a PE
+# - Accumulators and register files in LUT RAM (lutram_words = 64; the register files
+#   go back into a DP16KD where the 85F has one more per PE: DENSE_DP16KD): with many PEs a PE
 #   holds few rows (act_depth 16-32), which would leave three DP16KDs nearly empty.
 # Register files hold layers up to 1024 long at every PE count (act_depth = 1024 / pes
 # rounded up to a multiple of 16; below 16 PEs they are deeper than 64 words and go
@@ -127,6 +128,18 @@ def _ecp5_preset(pes: int) -> EIEConfig:
 ECP5_DENSE_BASE = replace(ECP5_PRESET, spmat_depth=512, entries_per_word=4, ptr_depth=1024, pointer_banks=1,
                           merge_codebook_bias=1, bias_width=36, lutram_words=64)
 DENSE_MAX_LEN = 1024
+# The 85F's block RAMs: a PE takes 3 DP16KD, the UART bridge, layer table and CCU 4
+# (measured: 148 of 208 at 48 PEs). Where a fourth per PE fits (up to 51 PEs) the
+# register files (one 2 x act_depth-word memory, one read and one write port) go into
+# it instead of 20 LUT-RAM cells, about 120 logic-cell sites per PE: measured at 48 PEs,
+# 196 of 208 DP16KD and 71 % of the logic cells instead of 82 % (docs/boards.md).
+DENSE_DP16KD = 208
+DENSE_TOP_DP16KD = 4
+# Above this many PEs the PEs have no busy/stall counters (pe_counters = 0; the array's
+# cycle and broadcast counters stay) and the host reads back only what inference needs
+# (host_readback = 0: activations, layer table, counters): about 180 LUT4 sites per PE,
+# 10 500 logic cells at 48 PEs (94 % -> 82 %). --config gives them back.
+DENSE_LEAN_PES = 32
 # Up to this many PEs the CCU drives every PE directly (16 met 75 MHz); above it one
 # fanout stage (fanout_stages = 1): a register per 8 PEs between the CCU and them, and
 # one on each PE's way back, so no net crosses the die from one register to every PE.
@@ -140,8 +153,14 @@ def ecp5_dense_preset(pes: int) -> EIEConfig:
         raise ValueError(f"--pes must be a positive integer, not {pes!r}")
     rows = -(-DENSE_MAX_LEN // pes)                  # ceil(DENSE_MAX_LEN / pes)
     act = max(16, (rows + 15) // 16 * 16)
+    # accumulators (act words) in LUT RAM; the register files (2 act words) too unless a
+    # fourth DP16KD per PE is there for them
+    rf_in_bram = 4 * pes + DENSE_TOP_DP16KD <= DENSE_DP16KD
+    lean = pes > DENSE_LEAN_PES
     return replace(ECP5_DENSE_BASE, pes=pes, act_depth=act, bias_depth=max(act, min(448, 4 * act)),
-                   fanout_stages=1 if pes > DENSE_DIRECT_PES else 0)
+                   fanout_stages=1 if pes > DENSE_DIRECT_PES else 0,
+                   lutram_words=min(ECP5_DENSE_BASE.lutram_words, act if rf_in_bram else 2 * act),
+                   pe_counters=0 if lean else 1, host_readback=0 if lean else 1)
 
 
 @dataclass(frozen=True)
@@ -309,7 +328,7 @@ for _size, _luts, _brams, _dsps, _pes in (("12f", 12288, 56, 28, 2), ("25f", 242
         description=f"Radiona ULX3S with ECP5 LFE5U-{_size.upper()} ({_luts} LUTs, {_brams} DP16KD, "
                     f"{_dsps} MULT18), 25 MHz, FTDI UART",
         # The 85F: the three-DP16KD PE (ecp5_dense_preset), sized per --pes: 48 PEs fit
-        # (148 / 208 DP16KD) but are not routed at 75 MHz yet (docs/boards.md), so the
+        # (196 / 208 DP16KD) but do not meet 75 MHz yet (docs/boards.md), so the
         # default stays 16 PEs at 50 MHz; the smaller parts keep the ten-DP16KD preset.
         preset=ecp5_dense_preset(_pes) if _size == "85f" else _ecp5_preset(_pes),
         scaled=ecp5_dense_preset if _size == "85f" else None,

@@ -19,13 +19,22 @@ needs_yosys = pytest.mark.skipif(not (Path(sys.executable).parent / "yowasp-yosy
 def test_dense_ecp5_pe_takes_three_block_rams(tmp_path, pes):
     """The issue's target: a PE in at most 3 DP16KD (Spmat, both pointer ports in one true
     dual-port block RAM, codebooks with biases); accumulators and register files in LUT
-    RAM. The same PE with two pointer banks (the iCE40/ASIC layout) takes one more."""
+    RAM. The same PE with two pointer banks (the iCE40/ASIC layout) takes one more. Where
+    the 85F has a fourth DP16KD per PE (48 PEs: 4 x 48 + 4 of 208), the preset puts the
+    register files into it, and the LUT-RAM cells they took (64 x 17 bits: 4 x 5) go."""
     cfg = ecp5_dense_preset(pes)
     dense = yosys_resources("ecp5", synth_pe(cfg, "ulx3s-85f", tmp_path))
-    assert dense["BRAM"] <= 3 and dense["DSP"] == 1
-    assert dense["LUTRAM"] > 0                   # accumulators and register files
-    banked = yosys_resources("ecp5", synth_pe(cfg.replace(pointer_banks=2), "ulx3s-85f", tmp_path / "banks"))
-    assert banked["BRAM"] == dense["BRAM"] + 1
+    three = cfg.replace(lutram_words=64)         # accumulators and register files in LUT RAM
+    lean = dense if three == cfg else yosys_resources("ecp5", synth_pe(three, "ulx3s-85f", tmp_path / "three"))
+    assert lean["BRAM"] <= 3 and lean["DSP"] == 1
+    assert lean["LUTRAM"] > 0                    # accumulators and register files
+    if pes * (lean["BRAM"] + 1) + 4 <= 208:      # the LFE5U-85F has 208 DP16KD
+        assert dense["BRAM"] == lean["BRAM"] + 1
+        assert lean["LUTRAM"] - dense["LUTRAM"] == (2 * cfg.act_depth // 16) * -(-(cfg.act_bits + 1) // 4)
+    else:
+        assert dense == lean
+    banked = yosys_resources("ecp5", synth_pe(three.replace(pointer_banks=2), "ulx3s-85f", tmp_path / "banks"))
+    assert banked["BRAM"] == lean["BRAM"] + 1
 
 
 def test_the_85f_board_builds_the_dense_preset_at_every_pe_count():
