@@ -18,7 +18,8 @@ in the last 50 ms), 4 PLL locked.
 import re
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, ClockDomain, Const, Elaboratable, Instance, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, DomainRenamer, Elaboratable, Instance, Module, Mux,
+                          Signal)
 from amaranth.lib import fifo, io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -253,8 +254,9 @@ class BoardCore(wiring.Component):
     leds: Out(N_STATUS_LEDS)
 
     def __init__(self, core, *, clk_hz: float, baud: int, timeout_s: float = 0.01,
-                 max_words: int = MAX_FRAME_WORDS):
+                 max_words: int = MAX_FRAME_WORDS, reset_buffer=None):
         self._core = core
+        self._reset_buffer = reset_buffer
         self.clk_hz = clk_hz
         self.bridge = UARTBridge(clk_hz=clk_hz, baud=baud, timeout_s=timeout_s, max_words=max_words)
         super().__init__()
@@ -263,13 +265,20 @@ class BoardCore(wiring.Component):
         m = Module()
         m.submodules.bridge = bridge = self.bridge
         # SYNC resets the core's command decoder (memories keep their contents). The
-        # pulse is registered first: decoded from the frame FSM it drove the reset of
-        # every flip-flop across the die in the same cycle (48 PEs on the ECP5: 17.1 ns,
-        # 4.8 of them before the reset net, the critical path). The core is reset a cycle
+        # core runs in a domain of its own ("core": the sync clock) whose reset is one
+        # register, set by the sync reset (PLL lock) or a SYNC frame's pulse: decoded
+        # from the frame FSM, that pulse drove the reset of every flip-flop across the
+        # die in the same cycle (48 PEs on the ECP5: 17.1 ns, the critical path). On the
+        # ECP5 the register drives the core through a global buffer (reset_buffer: a
+        # DCCA, a global net that reaches every slice's LSR). The core is reset a cycle
         # after the bridge's response queue, so a word it sends in that cycle is dropped.
-        core_reset = Signal()
+        core_reset = Signal(init=1)
         m.d.sync += core_reset.eq(bridge.core_reset)
-        m.submodules.core = ResetInserter(core_reset)(self._core)
+        cd_core = ClockDomain("core", local=True)
+        m.domains += cd_core
+        m.d.comb += [cd_core.clk.eq(ClockSignal("sync")),
+                     cd_core.rst.eq(self._reset_buffer(m, core_reset) if self._reset_buffer else core_reset)]
+        m.submodules.core = DomainRenamer("core")(self._core)
         wiring.connect(m, bridge.host_in, self._core.host_in)
         out, to = self._core.host_out, bridge.host_out
         m.d.comb += [to.payload.eq(out.payload), to.valid.eq(out.valid & ~core_reset), out.ready.eq(to.ready)]
@@ -312,6 +321,14 @@ class BoardCore(wiring.Component):
         return m
 
 
+def ecp5_global_buffer(m, signal):
+    """``signal`` through an ECP5 DCCA onto a global net (nextpnr routes it to every load,
+    LSR and CE pins included, on the primary clock network)."""
+    out = Signal(name=f"{signal.name}_global")
+    m.submodules[f"{signal.name}_dcca"] = Instance("DCCA", i_CLKI=signal, i_CE=Const(1), o_CLKO=out)
+    return out
+
+
 class BoardTop(Elaboratable):
     """The design ``eie build`` synthesises for a board.
 
@@ -326,7 +343,8 @@ class BoardTop(Elaboratable):
     def __init__(self, board, core, *, pll: PLLSettings, baud: int, timeout_s: float = 0.01):
         self.board = board
         self.pll = pll
-        self.core = BoardCore(core, clk_hz=pll.achieved_mhz * 1e6, baud=baud, timeout_s=timeout_s)
+        self.core = BoardCore(core, clk_hz=pll.achieved_mhz * 1e6, baud=baud, timeout_s=timeout_s,
+                              reset_buffer=ecp5_global_buffer if board.family == "ecp5" else None)
 
     def elaborate(self, platform):
         m = Module()
