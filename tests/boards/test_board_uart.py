@@ -11,6 +11,7 @@ and the outputs read back through ``tx`` must equal
 import hashlib
 import json
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -223,3 +224,37 @@ def test_eie_run_program_over_serial(tmp_path):
     assert out["golden_mismatches"] == 0 and out["eie_calls"] == 2
     assert out["predictions"] == [int(v) for v in golden.argmax(axis=1)]
     assert all(c > 0 for c in (out["cycles_min"], out["cycles_max"]))
+
+
+
+def _rtlil_modules(text):
+    """``{name: body}`` of every module of an RTLIL text."""
+    return {m.group(1): m.group(2) for m in re.finditer(r"^module \\(\S+)\n(.*?)^end$", text, re.M | re.S)}
+
+
+def _connections(body, cell_type):
+    """``{port: signal}`` of the one cell of ``cell_type`` in a module body."""
+    cells = re.findall(rf"^  cell \\{re.escape(cell_type)} \S+\n(.*?)^  end$", body, re.M | re.S)
+    assert len(cells) == 1, f"{len(cells)} cells of type {cell_type}"
+    return {port: sig.removesuffix(" [0]") for port, sig in re.findall(r"connect \\(\S+) (.+)", cells[0])}
+
+
+@pytest.mark.parametrize("buffered", [False, True])
+def test_core_reset_is_one_register_and_on_the_ecp5_a_global(buffered):
+    """The core's only reset is one flip-flop (set by the sync reset or a SYNC frame), not the
+    frame FSM's decode, and on the ECP5 that flip-flop reaches the core through a DCCA
+    (48 PEs: the decoded reset across the die was the critical path, 17.1 ns)."""
+    from amaranth.back import rtlil
+    from eie.boards.top import BoardCore, LoopbackCore, ecp5_global_buffer
+    core = BoardCore(LoopbackCore(), clk_hz=12e6, baud=1_000_000,
+                     reset_buffer=ecp5_global_buffer if buffered else None)
+    modules = _rtlil_modules(rtlil.convert(core, name="top"))
+    top = modules["top"]
+    assert not re.search(r"wire width 1 input \d+ \\rst\n", modules["top.core"])   # no sync reset of its own
+    reset_in = _connections(top, "top.core")["core_rst"]
+    registers = {q.removesuffix(" [0]") for q in re.findall(r"connect \\Q (.+)", top)}
+    if buffered:
+        dcca = _connections(top, "DCCA")
+        assert dcca["CE"] == "1'1" and dcca["CLKI"] in registers and reset_in == dcca["CLKO"]
+    else:
+        assert "DCCA" not in top and reset_in in registers
