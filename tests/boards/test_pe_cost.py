@@ -25,16 +25,16 @@ def test_dense_ecp5_pe_takes_three_block_rams(tmp_path, pes):
     cfg = ecp5_dense_preset(pes)
     dense = yosys_resources("ecp5", synth_pe(cfg, "ulx3s-85f", tmp_path))
     three = cfg.replace(lutram_words=64)         # accumulators and register files in LUT RAM
-    lean = dense if three == cfg else yosys_resources("ecp5", synth_pe(three, "ulx3s-85f", tmp_path / "three"))
-    assert lean["BRAM"] <= 3 and lean["DSP"] == 1
-    assert lean["LUTRAM"] > 0                    # accumulators and register files
-    if pes * (lean["BRAM"] + 1) + 4 <= 208:      # the LFE5U-85F has 208 DP16KD
-        assert dense["BRAM"] == lean["BRAM"] + 1
-        assert lean["LUTRAM"] - dense["LUTRAM"] == (2 * cfg.act_depth // 16) * -(-(cfg.act_bits + 1) // 4)
+    three_bram = dense if three == cfg else yosys_resources("ecp5", synth_pe(three, "ulx3s-85f", tmp_path / "three"))
+    assert three_bram["BRAM"] <= 3 and three_bram["DSP"] == 1
+    assert three_bram["LUTRAM"] > 0                    # accumulators and register files
+    if pes * (three_bram["BRAM"] + 1) + 4 <= 208:      # the LFE5U-85F has 208 DP16KD
+        assert dense["BRAM"] == three_bram["BRAM"] + 1
+        assert three_bram["LUTRAM"] - dense["LUTRAM"] == (2 * cfg.act_depth // 16) * -(-(cfg.act_bits + 1) // 4)
     else:
-        assert dense == lean
+        assert dense == three_bram
     banked = yosys_resources("ecp5", synth_pe(three.replace(pointer_banks=2), "ulx3s-85f", tmp_path / "banks"))
-    assert banked["BRAM"] == lean["BRAM"] + 1
+    assert banked["BRAM"] == three_bram["BRAM"] + 1
 
 
 def test_the_85f_board_builds_the_dense_preset_at_every_pe_count():
