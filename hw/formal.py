@@ -411,7 +411,8 @@ class CCUCreditHarness(Harness):
     push into a full queue would lose a column). The induction needs the
     credit bookkeeping as an invariant (asserted, so also proven): for every PE
     ``credits[k] + level[k] + bcast_valid + credit_in_flight[k] == cfg.credits``,
-    ``has_credit[k] == (credits[k] != 0)``, ``all_ready == has_credit.all()``.
+    ``has_credit[k] == (credits[k] != 0)``, ``has_two[k] == (credits[k] >= 2)``,
+    ``all_ready == has_credit.all()``.
     """
 
     def __init__(self, *, cfg=None, ccu_cls=None):
@@ -439,6 +440,7 @@ class CCUCreditHarness(Harness):
                 Assert(credits + q.level + flight == cfg.credits,
                        f"PE {k}: credits + held + on the bus + returning == cfg.credits"),
                 Assert(probe["has_credit"][k] == (credits != 0)),
+                Assert(probe["has_two"][k] == (credits >= 2)),
             ]
         m.d.comb += Assert(probe["all_ready"] == probe["has_credit"].all())
         return m
@@ -1475,14 +1477,12 @@ def _ccu_credit_ignores_fire():
     from .ccu import CCU
 
     class CCUCreditIgnoresFire(CCU):
-        """Planted bug: ``has_credit`` is computed from the credit count before this
-        cycle's broadcast takes one (the credit of the broadcast in flight is spent twice)."""
+        """Planted bug: ``has_credit`` and ``all_ready`` are computed as if this
+        cycle's broadcast took no credit (the credit of the broadcast in flight is spent twice)."""
         def elaborate(self, platform):
             m = super().elaborate(platform)
             p = Probe(m, "CCU")
-            for k in range(self.cfg.pes):
-                credits = p[f"credits{k}"]
-                m.d.comb += p["credit_left"][k].eq(credits != 0)
+            m.d.comb += p["room_taken"].eq(p["room_kept"])
             return m
     return CCUCreditIgnoresFire
 
