@@ -71,8 +71,11 @@ ICE40_PRESET = replace(DEFAULT, pes=4, fifo_depth=2, column_buffer_depth=1, act_
                        # one memory (the 64 codebook words fill the 128 biases' spare rows),
                        # 16-bit biases (digits-mlp's largest is 1409; the quantiser gives a
                        # layer with larger ones fewer codebook fraction bits): one EBR per PE
-                       # for both instead of three.
-                       pe_counters=0, hold_pointer_read=1, host_readback=0, merge_codebook_bias=1, bias_width=16)
+                       # for both instead of three. Queues of 2: a returned credit is spent at
+                       # once (credit_bypass; four PEs' AND is one LUT), else a broadcast-bound
+                       # layer runs at 4 broadcasts per 5 cycles.
+                       pe_counters=0, hold_pointer_read=1, host_readback=0, merge_codebook_bias=1, bias_width=16,
+                       credit_bypass=1)
 # The issue's target (4 PEs at 24 MHz) is the preset itself; kept as a name.
 ICE40_TARGET = ICE40_PRESET
 # iCE40 parts without SPRAM (HX/LP): two PEs with a small Spmat in EBRs and

@@ -57,13 +57,14 @@ _LIMITS = {
     "pointer_banks":        (1, 2, "pointer memories per PE: 2 (even/odd banks) or 1 (one memory, two read ports)"),
     "lutram_words":         (0, 1 << 16, "PE memories of at most this many words are LUT RAM (0: none)"),
     "fanout_stages":        (0, 4, "register stages between the CCU and every PE, each way (0: none)"),
+    "credit_bypass":        (0, 1, "a returned credit is used in the cycle it reaches the CCU (1) or the next (0)"),
 }
 
 # Fields added later, with their defaults: left out of the digest at the default
 # (EIEConfig.digest), so older designs and images keep theirs.
 _LATE_FIELDS = {"io_read_stages": 0, "pe_counters": 1, "merge_codebook_bias": 0, "hold_pointer_read": 0,
                 "host_readback": 1, "bias_width": 0, "wb_read_stages": 0, "pointer_banks": 2, "lutram_words": 0,
-                "fanout_stages": 0}
+                "fanout_stages": 0, "credit_bypass": 0}
 
 # Layer-table entry, packed LSB first in this order (see docs/protocol.md).
 # Widths are functions of the config so that hardware and host agree.
@@ -206,6 +207,17 @@ class EIEConfig:
         a layer ends ``D`` cycles after its last PE goes idle; the cycle model
         follows (docs/hardware.md, "Timing"). The ULX3S-85F's dense preset uses
         1 above 16 PEs.
+    credit_bypass : int
+        1: a credit a PE returns is spent in the cycle it reaches the CCU: the
+        broadcast decision is an AND over every PE of "holds a credit or
+        returns one now", so a credit comes back one cycle sooner (a queue slot
+        freed in cycle ``t`` is used from ``t + 1``) and a shallow queue keeps
+        more of its broadcast rate (``eie sweep fig8``). The price is that path:
+        the PEs' credit registers (or their fan-in registers) run through an
+        ``N``-input AND into the broadcast decision and everything it drives.
+        0 (the default): the CCU registers that AND first (a credit is spent a
+        cycle later), so the decision comes from CCU registers alone. The iCE40
+        preset (4 PEs, queues of 2) uses 1, the ECP5 presets 0.
     """
 
     pes: int = 4
@@ -233,6 +245,7 @@ class EIEConfig:
     pointer_banks: int = 2
     lutram_words: int = 0
     fanout_stages: int = 0
+    credit_bypass: int = 0
 
     def __post_init__(self):
         for f in fields(self):

@@ -24,9 +24,10 @@ CCU (row ``r`` holds ``j = r N .. r N + N - 1``)
     ``X_r = max(F_r + 1, t_last(previous non-zero row))`` is the cycle row
     ``r`` replaces the row being broadcast.
     ``a_b = X_r + 1`` for the first broadcast of row ``r``, else ``t_{b-1} + 1``.
-    ``t_b = max(a_b, max_k l_k(b - S) + 2 + D)``   (fires when every PE holds a credit:
+    ``t_b = max(a_b, max_k l_k(b - S) + 2 + D - Y)``   (fires when every PE holds a credit:
     column ``b - S`` leaving P2 in ``l`` returns its credit in ``l + 1``, seen by the
-    CCU in ``l + 1 + D``; the broadcast bus is a register, so the PEs take it in ``t_b + 1 + D``)
+    CCU in ``l + 1 + D`` and spent from ``l + 2 + D``, or with ``Y = cfg.credit_bypass`` = 1
+    in that cycle; the broadcast bus is a register, so the PEs take it in ``t_b + 1 + D``)
 PE ``k`` (``i`` = index among the PE's non-empty columns)
     ``q_b = max(t_b + 1 + D, m_{b-1})``        (into P1: off the bus when the queue is
     empty and P1 free, else popped from the queue; P1 reads the pointers)
@@ -153,7 +154,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
     ----------
     cfg : EIEConfig
         Uses ``pes``, ``credits`` (``fifo_depth`` + 2), ``column_buffer_depth``,
-        ``fanout_stages``, ``mac_latency`` and ``writeback_latency``.
+        ``fanout_stages``, ``credit_bypass``, ``mac_latency`` and ``writeback_latency``.
     col_entries : (pes, in_len) array
         Entries (padding included) of each PE's slice of each column, e.g.
         ``EncodedLayer.col_entries`` or differences of the pointers.
@@ -175,6 +176,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
     slots = cfg.credits
     cbuf = cfg.column_buffer_depth
     D = cfg.fanout_stages
+    credit_lag = 2 + D - cfg.credit_bypass              # l(b - S) + credit_lag: its credit is spent
 
     cols = np.flatnonzero(xs)
     nb = len(cols)
@@ -221,7 +223,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
         avail[b] = a
         t = a
         if b >= slots:
-            t = max(a, int(l_max[b - slots]) + 2 + D)
+            t = max(a, int(l_max[b - slots]) + credit_lag)
         broadcast_stalls += t - a
         t_prev = t
 
@@ -240,7 +242,7 @@ def layer_cycles(cfg: EIEConfig, col_entries, x, out_len: int) -> LayerTiming:
 
     stalls = np.zeros(n, np.int64)
     if nb > slots:
-        stalls = np.maximum(l_hist[:nb - slots] + 2 + D - avail[slots:nb, None], 0).sum(axis=0)
+        stalls = np.maximum(l_hist[:nb - slots] + credit_lag - avail[slots:nb, None], 0).sum(axis=0)
 
     if nb:
         if prev_row < rows_in - 1:

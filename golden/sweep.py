@@ -64,6 +64,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fifo-depth", type=int, default=8, help="queue depth of the PE sweeps (default: 8)")
     parser.add_argument("--column-buffer-depth", type=int, default=None,
                         help="column buffer depth (default: the paper preset's)")
+    parser.add_argument("--credit-bypass", type=int, choices=(0, 1), default=None,
+                        help="EIEConfig.credit_bypass: 1 spends a returned credit in the cycle it reaches the CCU "
+                             "(default: the paper preset's)")
     parser.add_argument("--zrun-bits", default="4,5", metavar="Z,Z",
                         help="zero-run widths compared by zrun (default: 4,5)")
     parser.add_argument("--scale", type=int, default=1,
@@ -620,6 +623,8 @@ def main(args) -> int:
     if args.column_buffer_depth is not None:
         base = base.replace(column_buffer_depth=args.column_buffer_depth)
     base = base.replace(fifo_depth=args.fifo_depth)
+    if args.credit_bypass is not None:
+        base = base.replace(credit_bypass=args.credit_bypass)
     modes = MODES if args.mode == "both" else (args.mode,)
     if args.fpga:
         from eie.cluster import executor_from_args

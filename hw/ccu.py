@@ -257,6 +257,11 @@ class CCU(wiring.Component):
         credits = [Signal(range(slots + 1), init=slots, name=f"credits{k}") for k in range(n)]
         has_credit = Signal(n, init=(1 << n) - 1)
         all_ready = Signal(init=1)                    # has_credit.all(), as a register of its own
+        # What a broadcast needs now: every PE holding a credit, from all_ready (a
+        # register), or with cfg.credit_bypass holding one or returning one now.
+        # room_now[k]: PE k has room now (pe_stall).
+        ready = Signal()
+        room_now = Signal(n)
         all_idle = self.pe_idle.all()
         # The decision state of the current row is kept in registers beside
         # cur_mask, so that no decision waits for a carry chain or an OR over
@@ -292,7 +297,7 @@ class CCU(wiring.Component):
         scan_done = Signal()
         m.d.comb += [
             self.bcast_pending.eq(cur_any),
-            fire.eq(cur_any & all_ready),
+            fire.eq(cur_any & ready),
             cur_free.eq(~cur_any | (fire & cur_last)),
             head_valid.eq(occ != 0),
             head_any.eq(head_mask.any()),
@@ -313,7 +318,7 @@ class CCU(wiring.Component):
             self.bcast_valid.eq(fire),
             self.bcast.ptr.eq(cur_base + lnzd.index),
             self.bcast.value.eq(lnzd.o_data),
-            self.pe_stall.eq(Mux(cur_any, ~has_credit, 0)),
+            self.pe_stall.eq(Mux(cur_any, ~room_now, 0)),
         ]
 
         # all_ready's next value is has_credit's next value, ANDed over the PEs: the
@@ -325,6 +330,10 @@ class CCU(wiring.Component):
         room_kept = Signal(n)                         # credit_next != 0 if nothing is sent
         room_taken = Signal(n)                        # ... if a broadcast takes one
         credit_left = Signal(n)
+        if cfg.credit_bypass:
+            m.d.comb += [room_now.eq(room_kept), ready.eq(room_kept.all())]
+        else:
+            m.d.comb += [room_now.eq(has_credit), ready.eq(all_ready)]
         m.d.comb += [room_kept.eq(has_credit | self.pe_credit),
                      room_taken.eq(has_two | (has_credit & self.pe_credit)),
                      credit_left.eq(Mux(fire, room_taken, room_kept))]
@@ -422,7 +431,7 @@ class CCU(wiring.Component):
                 m.d.sync += cnt[Counter.CYCLES].eq(cnt[Counter.CYCLES] + 1)
             with m.If(fire):
                 m.d.sync += cnt[Counter.BROADCASTS].eq(cnt[Counter.BROADCASTS] + 1)
-            with m.If(cur_any & ~all_ready):
+            with m.If(cur_any & ~ready):
                 m.d.sync += cnt[Counter.BROADCAST_STALLS].eq(cnt[Counter.BROADCAST_STALLS] + 1)
             with m.If(last_wb_cycle):
                 m.d.sync += cnt[Counter.LAYERS].eq(cnt[Counter.LAYERS] + 1)

@@ -1309,6 +1309,11 @@ PROPERTIES: list[Property] = [
     Property("ccu", "credit_fanout2", "prove", 6, CCUCreditHarness,
              "CCU (3 PEs, queues of 2) behind 2 fanout stages (the bus and the credits 2 registers each way): "
              "never broadcasts to a PE whose queue is full", {"cfg": small_config(fanout_stages=2)}),
+    Property("ccu", "credit_bypass", "prove", 4, CCUCreditHarness,
+             "CCU (3 PEs, queues of 2) spending a returned credit in the cycle it arrives (credit_bypass): "
+             "never broadcasts to a PE whose queue is full", {"cfg": small_config(credit_bypass=1)}),
+    Property("ccu", "credit_bypass_fanout1", "prove", 5, CCUCreditHarness,
+             "as credit_bypass behind 1 fanout stage", {"cfg": small_config(credit_bypass=1, fanout_stages=1)}),
     Property("ccu", "scan", "bmc", 22, CCUScanHarness,
              "CCU scan (3 PEs x 2 rows): each non-zero input j < in_len broadcast once, in order, with its value",
              cover=True, slow=True),
@@ -1485,6 +1490,22 @@ def _ccu_credit_ignores_fire():
             m.d.comb += p["room_taken"].eq(p["room_kept"])
             return m
     return CCUCreditIgnoresFire
+
+
+def _ccu_spent_credit_lost():
+    from .ccu import CCU
+
+    class CCUSpentCreditLost(CCU):
+        """Planted bug: a credit that comes back in a cycle in which a broadcast
+        fires is not added to the count (it was spent, and the broadcast takes
+        one more): the count falls behind the PE's free room."""
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            p = Probe(m, "CCU")
+            for k in range(self.cfg.pes):
+                m.d.comb += p[f"credit_next{k}"].eq(p[f"credits{k}"] + (self.pe_credit[k] & ~p["fire"]) - p["fire"])
+            return m
+    return CCUSpentCreditLost
 
 
 def _ccu_without_fanout():
@@ -1694,6 +1715,10 @@ MUTANTS: list[Mutant] = [
            lambda: {"ccu_cls": _ccu_credit_ignores_fire()}, mode="bmc", depth=18),
     Mutant("ccu.credit_fanout2", "credit_ignores_fire", "has_credit from the count before the broadcast takes one",
            lambda: {"ccu_cls": _ccu_credit_ignores_fire()}, mode="bmc", depth=18),
+    Mutant("ccu.credit_bypass", "credit_ignores_fire", "has_credit from the count before the broadcast takes one",
+           lambda: {"ccu_cls": _ccu_credit_ignores_fire()}, mode="bmc", depth=16),
+    Mutant("ccu.credit_bypass_fanout1", "spent_credit_lost", "a credit spent in the cycle it comes back is "
+           "also taken from the count", lambda: {"ccu_cls": _ccu_spent_credit_lost()}, mode="bmc", depth=16),
     Mutant("ccu.scan_fanout1", "no_fanout", "the CCU built as if its PEs were wired to it directly (D = 0): "
            "it takes a fetched row's words 2 cycles before they arrive",
            lambda: {"ccu_cls": _ccu_without_fanout()}),

@@ -270,7 +270,7 @@ def random_config(seed: int, index: int) -> EIEConfig:
     ``max_layers``, ``counter_bits`` and the optional stages
     (``io_read_stages``, ``pe_counters``, ``merge_codebook_bias``,
     ``hold_pointer_read``, ``host_readback``, ``bias_width``,
-    ``wb_read_stages``, ``pointer_banks``, ``lutram_words``)."""
+    ``wb_read_stages``, ``pointer_banks``, ``lutram_words``, ``credit_bypass``)."""
     rng = np.random.default_rng([int(seed), int(index), 0x7e9])
     pes = int(rng.choice([1, 2, 3, 4, 5, 6, 8]))
     act_bits = int(rng.integers(4, 17))
@@ -306,6 +306,7 @@ def random_config(seed: int, index: int) -> EIEConfig:
     # (and every earlier config of a seed) are drawn as before.
     late = np.random.default_rng([int(seed), int(index), 0x7ea])
     fields.update(pointer_banks=int(late.integers(1, 3)), lutram_words=int(late.choice([0, 0, 16, 64])))
+    fields.update(credit_bypass=int(np.random.default_rng([int(seed), int(index), 0x7eb]).integers(0, 2)))
     cfg = EIEConfig(**fields)
     if rng.random() < 0.4:                   # a narrow bias word (2 .. acc_bits - 1)
         cfg = cfg.replace(bias_width=int(rng.integers(2, cfg.acc_bits)))

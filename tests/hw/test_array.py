@@ -27,7 +27,8 @@ from eie.hw.array import EIEArray, io_width
 
 # The area options the iCE40 presets switch on (eie.boards.platforms); tested here
 # with small memories.
-ICE40_OPTIONS = dict(pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1, host_readback=0, bias_width=16)
+ICE40_OPTIONS = dict(pe_counters=0, merge_codebook_bias=1, hold_pointer_read=1, host_readback=0, bias_width=16,
+                     credit_bypass=1)
 
 
 def _to_unsigned(value, width):
@@ -210,6 +211,12 @@ CASES = [
     ("pes17-fanout2-ptr1-lutram-io1-wb1", dict(pes=17, entries_per_word=4, fifo_depth=2, fanout_stages=2, act_depth=8,
                                                pointer_banks=1, lutram_words=64, io_read_stages=1, wb_read_stages=1),
      (70, 60), 0.15, 0.6, True, False),
+    # credits spent in the cycle they come back (credit_bypass): queues of 1 (the credit loop
+    # binds), with and without a fanout stage, a second run on the same array
+    ("pes5-bypass-fifo1-2runs", dict(pes=5, fifo_depth=1, column_buffer_depth=1, credit_bypass=1, act_depth=16),
+     (40, 33, 20), 0.4, 0.7, True, False),
+    ("pes10-fanout1-bypass-fifo2", dict(pes=10, fifo_depth=2, column_buffer_depth=2, fanout_stages=1, credit_bypass=1,
+                                        act_depth=8), (60, 45), 0.3, 0.6, True, False),
     # the iCE40 presets' area options (eie.boards.platforms.ICE40_PRESET)
     ("pes4-ice40-lean-chain", dict(pes=4, fifo_depth=2, column_buffer_depth=1, act_bits=8, act_frac_bits=6,
                                    codebook_bits=8, entries_per_word=2, act_depth=16, **ICE40_OPTIONS),
